@@ -1,0 +1,1 @@
+//! Namespace and mount plumbing for imafs, with no IMA knowledge.

@@ -1,0 +1,46 @@
+//! The `imafs` command line (clap). Each subcommand lives in its own module.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "imafs",
+    version,
+    about = "Per-container Linux IMA in user space"
+)]
+pub struct Cli {
+    /// env_logger filter (error, warn, info, debug, trace); RUST_LOG works too.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the version of the engine's kernel model.
+    Version,
+}
+
+/// Set up logging from `--log-level` or `RUST_LOG` (default: warn).
+pub fn init_logging(level: Option<&str>) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    if let Some(level) = level {
+        builder.parse_filters(level);
+    }
+    // A second init (tests) is harmless.
+    let _ = builder.try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    match cli.command {
+        Command::Version => {
+            println!("imafs {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}

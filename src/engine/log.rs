@@ -1,0 +1,1 @@
+//! engine::log (being built).

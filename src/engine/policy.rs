@@ -1,0 +1,1 @@
+//! engine::policy (being built).

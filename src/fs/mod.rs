@@ -1,0 +1,1 @@
+//! FUSE file systems served by the daemon.

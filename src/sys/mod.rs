@@ -1,0 +1,1 @@
+//! System-call wrappers: the only place `unsafe` and raw `libc` calls live.
