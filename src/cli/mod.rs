@@ -1,6 +1,8 @@
 //! The `imafs` command line (clap). Each subcommand lives in its own module.
 
 use clap::{Parser, Subcommand};
+
+pub mod policy;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -21,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the version of the engine's kernel model.
     Version,
+    /// IMA policy tools (`imafs policy check [FILE|-]`).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Set up logging from `--log-level` or `RUST_LOG` (default: warn).
@@ -42,5 +47,6 @@ pub fn main() -> ExitCode {
             println!("imafs {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }
