@@ -1,4 +1,83 @@
-fn main() {
-    eprintln!("mount-helper: no subcommand yet");
-    std::process::exit(2);
+//! `mount-helper exec --root DIR [--securityfs DIR] -- CMD...`: run CMD with DIR as `/` in new
+//! namespaces (user + mount for an unprivileged caller, mount only for root), with `/proc`,
+//! `/dev`, `/sys` and optionally DIR at `/sys/kernel/security`. Exits with CMD's status.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mount_helper::{ExecOptions, UserNamespace};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mount-helper",
+    version,
+    about = "Namespace and mount plumbing for imafs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run CMD with DIR as its root in new namespaces.
+    Exec {
+        /// Directory that becomes `/`.
+        #[arg(long)]
+        root: PathBuf,
+        /// Directory shown at /sys/kernel/security (e.g. an `imafs serve --securityfs` mount).
+        #[arg(long)]
+        securityfs: Option<PathBuf>,
+        /// Create a user namespace: auto (only when not root), always, never.
+        #[arg(long, value_enum, default_value_t = UserNs::Auto)]
+        userns: UserNs,
+        /// Keep the host's pid namespace (and bind its /proc).
+        #[arg(long)]
+        no_pid_ns: bool,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        command: Vec<OsString>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum UserNs {
+    Auto,
+    Always,
+    Never,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Exec {
+            root,
+            securityfs,
+            userns,
+            no_pid_ns,
+            command,
+        } => {
+            let opts = ExecOptions {
+                root,
+                securityfs,
+                user_ns: match userns {
+                    UserNs::Auto => UserNamespace::Auto,
+                    UserNs::Always => UserNamespace::Always,
+                    UserNs::Never => UserNamespace::Never,
+                },
+                new_pid_ns: !no_pid_ns,
+                command,
+            };
+            match mount_helper::exec(&opts) {
+                Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
+                Err(e) => {
+                    eprintln!("mount-helper: {e}");
+                    ExitCode::from(mount_helper::container::EXIT_SETUP_FAILED as u8)
+                }
+            }
+        }
+    }
 }
