@@ -1,7 +1,9 @@
 //! The IMA engine: everything the kernel's `security/integrity/ima/` does, in-process.
 
+pub mod audit;
 pub mod hash;
 pub mod log;
+pub mod measure;
 pub mod pcr;
 pub mod policy;
 pub mod template;
