@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod hash;
+pub mod ima;
 pub mod log;
 pub mod measure;
 pub mod pcr;

@@ -1,0 +1,1112 @@
+//! The IMA state of one namespace: active policy, measurement list, PCR banks, violation
+//! counter, per-file cache and audit sink, and the hook entry points that tie them together
+//! the way security/integrity/ima/ima_main.c, ima_api.c, ima_queue.c, ima_fs.c and
+//! ima_init.c do (IMA-SPEC 2, 4, 5).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::audit::{
+    self, AuditInode, AuditSink, AuditTask, AUDIT_INTEGRITY_DATA, AUDIT_INTEGRITY_PCR,
+    AUDIT_INTEGRITY_POLICY_RULE, AUDIT_INTEGRITY_RULE, AUDIT_INTEGRITY_STATUS,
+};
+use super::hash::{Digest, HashAlgo};
+use super::log::{MeasurementList, Record};
+use super::measure::{FileId, FileState, FileVersion, MeasureCache, ViolationLimit};
+use super::pcr::PcrBanks;
+use super::policy::{
+    self, Actions, Decision, Func, MatchInput, Object, Policy, Rule, Subject, MAY_READ,
+};
+use super::template::{EventData, TemplateDesc};
+use super::Errno;
+
+/// `ima_appraise=` (IMA-SPEC 8.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AppraiseMode {
+    #[default]
+    Off,
+    Enforce,
+    Fix,
+    Log,
+}
+
+/// Boot-time configuration of one IMA instance (the kernel's command line and Kconfig).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `ima_hash=`: file hash algorithm when `security.ima` names none.
+    pub hash: HashAlgo,
+    /// `ima_template=` name, or an `ima_template_fmt=` format string (`d-ng|n-ng|sig`).
+    pub template: String,
+    /// The emulated TPM's allocated PCR banks, in TPM order.
+    pub banks: Vec<HashAlgo>,
+    /// `CONFIG_IMA_MEASURE_PCR_IDX`.
+    pub pcr: u32,
+    /// `ima_policy=` names (`tcb`, `appraise_tcb`, `secure_boot`, `critical_data`,
+    /// `fail_securely`).
+    pub builtin_policy: Vec<String>,
+    /// `CONFIG_IMA_READ_POLICY`.
+    pub read_policy: bool,
+    /// `CONFIG_IMA_WRITE_POLICY`.
+    pub write_policy: bool,
+    /// `ima_appraise=`.
+    pub appraise: AppraiseMode,
+    /// Where audit records are appended (besides the log).
+    pub audit_file: Option<PathBuf>,
+    /// `integrity_audit=1`: informational audit records too.
+    pub integrity_audit: bool,
+    /// How ToMToU / open_writers violations are limited (current kernels by default).
+    pub violation_limit: ViolationLimit,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hash: HashAlgo::Sha256,
+            template: "ima-ng".to_string(),
+            banks: vec![HashAlgo::Sha1, HashAlgo::Sha256],
+            pcr: 10,
+            builtin_policy: vec!["tcb".to_string()],
+            read_policy: true,
+            write_policy: true,
+            appraise: AppraiseMode::Off,
+            audit_file: None,
+            integrity_audit: false,
+            violation_limit: ViolationLimit::Limited,
+        }
+    }
+}
+
+/// Whether the `policy` file exists and can be written (IMA-SPEC 2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyFileState {
+    /// Mode 0600 (0200 without READ_POLICY).
+    Writable,
+    /// Mode 0400: loaded once, WRITE_POLICY off, READ_POLICY on.
+    ReadOnly,
+    /// Gone from the directory: loaded once, neither WRITE_POLICY nor READ_POLICY.
+    Removed,
+}
+
+/// How the `policy` file is opened (O_RDONLY, O_WRONLY, O_RDWR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyAccess {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+/// An open `policy` file. A write session collects rules until [`Ima::policy_release`].
+#[derive(Debug)]
+pub struct PolicyHandle {
+    write: bool,
+    /// Rules parsed in this session (the kernel's `ima_temp_rules`).
+    rules: Vec<Rule>,
+    /// No write in this session failed (the kernel's `valid_policy`).
+    valid: bool,
+    /// The writing process, for audit records (set by the file system after open).
+    pub pid: u32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+impl PolicyHandle {
+    /// Whether this is a write session.
+    pub fn is_write(&self) -> bool {
+        self.write
+    }
+
+    /// Whether every write so far succeeded.
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// Rules collected so far.
+    pub fn pending_rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    fn task(&self) -> AuditTask<'_> {
+        AuditTask {
+            pid: self.pid,
+            uid: self.uid,
+            euid: self.uid,
+            suid: self.uid,
+            fsuid: self.uid,
+            comm: self.comm.as_bytes(),
+            ..AuditTask::default()
+        }
+    }
+}
+
+/// One file hook event: an open (FILE_CHECK), exec (BPRM_CHECK, CREDS_CHECK), mmap
+/// (MMAP_CHECK[_REQPROT]) or a kernel read (MODULE_CHECK, FIRMWARE_CHECK, ...).
+#[derive(Clone, Copy, Debug)]
+pub struct FileEvent<'a> {
+    pub func: Func,
+    /// MAY_* bits as in IMA-SPEC 4.3.
+    pub mask: u32,
+    pub subject: Subject,
+    pub pid: u32,
+    pub comm: &'a str,
+    pub id: FileId,
+    /// Version of the content at this access.
+    pub version: FileVersion,
+    pub owner: u32,
+    pub group: u32,
+    /// st_mode (type and permission bits).
+    pub mode: u32,
+    pub fsmagic: u64,
+    pub fsname: &'a str,
+    pub fsuuid: Option<[u8; 16]>,
+    /// Path as the container sees it (the event name).
+    pub path: &'a [u8],
+    /// The file's `security.ima`, if any.
+    pub ima_xattr: Option<&'a [u8]>,
+    /// The file (description) was opened for write (FMODE_WRITE).
+    pub opened_for_write: bool,
+    /// This open created the file (O_CREAT made it).
+    pub created: bool,
+}
+
+impl FileEvent<'_> {
+    fn task(&self) -> AuditTask<'_> {
+        let s = &self.subject;
+        AuditTask {
+            pid: self.pid,
+            uid: s.uid,
+            gid: s.gid,
+            euid: s.euid,
+            suid: s.suid,
+            fsuid: s.euid,
+            egid: s.egid,
+            sgid: s.sgid,
+            fsgid: s.egid,
+            comm: self.comm.as_bytes(),
+            ..AuditTask::default()
+        }
+    }
+
+    fn inode(&self) -> AuditInode<'_> {
+        AuditInode {
+            dev: self.fsname,
+            ino: self.id.ino,
+        }
+    }
+
+    /// The last path component (what the kernel's dentry name snapshot gives).
+    fn file_name(&self) -> &[u8] {
+        match self.path.iter().rposition(|&b| b == b'/') {
+            Some(i) if i + 1 < self.path.len() => &self.path[i + 1..],
+            _ => self.path,
+        }
+    }
+}
+
+/// Which policy is active and the state of the `policy` file.
+struct PolicyState {
+    active: Arc<Policy>,
+    /// The first custom policy was loaded (the built-in list no longer applies).
+    custom_loaded: bool,
+    /// A write session is open (IMA_FS_BUSY).
+    busy: bool,
+    file: PolicyFileState,
+    /// `fail_securely` from `ima_policy=`.
+    fail_securely: bool,
+}
+
+/// The list and the PCR banks change together under one lock so that the order of entries
+/// is the order of extends (`ima_extend_list_mutex`).
+struct Store {
+    pcrs: PcrBanks,
+}
+
+/// The kernel's default hash when `ima_hash=` is ignored (template `ima`).
+const COMPILED_DEFAULT_HASH: HashAlgo = HashAlgo::Sha256;
+
+/// The IMA state of one namespace.
+pub struct Ima {
+    cfg: Config,
+    /// `ima_hash` actually in force.
+    hash: HashAlgo,
+    default_template: Arc<TemplateDesc>,
+    buf_template: Arc<TemplateDesc>,
+    /// Templates named by rules, resolved once.
+    rule_templates: Mutex<HashMap<String, Arc<TemplateDesc>>>,
+    /// Banks that get list files (TPM banks plus the extra sha1 slot).
+    file_banks: Vec<HashAlgo>,
+    /// All algorithm slots: file banks plus `ima_hash` when not among them.
+    list_banks: Vec<HashAlgo>,
+    /// Index of `ima_hash` in `list_banks` (duplicate lookups use that bank).
+    hash_slot: usize,
+    policy: RwLock<PolicyState>,
+    list: MeasurementList,
+    store: Mutex<Store>,
+    violations: AtomicU64,
+    cache: MeasureCache,
+    audit: AuditSink,
+}
+
+/// The algorithm `security.ima` names, if any (`ima_get_hash_algo`).
+pub fn xattr_hash_algo(xattr: &[u8]) -> Option<HashAlgo> {
+    const SIG_HDR_LEN: usize = 9;
+    if xattr.len() < 2 {
+        return None;
+    }
+    match xattr[0] {
+        // IMA_VERITY_DIGSIG (v3) and EVM_IMA_XATTR_DIGSIG (v2): hash_algo byte of the header.
+        0x06 | 0x03 => {
+            let version = if xattr[0] == 0x06 { 3 } else { 2 };
+            if xattr.get(1) != Some(&version) || xattr.len() <= SIG_HDR_LEN {
+                return None;
+            }
+            HashAlgo::from_id(xattr[2])
+        }
+        // IMA_XATTR_DIGEST_NG: algorithm byte, then the digest.
+        0x04 => HashAlgo::from_id(xattr[1]),
+        // Legacy IMA_XATTR_DIGEST: sha1, or md5 (16 bytes, maybe zero-padded to 20).
+        0x01 => match xattr.len() {
+            21 if xattr[17..21] == [0, 0, 0, 0] => Some(HashAlgo::Md5),
+            21 => Some(HashAlgo::Sha1),
+            17 => Some(HashAlgo::Md5),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The `d` field (template `ima`) holds only sha1 or md5 digests: other digests need a
+/// second hash of the content.
+fn needs_legacy_digest(template: &TemplateDesc, digest: &Digest) -> bool {
+    template.fields().contains(&super::template::Field::D)
+        && !matches!(digest.algo(), HashAlgo::Sha1 | HashAlgo::Md5)
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl Ima {
+    /// Validate `cfg`, build the built-in policy and append the boot aggregate.
+    pub fn new(cfg: Config) -> Result<Ima, String> {
+        if !cfg.hash.is_supported() {
+            return Err(format!("ima_hash: {} is not available", cfg.hash));
+        }
+        let default_template = match TemplateDesc::builtin(&cfg.template) {
+            Some(t) => t,
+            None => TemplateDesc::from_fmt(&cfg.template)
+                .map_err(|e| format!("template {:?}: {e}", cfg.template))?,
+        };
+        // With the `ima` template only sha1 and md5 are honoured for ima_hash (hash_setup).
+        let hash = if default_template.name() == "ima"
+            && !matches!(cfg.hash, HashAlgo::Sha1 | HashAlgo::Md5)
+        {
+            COMPILED_DEFAULT_HASH
+        } else {
+            cfg.hash
+        };
+        let buf_template =
+            TemplateDesc::builtin("ima-buf").ok_or_else(|| "no ima-buf template".to_string())?;
+
+        let mut file_banks: Vec<HashAlgo> = Vec::new();
+        for &b in &cfg.banks {
+            // Newer kernels skip TPM banks without a crypto transform (IMA-SPEC 1.2, 5).
+            if b.is_supported() && !file_banks.contains(&b) {
+                file_banks.push(b);
+            }
+        }
+        if !file_banks.contains(&HashAlgo::Sha1) {
+            file_banks.push(HashAlgo::Sha1);
+        }
+        let mut list_banks = file_banks.clone();
+        if !list_banks.contains(&hash) {
+            list_banks.push(hash);
+        }
+        let hash_slot = list_banks
+            .iter()
+            .position(|&b| b == hash)
+            .ok_or_else(|| "ima_hash bank missing".to_string())?;
+
+        let names: Vec<&str> = cfg.builtin_policy.iter().map(String::as_str).collect();
+        let builtin = policy::builtin(&names)?;
+
+        let audit =
+            AuditSink::new(cfg.audit_file.as_deref()).map_err(|e| format!("audit file: {e}"))?;
+        audit.set_info_enabled(cfg.integrity_audit);
+
+        let ima = Ima {
+            hash,
+            default_template: Arc::new(default_template),
+            buf_template: Arc::new(buf_template),
+            rule_templates: Mutex::new(HashMap::new()),
+            list: MeasurementList::new(&list_banks),
+            store: Mutex::new(Store {
+                pcrs: PcrBanks::new(&list_banks),
+            }),
+            file_banks,
+            list_banks,
+            hash_slot,
+            policy: RwLock::new(PolicyState {
+                active: Arc::new(Policy::new(builtin.rules)),
+                custom_loaded: false,
+                busy: false,
+                file: PolicyFileState::Writable,
+                fail_securely: builtin.fail_securely,
+            }),
+            violations: AtomicU64::new(0),
+            cache: MeasureCache::default(),
+            audit,
+            cfg,
+        };
+        ima.add_boot_aggregate();
+        Ok(ima)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The `ima_hash` algorithm in force.
+    pub fn hash_algo(&self) -> HashAlgo {
+        self.hash
+    }
+
+    /// The default template (`ima_template=` / `ima_template_fmt=`).
+    pub fn default_template(&self) -> &Arc<TemplateDesc> {
+        &self.default_template
+    }
+
+    pub fn list(&self) -> &MeasurementList {
+        &self.list
+    }
+
+    /// Banks with `ascii_/binary_runtime_measurements_<alg>` files, in creation order.
+    pub fn file_banks(&self) -> Vec<HashAlgo> {
+        self.file_banks.clone()
+    }
+
+    /// The `violations` counter.
+    pub fn violations(&self) -> u64 {
+        self.violations.load(Ordering::Relaxed)
+    }
+
+    /// Every PCR IMA extended, for every bank: (pcr, bank, value).
+    pub fn pcr_values(&self) -> Vec<(u32, HashAlgo, Digest)> {
+        let store = self.store.lock();
+        let mut out = Vec::new();
+        for pcr in store.pcrs.used() {
+            for &bank in &self.list_banks {
+                out.push((pcr, bank, store.pcrs.value(pcr, bank)));
+            }
+        }
+        out
+    }
+
+    /// Read-back text of the active policy (IMA-SPEC 2.7).
+    pub fn policy_text(&self) -> String {
+        self.policy.read().active.to_string()
+    }
+
+    /// The active policy.
+    pub fn active_policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().active)
+    }
+
+    /// Whether `fail_securely` was given in `ima_policy=`.
+    pub fn fail_securely(&self) -> bool {
+        self.policy.read().fail_securely
+    }
+
+    pub fn policy_file_state(&self) -> PolicyFileState {
+        self.policy.read().file
+    }
+
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+
+    /// The per-file cache (for diagnostics and tests).
+    pub fn cache(&self) -> &MeasureCache {
+        &self.cache
+    }
+
+    // ---------------------------------------------------------------- policy file (2.2-2.5)
+
+    /// `ima_open_policy`.
+    pub fn open_policy(
+        &self,
+        access: PolicyAccess,
+        caller_has_cap_sys_admin: bool,
+    ) -> Result<PolicyHandle, Errno> {
+        let mut st = self.policy.write();
+        if st.file == PolicyFileState::Removed {
+            return Err(Errno::ENOENT);
+        }
+        let write = match access {
+            PolicyAccess::Write => true,
+            PolicyAccess::Read | PolicyAccess::ReadWrite => {
+                if !self.cfg.read_policy || access == PolicyAccess::ReadWrite {
+                    return Err(Errno::EACCES);
+                }
+                if !caller_has_cap_sys_admin {
+                    return Err(Errno::EPERM);
+                }
+                false
+            }
+        };
+        if write {
+            if st.busy {
+                return Err(Errno::EBUSY);
+            }
+            st.busy = true;
+        }
+        Ok(PolicyHandle {
+            write,
+            rules: Vec::new(),
+            valid: true,
+            pid: 0,
+            uid: 0,
+            comm: String::new(),
+        })
+    }
+
+    /// `ima_write_policy`: one write(2) on the policy file at `offset`. Returns the number
+    /// of bytes the kernel reports consumed (IMA-SPEC 2.3 quirks included). `loader` reads
+    /// the file named by a `/path` write.
+    pub fn policy_write(
+        &self,
+        h: &mut PolicyHandle,
+        offset: u64,
+        data: &[u8],
+        loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<usize, Errno> {
+        if !h.write {
+            return Err(Errno(libc::EBADF));
+        }
+        let result = self.policy_write_inner(h, offset, data, loader);
+        if result.is_err() {
+            h.valid = false;
+        }
+        result
+    }
+
+    fn policy_write_inner(
+        &self,
+        h: &mut PolicyHandle,
+        offset: u64,
+        data: &[u8],
+        loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<usize, Errno> {
+        // No partial writes.
+        if offset != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // PAGE_SIZE - 1 bytes at most, then treated as a NUL-terminated string.
+        let data = &data[..data.len().min(4095)];
+        let data = match data.iter().position(|&b| b == 0) {
+            Some(n) => &data[..n],
+            None => data,
+        };
+        if data.first() == Some(&b'/') {
+            return self.load_policy_file(h, data, loader);
+        }
+        if self.policy.read().active.requires_signed_policy() {
+            log::error!("signed policy file (specified as an absolute pathname) required");
+            self.audit.integrity(
+                AUDIT_INTEGRITY_STATUS,
+                &h.task(),
+                "policy_update",
+                "signed policy required",
+                None,
+                None,
+                1,
+                false,
+            );
+            return Err(Errno::EACCES);
+        }
+        let line = match data.iter().position(|&b| b == b'\n') {
+            Some(n) => &data[..n],
+            None => data,
+        };
+        self.parse_add_rule(h, line)
+    }
+
+    /// `ima_parse_add_rule` for one line (without its newline): returns `len + 1`.
+    fn parse_add_rule(&self, h: &mut PolicyHandle, line: &[u8]) -> Result<usize, Errno> {
+        let len = line.len() + 1;
+        let text = String::from_utf8_lossy(line);
+        let trimmed = text.trim_start_matches([' ', '\t']);
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return Ok(len);
+        }
+        let parsed = policy::parse_line(trimmed);
+        if let Some(body) = &parsed.audit {
+            self.audit.emit(AUDIT_INTEGRITY_POLICY_RULE, body);
+        }
+        match parsed.result {
+            Ok(Some(rule)) => {
+                h.rules.push(rule);
+                Ok(len)
+            }
+            Ok(None) => Ok(len),
+            Err(e) => {
+                log::debug!("policy rule rejected: {}", e.reason);
+                self.audit.integrity(
+                    AUDIT_INTEGRITY_STATUS,
+                    &h.task(),
+                    "update_policy",
+                    "invalid-policy",
+                    None,
+                    None,
+                    -e.errno.0,
+                    false,
+                );
+                Err(e.errno)
+            }
+        }
+    }
+
+    /// `ima_read_policy`: a write starting with `/` names a policy file to load.
+    fn load_policy_file(
+        &self,
+        h: &mut PolicyHandle,
+        data: &[u8],
+        loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<usize, Errno> {
+        let written = data.len();
+        let path_bytes = match data.iter().position(|&b| b == b'\n') {
+            Some(n) => &data[..n],
+            None => data,
+        };
+        let path = String::from_utf8_lossy(path_bytes).into_owned();
+        let content = loader(&path).map_err(|e| {
+            log::error!("Unable to open file: {path} ({})", -errno_of(&e).0);
+            errno_of(&e)
+        })?;
+        // The kernel measures (and appraises) the file as it reads it (READING_POLICY).
+        let subject = Subject {
+            uid: h.uid,
+            euid: h.uid,
+            suid: h.uid,
+            ..Subject::default()
+        };
+        self.measure_read_buffer(Func::PolicyCheck, path.as_bytes(), &content, &subject, h);
+
+        // Every line's `len + 1` is subtracted from the size; anything left is EINVAL.
+        let mut remaining = content.len() as i64;
+        let mut rest: &[u8] = &content;
+        while remaining > 0 {
+            let (line, next, last) = match rest.iter().position(|&b| b == b'\n') {
+                Some(n) => (&rest[..n], &rest[n + 1..], false),
+                None => (rest, &rest[rest.len()..], true),
+            };
+            // A NUL inside a line ends the string the kernel sees.
+            let line = match line.iter().position(|&b| b == 0) {
+                Some(n) => &line[..n],
+                None => line,
+            };
+            let n = self.parse_add_rule(h, line)?;
+            remaining -= n as i64;
+            rest = next;
+            if last {
+                break;
+            }
+        }
+        if remaining != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(written)
+    }
+
+    /// `ima_release_policy`: commit or discard a write session.
+    pub fn policy_release(&self, h: PolicyHandle) {
+        if !h.write {
+            return;
+        }
+        let mut valid = h.valid;
+        // ima_check_policy: a session that collected no rule fails.
+        if valid && h.rules.is_empty() {
+            valid = false;
+        }
+        let cause = if valid { "completed" } else { "failed" };
+        log::info!("ima: policy update {cause}");
+        self.audit.integrity(
+            AUDIT_INTEGRITY_STATUS,
+            &h.task(),
+            "policy_update",
+            cause,
+            None,
+            None,
+            i32::from(!valid),
+            false,
+        );
+        let mut st = self.policy.write();
+        if !valid {
+            st.busy = false;
+            return;
+        }
+        // ima_update_policy: the first load replaces the built-in rules, later ones append.
+        let mut next = if st.custom_loaded {
+            (*st.active).clone()
+        } else {
+            Policy::new(Vec::new())
+        };
+        next.extend(h.rules);
+        st.active = Arc::new(next);
+        st.custom_loaded = true;
+        match (self.cfg.write_policy, self.cfg.read_policy) {
+            (true, _) => st.busy = false,
+            // The busy flag stays set: later write opens get EBUSY.
+            (false, true) => st.file = PolicyFileState::ReadOnly,
+            (false, false) => st.file = PolicyFileState::Removed,
+        }
+    }
+
+    // ---------------------------------------------------------------- measurement
+
+    /// The action kinds worth asking the policy about (`ima_policy_flag`).
+    fn wanted_actions(&self, policy: &Policy) -> Actions {
+        let mut wanted = policy.actions_used();
+        if self.cfg.appraise == AppraiseMode::Off {
+            wanted.remove(Actions::APPRAISE);
+        }
+        wanted
+    }
+
+    fn template_named(&self, name: Option<&str>, default: &Arc<TemplateDesc>) -> Arc<TemplateDesc> {
+        let Some(name) = name else {
+            return Arc::clone(default);
+        };
+        let mut cache = self.rule_templates.lock();
+        if let Some(t) = cache.get(name) {
+            return Arc::clone(t);
+        }
+        let t = match TemplateDesc::builtin(name) {
+            Some(t) => Arc::new(t),
+            // The parser only accepts known templates; fall back rather than fail a hook.
+            None => Arc::clone(default),
+        };
+        cache.insert(name.to_string(), Arc::clone(&t));
+        t
+    }
+
+    /// Append `record` and extend the PCRs, unless a record with the same template digest
+    /// already exists in that PCR (`ima_add_template_entry`; violations are never
+    /// suppressed). Returns whether it was added.
+    fn add_entry(
+        &self,
+        record: Record,
+        violation: bool,
+        op: &str,
+        task: &AuditTask<'_>,
+        name: &[u8],
+        inode: Option<AuditInode<'_>>,
+    ) -> bool {
+        let added;
+        {
+            let mut store = self.store.lock();
+            let pcr = record.pcr();
+            let digest = record.digest(self.hash_slot);
+            if !violation && self.list.contains_digest(pcr, self.hash_slot, &digest) {
+                added = false;
+            } else {
+                let extend: Vec<Digest> = (0..self.list_banks.len())
+                    .map(|i| record.extend_value(i))
+                    .collect();
+                self.list.append(record);
+                store.pcrs.extend(pcr, &extend);
+                added = true;
+            }
+        }
+        let (cause, result) = if added {
+            ("hash_added", 0)
+        } else {
+            ("hash_exists", -libc::EEXIST)
+        };
+        self.audit.integrity(
+            AUDIT_INTEGRITY_PCR,
+            task,
+            op,
+            cause,
+            Some(name),
+            inode,
+            result,
+            true,
+        );
+        added
+    }
+
+    /// `ima_add_boot_aggregate` without a TPM: a zero digest of `ima_hash` (IMA-SPEC 5.5).
+    fn add_boot_aggregate(&self) {
+        let ev = super::pcr::boot_aggregate_event(self.hash);
+        let name = ev.name;
+        let record = Record::new(
+            self.cfg.pcr,
+            Arc::clone(&self.default_template),
+            &ev,
+            &self.list_banks,
+        );
+        let task = AuditTask {
+            comm: b"swapper/0",
+            ..AuditTask::default()
+        };
+        self.add_entry(record, false, "add_boot_aggregate", &task, name, None);
+    }
+
+    /// `ima_add_violation`: count it, append a zero entry (default template and PCR) that
+    /// extends with 0xff, and audit `invalid_pcr`.
+    fn add_violation(&self, ev: &FileEvent<'_>, cause: &str) {
+        self.violations.fetch_add(1, Ordering::Relaxed);
+        let data = EventData {
+            violation: true,
+            hash_algo: self.hash,
+            name: ev.path,
+            iuid: Some(ev.owner),
+            igid: Some(ev.group),
+            imode: Some((ev.mode & 0xffff) as u16),
+            ..EventData::default()
+        };
+        let record = Record::new(
+            self.cfg.pcr,
+            Arc::clone(&self.default_template),
+            &data,
+            &self.list_banks,
+        );
+        let task = ev.task();
+        self.add_entry(
+            record,
+            true,
+            "add_template_measure",
+            &task,
+            ev.path,
+            Some(ev.inode()),
+        );
+        self.audit.integrity(
+            AUDIT_INTEGRITY_PCR,
+            &task,
+            "invalid_pcr",
+            cause,
+            Some(ev.path),
+            Some(ev.inode()),
+            0,
+            false,
+        );
+    }
+
+    /// Hook entry point (`process_measurement`). For FILE_CHECK the event is also the open
+    /// of `ev.id` (reader or writer): call [`Ima::file_closed`] once when that open is
+    /// released. If this returns `Err`, the open was refused and is already released.
+    ///
+    /// `file` must be readable (the file system opens its own read-only descriptor when the
+    /// caller's is write-only); it is read with `pread` only.
+    pub fn process_file(&self, ev: &FileEvent<'_>, file: &File) -> Result<(), Errno> {
+        let result = self.process_file_inner(ev, file);
+        if result.is_err() && ev.func == Func::FileCheck {
+            self.file_closed(ev.id, ev.opened_for_write, ev.version);
+        }
+        result
+    }
+
+    fn process_file_inner(&self, ev: &FileEvent<'_>, file: &File) -> Result<(), Errno> {
+        let is_open = ev.func == Func::FileCheck;
+        // The open counts as a reader or writer whatever the policy says (i_readcount /
+        // i_writecount are kept by the VFS, not by IMA).
+        let state_arc = if is_open {
+            let s = self.cache.get(ev.id);
+            s.lock().open(ev.opened_for_write, ev.created);
+            Some(s)
+        } else {
+            None
+        };
+
+        let policy = self.active_policy();
+        let wanted = self.wanted_actions(&policy);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let object = Object {
+            uid: ev.owner,
+            gid: ev.group,
+            fsmagic: ev.fsmagic,
+            fsname: ev.fsname,
+            fs_subtype: "",
+            fsuuid: ev.fsuuid,
+        };
+        let input = MatchInput {
+            func: ev.func,
+            mask: ev.mask,
+            subject: &ev.subject,
+            object: Some(&object),
+            keyring: None,
+            label: None,
+        };
+        let decision = policy.evaluate(&input, wanted);
+        let action = decision.actions;
+        let violation_check = matches!(
+            ev.func,
+            Func::FileCheck | Func::MmapCheck | Func::MmapCheckReqprot
+        ) && wanted.contains(Actions::MEASURE)
+            && (action.contains(Actions::MEASURE) || ev.opened_for_write);
+        if action.is_empty() && !violation_check {
+            return Ok(());
+        }
+
+        let state_arc = match state_arc {
+            Some(s) => s,
+            None => {
+                // A writer-side check needs no state for a file IMA never looked at.
+                if action.is_empty() && self.cache.find(ev.id).is_none() {
+                    return Ok(());
+                }
+                self.cache.get(ev.id)
+            }
+        };
+        let mut state = state_arc.lock();
+
+        if violation_check {
+            let v = state.violation_check(
+                ev.opened_for_write,
+                action.contains(Actions::MEASURE),
+                self.cfg.violation_limit,
+            );
+            if v.tomtou {
+                self.add_violation(ev, "ToMToU");
+            }
+            if v.open_writers {
+                self.add_violation(ev, "open_writers");
+            }
+        }
+        if action.is_empty() {
+            return Ok(());
+        }
+        state.revalidate(&ev.version);
+        self.act_on_file(ev, file, &decision, &mut state)
+    }
+
+    /// The part of `process_measurement` after the violation check, under the file's lock.
+    fn act_on_file(
+        &self,
+        ev: &FileEvent<'_>,
+        file: &File,
+        decision: &Decision,
+        state: &mut FileState,
+    ) -> Result<(), Errno> {
+        let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
+        let template = self.template_named(decision.template.as_deref(), &self.default_template);
+        let measure = decision.actions.contains(Actions::MEASURE) && !state.measured_into(pcr);
+        let audit = decision.actions.contains(Actions::AUDIT) && !state.audited();
+        let appraise = decision.actions.contains(Actions::APPRAISE);
+        // HASH (writing security.ima on close) and APPRAISE belong to appraisal; the digest
+        // below is what both need.
+        if !measure && !audit && !appraise {
+            return Ok(());
+        }
+
+        let xattr = if appraise || template.name() != "ima" {
+            ev.ima_xattr
+        } else {
+            None
+        };
+        let algo = xattr.and_then(xattr_hash_algo).unwrap_or(self.hash);
+        let digest = match state.digest(file, algo, &ev.version) {
+            Ok(d) => d,
+            Err(e) => {
+                let errno = errno_of(&e);
+                self.audit.integrity(
+                    AUDIT_INTEGRITY_DATA,
+                    &ev.task(),
+                    "collect_data",
+                    "failed",
+                    Some(ev.file_name()),
+                    Some(ev.inode()),
+                    -errno.0,
+                    false,
+                );
+                return self.appraisal_failure_result(appraise);
+            }
+        };
+
+        if measure {
+            // The `d` field of the `ima` template holds sha1 (or md5) only.
+            let legacy = if needs_legacy_digest(&template, &digest) {
+                let alt = if self.hash == HashAlgo::Md5 {
+                    HashAlgo::Md5
+                } else {
+                    HashAlgo::Sha1
+                };
+                state.digest(file, alt, &ev.version).ok()
+            } else {
+                None
+            };
+            let data = EventData {
+                digest: Some(digest),
+                hash_algo: self.hash,
+                sha1_or_md5_digest: legacy,
+                name: ev.path,
+                ima_xattr: ev.ima_xattr,
+                iuid: Some(ev.owner),
+                igid: Some(ev.group),
+                imode: Some((ev.mode & 0xffff) as u16),
+                ..EventData::default()
+            };
+            let record = Record::new(pcr, template, &data, &self.list_banks);
+            self.add_entry(
+                record,
+                false,
+                "add_template_measure",
+                &ev.task(),
+                ev.path,
+                Some(ev.inode()),
+            );
+            // Set also when the entry was a duplicate (-EEXIST).
+            state.set_measured(pcr);
+        }
+
+        if appraise {
+            // Appraisal hook point (IMA-SPEC 8): verify `security.ima` against `digest`
+            // under `self.cfg.appraise`; not wired in yet, so access is allowed.
+        }
+
+        if audit {
+            let body = audit::audit_rule_message(&ev.task(), ev.path, &digest);
+            self.audit.emit(AUDIT_INTEGRITY_RULE, &body);
+            state.set_audited();
+        }
+        Ok(())
+    }
+
+    /// What a hook returns after a failure while appraisal was requested.
+    fn appraisal_failure_result(&self, appraise: bool) -> Result<(), Errno> {
+        if appraise && self.cfg.appraise == AppraiseMode::Enforce {
+            Err(Errno::EACCES)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Release of one open registered by a FILE_CHECK [`Ima::process_file`]
+    /// (`ima_file_free`): the last writer's close of a changed or new file resets its state.
+    pub fn file_closed(&self, id: FileId, opened_for_write: bool, version_now: FileVersion) {
+        if let Some(state) = self.cache.find(id) {
+            state.lock().close(opened_for_write, &version_now);
+        }
+    }
+
+    /// A file read by the "kernel" (policy file, ...) whose content we were handed: measured
+    /// like a file with the default (or rule) template, deduplicated by template digest.
+    fn measure_read_buffer(
+        &self,
+        func: Func,
+        name: &[u8],
+        buf: &[u8],
+        subject: &Subject,
+        h: &PolicyHandle,
+    ) {
+        let policy = self.active_policy();
+        let wanted = self.wanted_actions(&policy);
+        if !wanted.contains(Actions::MEASURE) {
+            return;
+        }
+        let input = MatchInput {
+            func,
+            mask: MAY_READ,
+            subject,
+            object: None,
+            keyring: None,
+            label: None,
+        };
+        let decision = policy.evaluate(&input, Actions::MEASURE);
+        if !decision.actions.contains(Actions::MEASURE) {
+            return;
+        }
+        let Some(digest) = self.hash.digest(buf) else {
+            return;
+        };
+        let template = self.template_named(decision.template.as_deref(), &self.default_template);
+        let legacy = if needs_legacy_digest(&template, &digest) {
+            HashAlgo::Sha1.digest(buf)
+        } else {
+            None
+        };
+        let data = EventData {
+            digest: Some(digest),
+            hash_algo: self.hash,
+            sha1_or_md5_digest: legacy,
+            name,
+            ..EventData::default()
+        };
+        let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
+        let record = Record::new(pcr, template, &data, &self.list_banks);
+        self.add_entry(record, false, "add_template_measure", &h.task(), name, None);
+    }
+
+    /// `process_buffer_measurement` for KEY_CHECK, KEXEC_CMDLINE and CRITICAL_DATA: the
+    /// buffer's digest under event name `name`, template `ima-buf` unless the rule names one.
+    pub fn measure_buffer(
+        &self,
+        func: Func,
+        name: &str,
+        buf: &[u8],
+        keyring_or_label: Option<&str>,
+        subject: &Subject,
+    ) {
+        let policy = self.active_policy();
+        let wanted = self.wanted_actions(&policy);
+        if !wanted.contains(Actions::MEASURE) {
+            return;
+        }
+        let input = MatchInput {
+            func,
+            mask: 0,
+            subject,
+            object: None,
+            keyring: if func == Func::KeyCheck {
+                keyring_or_label
+            } else {
+                None
+            },
+            label: if func == Func::CriticalData {
+                keyring_or_label
+            } else {
+                None
+            },
+        };
+        let decision = policy.evaluate(&input, Actions::MEASURE);
+        if !decision.actions.contains(Actions::MEASURE) {
+            return;
+        }
+        let Some(digest) = self.hash.digest(buf) else {
+            return;
+        };
+        let template = self.template_named(decision.template.as_deref(), &self.buf_template);
+        let data = EventData {
+            digest: Some(digest),
+            hash_algo: self.hash,
+            name: name.as_bytes(),
+            buf: Some(buf),
+            ..EventData::default()
+        };
+        let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
+        let record = Record::new(pcr, template, &data, &self.list_banks);
+        let task = AuditTask {
+            uid: subject.uid,
+            euid: subject.euid,
+            ..AuditTask::default()
+        };
+        self.add_entry(
+            record,
+            false,
+            "add_template_measure",
+            &task,
+            name.as_bytes(),
+            None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,993 @@
+//! Runtime tests with real files in temporary directories.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::engine::audit::AuditRecord;
+use crate::engine::log::ViewKind;
+use crate::engine::policy::{MAY_EXEC, MAY_WRITE};
+
+const SHA256_HELLO: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+const EXT4_SUPER_MAGIC: u64 = 0xef53;
+
+fn root() -> Subject {
+    Subject::default()
+}
+
+fn user(uid: u32) -> Subject {
+    Subject {
+        uid,
+        euid: uid,
+        suid: uid,
+        gid: uid,
+        egid: uid,
+        sgid: uid,
+        ..Subject::default()
+    }
+}
+
+fn ima_with(cfg: Config) -> Ima {
+    Ima::new(cfg).expect("valid config")
+}
+
+fn ima_tcb() -> Ima {
+    ima_with(Config::default())
+}
+
+/// An engine whose active policy is exactly `rules` (loaded through the policy file).
+fn ima_policy(rules: &str) -> Ima {
+    let ima = ima_with(Config {
+        builtin_policy: vec![],
+        ..Config::default()
+    });
+    load(&ima, rules).expect("policy loads");
+    ima
+}
+
+fn no_loader(_: &str) -> std::io::Result<Vec<u8>> {
+    Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+fn fs_loader(path: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+/// Write `text` the way `cat` does: repeated writes of what is left, each at offset 0.
+fn write_all(ima: &Ima, h: &mut PolicyHandle, text: &str) -> Result<(), Errno> {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        let n = ima.policy_write(h, 0, rest, &fs_loader)?;
+        rest = &rest[n.min(rest.len())..];
+    }
+    Ok(())
+}
+
+fn load(ima: &Ima, text: &str) -> Result<(), Errno> {
+    let mut h = ima.open_policy(PolicyAccess::Write, true)?;
+    let r = write_all(ima, &mut h, text);
+    ima.policy_release(h);
+    r
+}
+
+/// A file on disk plus what the overlay would report about it.
+struct TestFile {
+    path: PathBuf,
+    /// Path as the container sees it.
+    name: String,
+}
+
+impl TestFile {
+    fn new(dir: &Path, name: &str, content: &[u8]) -> TestFile {
+        let path = dir.join(name.trim_start_matches('/').replace('/', "_"));
+        std::fs::write(&path, content).unwrap();
+        TestFile {
+            path,
+            name: name.to_string(),
+        }
+    }
+
+    fn id(&self) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.path).unwrap();
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+
+    fn version(&self) -> FileVersion {
+        FileVersion::of_file(&File::open(&self.path).unwrap()).unwrap()
+    }
+
+    fn reader(&self) -> File {
+        File::open(&self.path).unwrap()
+    }
+
+    fn writer(&self) -> File {
+        OpenOptions::new().write(true).open(&self.path).unwrap()
+    }
+}
+
+fn event<'a>(
+    f: &'a TestFile,
+    func: Func,
+    mask: u32,
+    subject: Subject,
+    for_write: bool,
+) -> FileEvent<'a> {
+    FileEvent {
+        func,
+        mask,
+        subject,
+        pid: 4242,
+        comm: "cat",
+        id: f.id(),
+        version: f.version(),
+        owner: 0,
+        group: 0,
+        mode: 0o100644,
+        fsmagic: EXT4_SUPER_MAGIC,
+        fsname: "ext4",
+        fsuuid: None,
+        path: f.name.as_bytes(),
+        ima_xattr: None,
+        opened_for_write: for_write,
+        created: false,
+    }
+}
+
+/// Open for reading as root (FILE_CHECK, MAY_READ); returns the descriptor.
+fn open_read(ima: &Ima, f: &TestFile) -> File {
+    let file = f.reader();
+    ima.process_file(&event(f, Func::FileCheck, MAY_READ, root(), false), &file)
+        .unwrap();
+    file
+}
+
+/// Open for writing (FILE_CHECK, MAY_WRITE); the engine gets a readable descriptor.
+fn open_write(ima: &Ima, f: &TestFile) -> File {
+    let file = f.reader();
+    ima.process_file(&event(f, Func::FileCheck, MAY_WRITE, root(), true), &file)
+        .unwrap();
+    file
+}
+
+fn close(ima: &Ima, f: &TestFile, for_write: bool) {
+    ima.file_closed(f.id(), for_write, f.version());
+}
+
+fn ascii(ima: &Ima, bank: HashAlgo) -> String {
+    let idx = ima.list().bank_index(bank).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let n = ima.list().read(ViewKind::Ascii, idx, 0, &mut buf);
+    String::from_utf8(buf[..n].to_vec()).unwrap()
+}
+
+fn lines(ima: &Ima) -> Vec<String> {
+    ascii(ima, HashAlgo::Sha256)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn records_of(ima: &Ima, kind: u16) -> Vec<AuditRecord> {
+    ima.audit()
+        .recent()
+        .into_iter()
+        .filter(|r| r.kind == kind)
+        .collect()
+}
+
+// ------------------------------------------------------------------ construction
+
+#[test]
+fn boot_aggregate_is_first_entry_t2() {
+    let ima = ima_tcb();
+    assert_eq!(ima.list().len(), 1);
+    assert_eq!(
+        ascii(&ima, HashAlgo::Sha1),
+        "10 0adefe762c149c7cec19da62f0da1297fcfbffff ima-ng \
+         sha256:0000000000000000000000000000000000000000000000000000000000000000 boot_aggregate\n"
+    );
+    assert!(ascii(&ima, HashAlgo::Sha256)
+        .starts_with("10 36f1cd67a730bc4137870c4d00dbc7430b51b1ebdaa130744297cf65339078a0 ima-ng"));
+    assert_eq!(ima.violations(), 0);
+}
+
+#[test]
+fn file_banks_follow_tpm_slots_plus_sha1() {
+    assert_eq!(
+        ima_tcb().file_banks(),
+        vec![HashAlgo::Sha1, HashAlgo::Sha256]
+    );
+    let only256 = ima_with(Config {
+        banks: vec![HashAlgo::Sha256],
+        ..Config::default()
+    });
+    assert_eq!(only256.file_banks(), vec![HashAlgo::Sha256, HashAlgo::Sha1]);
+    // No TPM: sha1 files only, ima_hash keeps an internal slot.
+    let none = ima_with(Config {
+        banks: vec![],
+        ..Config::default()
+    });
+    assert_eq!(none.file_banks(), vec![HashAlgo::Sha1]);
+    assert_eq!(none.list().banks(), &[HashAlgo::Sha1, HashAlgo::Sha256][..]);
+    // Banks without a transform get no files.
+    let odd = ima_with(Config {
+        banks: vec![HashAlgo::Wp256, HashAlgo::Sha384],
+        ..Config::default()
+    });
+    assert_eq!(odd.file_banks(), vec![HashAlgo::Sha384, HashAlgo::Sha1]);
+}
+
+#[test]
+fn config_is_validated() {
+    assert!(Ima::new(Config {
+        hash: HashAlgo::Wp256,
+        ..Config::default()
+    })
+    .is_err());
+    assert!(Ima::new(Config {
+        template: "nope".into(),
+        ..Config::default()
+    })
+    .is_err());
+    assert!(Ima::new(Config {
+        builtin_policy: vec!["bogus".into()],
+        ..Config::default()
+    })
+    .is_err());
+    let fmt = ima_with(Config {
+        template: "d-ng|n-ng|sig".into(),
+        ..Config::default()
+    });
+    assert!(ascii(&fmt, HashAlgo::Sha1).contains(" d-ng|n-ng|sig sha256:"));
+    // Template `ima` ignores ima_hash=sha512.
+    let ima = ima_with(Config {
+        template: "ima".into(),
+        hash: HashAlgo::Sha512,
+        ..Config::default()
+    });
+    assert_eq!(ima.hash_algo(), HashAlgo::Sha256);
+    assert_eq!(
+        ascii(&ima, HashAlgo::Sha1),
+        "10 719de8e521439498e9b77f6ed41e230b9821111e ima 0000000000000000000000000000000000000000 boot_aggregate\n"
+    );
+}
+
+// ------------------------------------------------------------------ measurement
+
+#[test]
+fn read_measures_sha256_of_content_t1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    let _fd = open_read(&ima, &f);
+    assert_eq!(ima.list().len(), 2);
+    assert_eq!(
+        ascii(&ima, HashAlgo::Sha1).lines().nth(1).unwrap(),
+        format!(
+            "10 7e12b5b354a90b6491f97e4075c8bc0428ad74bb ima-ng sha256:{SHA256_HELLO} /tmp/hello"
+        )
+    );
+    assert_eq!(
+        lines(&ima)[1],
+        format!("10 ce7d262406458b975543fb944f7352e62ef0ae01df30bb61f802d003cf87b19c ima-ng sha256:{SHA256_HELLO} /tmp/hello")
+    );
+}
+
+#[test]
+fn reread_of_unchanged_file_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/etc/passwd", b"root:x:0:0\n");
+    for _ in 0..3 {
+        open_read(&ima, &f);
+        close(&ima, &f, false);
+    }
+    assert_eq!(ima.list().len(), 2);
+    // Not root: the tcb policy does not measure this open.
+    let g = TestFile::new(dir.path(), "/home/u/x", b"x");
+    let file = g.reader();
+    ima.process_file(
+        &event(&g, Func::FileCheck, MAY_READ, user(1000), false),
+        &file,
+    )
+    .unwrap();
+    assert_eq!(ima.list().len(), 2);
+}
+
+#[test]
+fn write_and_close_causes_remeasurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/data", b"one\n");
+    open_read(&ima, &f);
+    close(&ima, &f, false);
+    assert_eq!(ima.list().len(), 2);
+
+    let _w = open_write(&ima, &f);
+    let mut w = f.writer();
+    w.write_all(b"two\n").unwrap();
+    drop(w);
+    // Still open for write: the kernel keeps the old state until the last writer closes.
+    close(&ima, &f, true);
+    open_read(&ima, &f);
+    close(&ima, &f, false);
+    assert_eq!(ima.list().len(), 3);
+    let sha = HashAlgo::Sha256.digest(b"two\n").unwrap().to_hex();
+    assert!(lines(&ima)[2].ends_with(&format!("sha256:{sha} /tmp/data")));
+
+    // Rewriting the original content: a new version, but the same template data as
+    // entry 1, so the duplicate is suppressed (5.3 step 3).
+    open_write(&ima, &f);
+    std::fs::write(&f.path, b"one\n").unwrap();
+    close(&ima, &f, true);
+    open_read(&ima, &f);
+    assert_eq!(ima.list().len(), 3);
+}
+
+#[test]
+fn outside_change_is_detected_without_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/bin/tool", b"v1");
+    open_read(&ima, &f);
+    close(&ima, &f, false);
+    // Changed in the lower tree directly (size differs, so the version differs).
+    std::fs::write(&f.path, b"version 2").unwrap();
+    open_read(&ima, &f);
+    assert_eq!(ima.list().len(), 3);
+}
+
+#[test]
+fn same_content_under_another_path_is_a_new_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let a = TestFile::new(dir.path(), "/a", b"same");
+    let b = TestFile::new(dir.path(), "/b", b"same");
+    open_read(&ima, &a);
+    open_read(&ima, &b);
+    assert_eq!(ima.list().len(), 3);
+}
+
+#[test]
+fn exec_and_mmap_of_a_binary_yield_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/usr/bin/prog", b"\x7fELF....");
+    let file = f.reader();
+    let user = user(1000);
+    ima.process_file(&event(&f, Func::FileCheck, MAY_EXEC, user, false), &file)
+        .unwrap();
+    assert_eq!(
+        ima.list().len(),
+        1,
+        "FILE_CHECK MAY_EXEC by a user is not in tcb"
+    );
+    ima.process_file(&event(&f, Func::BprmCheck, MAY_EXEC, user, false), &file)
+        .unwrap();
+    ima.process_file(&event(&f, Func::MmapCheck, MAY_EXEC, user, false), &file)
+        .unwrap();
+    assert_eq!(ima.list().len(), 2);
+    close(&ima, &f, false);
+}
+
+#[test]
+fn rule_with_another_pcr_measures_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima =
+        ima_policy("measure func=FILE_CHECK mask=^MAY_READ\nmeasure func=BPRM_CHECK pcr=11\n");
+    let f = TestFile::new(dir.path(), "/bin/sh", b"#!shell");
+    let file = open_read(&ima, &f);
+    ima.process_file(&event(&f, Func::BprmCheck, MAY_EXEC, root(), false), &file)
+        .unwrap();
+    ima.process_file(&event(&f, Func::BprmCheck, MAY_EXEC, root(), false), &file)
+        .unwrap();
+    let l = lines(&ima);
+    assert_eq!(l.len(), 3);
+    assert!(l[1].starts_with("10 "));
+    assert!(l[2].starts_with("11 "));
+    let pcrs: Vec<u32> = ima.pcr_values().iter().map(|v| v.0).collect();
+    assert!(pcrs.contains(&10) && pcrs.contains(&11));
+}
+
+#[test]
+fn rule_template_and_xattr_algorithm_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_policy("measure func=FILE_CHECK template=ima-sig\n");
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    let file = f.reader();
+    // T4's signature names sha256.
+    let sig = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
+    let mut ev = event(&f, Func::FileCheck, MAY_READ, root(), false);
+    ev.ima_xattr = Some(&sig);
+    ima.process_file(&ev, &file).unwrap();
+    assert_eq!(
+        ascii(&ima, HashAlgo::Sha1).lines().nth(1).unwrap(),
+        format!("10 29b6d322759956bc6284612c43dc71ba8195d519 ima-sig sha256:{SHA256_HELLO} /tmp/hello 030204a1b2c3d400081011121314151617")
+    );
+
+    // A digest xattr naming sha1 makes the file hashed with sha1.
+    let g = TestFile::new(dir.path(), "/tmp/other", b"hello\n");
+    let sha1 = HashAlgo::Sha1.digest(b"hello\n").unwrap();
+    let mut x = vec![0x04, HashAlgo::Sha1.id()];
+    x.extend_from_slice(sha1.as_bytes());
+    let file = g.reader();
+    let mut ev = event(&g, Func::FileCheck, MAY_READ, root(), false);
+    ev.ima_xattr = Some(&x);
+    ima.process_file(&ev, &file).unwrap();
+    assert!(lines(&ima)[2].contains(&format!(" sha1:{} /tmp/other ", sha1.to_hex())));
+}
+
+#[test]
+fn xattr_algorithm_rules() {
+    assert_eq!(xattr_hash_algo(&[0x04, 5, 0, 0]), Some(HashAlgo::Sha384));
+    assert_eq!(xattr_hash_algo(&[0x04, 99]), None);
+    assert_eq!(xattr_hash_algo(&[0x04]), None);
+    let mut legacy = vec![0x01];
+    legacy.extend_from_slice(&[7u8; 20]);
+    assert_eq!(xattr_hash_algo(&legacy), Some(HashAlgo::Sha1));
+    legacy[17..21].fill(0);
+    assert_eq!(xattr_hash_algo(&legacy), Some(HashAlgo::Md5));
+    assert_eq!(xattr_hash_algo(&[0x01; 17]), Some(HashAlgo::Md5));
+    // Signature headers: version must match and a signature must follow.
+    assert_eq!(
+        xattr_hash_algo(&[0x03, 2, 6, 0, 0, 0, 0, 0, 1, 0xaa]),
+        Some(HashAlgo::Sha512)
+    );
+    assert_eq!(xattr_hash_algo(&[0x03, 2, 6, 0, 0, 0, 0, 0, 1]), None);
+    assert_eq!(xattr_hash_algo(&[0x03, 3, 6, 0, 0, 0, 0, 0, 1, 0xaa]), None);
+    assert_eq!(
+        xattr_hash_algo(&[0x06, 3, 4, 0, 0, 0, 0, 0, 1, 0xaa]),
+        Some(HashAlgo::Sha256)
+    );
+    assert_eq!(xattr_hash_algo(&[0x02, 1, 2]), None);
+}
+
+#[test]
+fn template_ima_records_sha1_t3() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_with(Config {
+        template: "ima".into(),
+        ..Config::default()
+    });
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    open_read(&ima, &f);
+    assert_eq!(
+        ascii(&ima, HashAlgo::Sha1).lines().nth(1).unwrap(),
+        "10 aa3229b267c3c9f21dee2ce7746b7c3e68d10ab4 ima f572d396fae9206628714fb2ce00f72e94f2258f /tmp/hello"
+    );
+}
+
+#[test]
+fn hashing_failure_is_audited_and_not_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/var/log/x", b"data");
+    let wo = f.writer();
+    ima.process_file(&event(&f, Func::FileCheck, MAY_READ, root(), false), &wo)
+        .unwrap();
+    assert_eq!(ima.list().len(), 1);
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_DATA);
+    assert_eq!(recs.len(), 1);
+    assert!(
+        recs[0].body.contains(&format!(
+            "op=collect_data cause=failed comm=\"cat\" name=\"x\" dev=\"ext4\" ino={} res=0 errno=0",
+            f.id().ino
+        )),
+        "{}",
+        recs[0].body
+    );
+}
+
+#[test]
+fn audit_rule_reports_once_per_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_policy("audit func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    open_read(&ima, &f);
+    close(&ima, &f, false);
+    open_read(&ima, &f);
+    close(&ima, &f, false);
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_RULE);
+    assert_eq!(recs.len(), 1);
+    assert!(recs[0].body.starts_with(&format!(
+        "file=\"/tmp/hello\" hash=\"sha256:{SHA256_HELLO}\" ppid=0 pid=4242 auid=4294967295 uid=0"
+    )));
+    assert_eq!(ima.list().len(), 1, "audit does not measure");
+    open_write(&ima, &f);
+    std::fs::write(&f.path, b"changed!").unwrap();
+    close(&ima, &f, true);
+    open_read(&ima, &f);
+    assert_eq!(records_of(&ima, audit::AUDIT_INTEGRITY_RULE).len(), 2);
+}
+
+// ------------------------------------------------------------------ violations
+
+#[test]
+fn tomtou_and_pcr_replay_t5_t6() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    let _r = open_read(&ima, &f);
+    // A writer opens while the measured reader is open: ToMToU.
+    open_write(&ima, &f);
+    assert_eq!(ima.violations(), 1);
+    let sha1 = ascii(&ima, HashAlgo::Sha1);
+    assert_eq!(
+        sha1.lines().nth(2).unwrap(),
+        "10 0000000000000000000000000000000000000000 ima-ng \
+         sha256:0000000000000000000000000000000000000000000000000000000000000000 /tmp/hello"
+    );
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_PCR);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        recs[0].body,
+        format!(
+            "pid=4242 uid=0 auid=4294967295 ses=4294967295 op=invalid_pcr cause=ToMToU \
+             comm=\"cat\" name=\"/tmp/hello\" dev=\"ext4\" ino={} res=1 errno=0",
+            f.id().ino
+        )
+    );
+    // T6: PCR 10 after boot_aggregate, /tmp/hello and the violation.
+    let values = ima.pcr_values();
+    let get = |bank| {
+        values
+            .iter()
+            .find(|v| v.0 == 10 && v.1 == bank)
+            .map(|v| v.2.to_hex())
+            .unwrap()
+    };
+    assert_eq!(
+        get(HashAlgo::Sha1),
+        "652f26ba8600dec490d4f70214bc63bc5b9f034b"
+    );
+    assert_eq!(
+        get(HashAlgo::Sha256),
+        "9f1bad35a4facd01a0d47fcb55e0448ba187b439fc90946d48d338f7b95895d2"
+    );
+    // The list replays to the same values.
+    let replayed = crate::engine::pcr::replay(ima.list());
+    for (pcr, bank, value) in values {
+        assert_eq!(replayed.value(pcr, bank), value);
+    }
+    // A second writer: limited to one ToMToU per measured reader (current kernels).
+    open_write(&ima, &f);
+    assert_eq!(ima.violations(), 1);
+}
+
+#[test]
+fn tomtou_every_open_on_old_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_with(Config {
+        violation_limit: ViolationLimit::EveryOpen,
+        ..Config::default()
+    });
+    let f = TestFile::new(dir.path(), "/tmp/x", b"x");
+    open_read(&ima, &f);
+    open_write(&ima, &f);
+    open_write(&ima, &f);
+    assert_eq!(ima.violations(), 2);
+}
+
+#[test]
+fn no_tomtou_for_unmeasured_reader_or_closed_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/x", b"x");
+    let file = f.reader();
+    ima.process_file(
+        &event(&f, Func::FileCheck, MAY_READ, user(1000), false),
+        &file,
+    )
+    .unwrap();
+    open_write(&ima, &f);
+    close(&ima, &f, true);
+    close(&ima, &f, false);
+    open_read(&ima, &f);
+    close(&ima, &f, false);
+    open_write(&ima, &f);
+    assert_eq!(ima.violations(), 0);
+}
+
+#[test]
+fn open_writers_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/log", b"line\n");
+    open_write(&ima, &f);
+    open_read(&ima, &f);
+    assert_eq!(ima.violations(), 1);
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_PCR);
+    assert!(recs[0].body.contains("op=invalid_pcr cause=open_writers"));
+    // Measured anyway, after the violation entry.
+    let l = lines(&ima);
+    assert_eq!(l.len(), 3);
+    assert!(l[1].contains(&"0".repeat(64)));
+    assert!(l[2].ends_with("/tmp/log"));
+    // Limited until the last writer closes.
+    open_read(&ima, &f);
+    assert_eq!(ima.violations(), 1);
+    close(&ima, &f, true);
+    close(&ima, &f, false);
+    close(&ima, &f, false);
+    open_write(&ima, &f);
+    open_read(&ima, &f);
+    assert_eq!(ima.violations(), 2);
+    // A measured executable mapping counts like a measured read (and is limited too).
+    let file = f.reader();
+    ima.process_file(&event(&f, Func::MmapCheck, MAY_EXEC, root(), false), &file)
+        .unwrap();
+    assert_eq!(ima.violations(), 2, "limited");
+}
+
+#[test]
+fn no_violations_without_measure_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_policy("audit func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/tmp/x", b"x");
+    open_read(&ima, &f);
+    open_write(&ima, &f);
+    open_read(&ima, &f);
+    assert_eq!(ima.violations(), 0);
+}
+
+#[test]
+fn refused_open_is_released() {
+    // process_file only fails with appraisal; the release path is exercised directly.
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/x", b"x");
+    open_write(&ima, &f);
+    let state = ima.cache().find(f.id()).unwrap();
+    assert_eq!(state.lock().writers(), 1);
+    close(&ima, &f, true);
+    assert_eq!(state.lock().writers(), 0);
+}
+
+// ------------------------------------------------------------------ buffers
+
+#[test]
+fn key_check_buffer_uses_ima_buf_and_dedupes() {
+    let ima = ima_policy("measure func=KEY_CHECK keyrings=.ima\n");
+    let cert = b"\x30\x82certificate";
+    ima.measure_buffer(Func::KeyCheck, ".ima", cert, Some(".ima"), &root());
+    ima.measure_buffer(Func::KeyCheck, ".ima", cert, Some(".ima"), &root());
+    ima.measure_buffer(Func::KeyCheck, ".evm", cert, Some(".evm"), &root());
+    let l = lines(&ima);
+    assert_eq!(l.len(), 2, "{l:?}");
+    let sha = HashAlgo::Sha256.digest(cert).unwrap().to_hex();
+    assert!(l[1].ends_with(&format!(" ima-buf sha256:{sha} .ima {}", hex::encode(cert))));
+}
+
+// ------------------------------------------------------------------ policy file
+
+#[test]
+fn policy_open_rules() {
+    let ima = ima_tcb();
+    assert_eq!(
+        ima.open_policy(PolicyAccess::ReadWrite, true).unwrap_err(),
+        Errno::EACCES
+    );
+    assert_eq!(
+        ima.open_policy(PolicyAccess::Read, false).unwrap_err(),
+        Errno::EPERM
+    );
+    let r = ima.open_policy(PolicyAccess::Read, true).unwrap();
+    assert!(!r.is_write());
+    let w = ima.open_policy(PolicyAccess::Write, false).unwrap();
+    assert_eq!(
+        ima.open_policy(PolicyAccess::Write, true).unwrap_err(),
+        Errno::EBUSY
+    );
+    // Reading is allowed while a writer is busy.
+    ima.open_policy(PolicyAccess::Read, true).unwrap();
+    ima.policy_release(w);
+    ima.policy_release(r);
+    ima.open_policy(PolicyAccess::Write, true).unwrap();
+
+    let no_read = ima_with(Config {
+        read_policy: false,
+        ..Config::default()
+    });
+    assert_eq!(
+        no_read.open_policy(PolicyAccess::Read, true).unwrap_err(),
+        Errno::EACCES
+    );
+}
+
+#[test]
+fn write_returns_line_length_plus_one() {
+    let ima = ima_tcb();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    let text = b"measure func=BPRM_CHECK\nmeasure func=MMAP_CHECK\n";
+    assert_eq!(ima.policy_write(&mut h, 0, text, &no_loader), Ok(24));
+    // Without a newline: one more than written.
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure func=BPRM_CHECK", &no_loader),
+        Ok(24)
+    );
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"   # comment\n", &no_loader),
+        Ok(13)
+    );
+    assert_eq!(ima.policy_write(&mut h, 0, b"\n", &no_loader), Ok(1));
+    assert_eq!(h.pending_rules().len(), 2);
+    assert!(h.is_valid());
+    // Each parsed rule is audited as 1807.
+    let r = records_of(&ima, audit::AUDIT_INTEGRITY_POLICY_RULE);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].body, "action=measure func=BPRM_CHECK res=1");
+    ima.policy_release(h);
+}
+
+#[test]
+fn write_at_nonzero_offset_is_einval_and_spoils_the_session() {
+    let ima = ima_tcb();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 1, b"measure func=BPRM_CHECK\n", &no_loader),
+        Err(Errno::EINVAL)
+    );
+    assert!(!h.is_valid());
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure func=BPRM_CHECK\n", &no_loader),
+        Ok(24)
+    );
+    let before = ima.policy_text();
+    ima.policy_release(h);
+    assert_eq!(ima.policy_text(), before);
+}
+
+#[test]
+fn invalid_rule_discards_whole_session_at_release() {
+    let ima = ima_tcb();
+    let builtin = ima.policy_text();
+    assert!(builtin.contains("measure func=BPRM_CHECK mask=MAY_EXEC \n"));
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    h.pid = 77;
+    h.comm = "echo".into();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure func=FILE_CHECK\n", &no_loader),
+        Ok(24)
+    );
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure bogus=1\n", &no_loader),
+        Err(Errno::EINVAL)
+    );
+    // Later good lines still parse but the session stays invalid.
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"audit func=BPRM_CHECK\n", &no_loader),
+        Ok(22)
+    );
+    ima.policy_release(h);
+    assert_eq!(ima.policy_text(), builtin);
+    let status = records_of(&ima, audit::AUDIT_INTEGRITY_STATUS);
+    assert_eq!(status.len(), 2);
+    assert_eq!(
+        status[0].body,
+        "pid=77 uid=0 auid=4294967295 ses=4294967295 op=update_policy cause=invalid-policy \
+         comm=\"echo\" res=0 errno=0"
+    );
+    assert_eq!(
+        status[1].body,
+        "pid=77 uid=0 auid=4294967295 ses=4294967295 op=policy_update cause=failed \
+         comm=\"echo\" res=0 errno=0"
+    );
+    // The writer slot is free again.
+    ima.open_policy(PolicyAccess::Write, true).unwrap();
+}
+
+#[test]
+fn comment_only_session_fails() {
+    let ima = ima_tcb();
+    let builtin = ima.policy_text();
+    assert_eq!(load(&ima, "# nothing here\n\n"), Ok(()));
+    assert_eq!(ima.policy_text(), builtin);
+    let status = records_of(&ima, audit::AUDIT_INTEGRITY_STATUS);
+    assert!(status[0].body.contains("op=policy_update cause=failed"));
+    // An empty session too.
+    let h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    ima.policy_release(h);
+    assert_eq!(ima.policy_text(), builtin);
+}
+
+#[test]
+fn first_load_replaces_builtin_second_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    load(&ima, "measure func=BPRM_CHECK\n").unwrap();
+    assert_eq!(ima.policy_text(), "measure func=BPRM_CHECK \n");
+    let status = records_of(&ima, audit::AUDIT_INTEGRITY_STATUS);
+    assert!(status[0]
+        .body
+        .contains("op=policy_update cause=completed comm=\"\" res=1"));
+    load(&ima, "dont_measure fsmagic=0x9fa0\naudit func=FILE_CHECK\n").unwrap();
+    assert_eq!(
+        ima.policy_text(),
+        "measure func=BPRM_CHECK \ndont_measure fsmagic=0x9fa0 \naudit func=FILE_CHECK \n"
+    );
+    assert_eq!(ima.policy_file_state(), PolicyFileState::Writable);
+    // The new policy applies: root reads are no longer measured.
+    let f = TestFile::new(dir.path(), "/etc/x", b"x");
+    open_read(&ima, &f);
+    assert_eq!(ima.list().len(), 1);
+}
+
+#[test]
+fn read_only_and_removed_policy_file_after_first_load() {
+    let ro = ima_with(Config {
+        write_policy: false,
+        ..Config::default()
+    });
+    load(&ro, "measure func=BPRM_CHECK\n").unwrap();
+    assert_eq!(ro.policy_file_state(), PolicyFileState::ReadOnly);
+    assert_eq!(
+        ro.open_policy(PolicyAccess::Write, true).unwrap_err(),
+        Errno::EBUSY
+    );
+    assert!(ro.open_policy(PolicyAccess::Read, true).is_ok());
+
+    let gone = ima_with(Config {
+        write_policy: false,
+        read_policy: false,
+        ..Config::default()
+    });
+    // A failed session does not remove the file.
+    assert_eq!(load(&gone, "bogus\n"), Err(Errno::EINVAL));
+    assert_eq!(gone.policy_file_state(), PolicyFileState::Writable);
+    load(&gone, "measure func=BPRM_CHECK\n").unwrap();
+    assert_eq!(gone.policy_file_state(), PolicyFileState::Removed);
+    assert_eq!(
+        gone.open_policy(PolicyAccess::Write, true).unwrap_err(),
+        Errno::ENOENT
+    );
+}
+
+#[test]
+fn signed_policy_required_refuses_text() {
+    let ima = ima_with(Config {
+        builtin_policy: vec!["secure_boot".into()],
+        ..Config::default()
+    });
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure func=BPRM_CHECK\n", &no_loader),
+        Err(Errno::EACCES)
+    );
+    let status = records_of(&ima, audit::AUDIT_INTEGRITY_STATUS);
+    assert!(
+        status[0]
+            .body
+            .contains("op=policy_update cause=signed policy required comm=\"\" res=0"),
+        "{}",
+        status[0].body
+    );
+    ima.policy_release(h);
+    // A custom policy that itself requires signed policies has the same effect later.
+    let other = ima_tcb();
+    load(&other, "appraise func=POLICY_CHECK\n").unwrap();
+    let mut h = other.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        other.policy_write(&mut h, 0, b"measure func=BPRM_CHECK\n", &no_loader),
+        Err(Errno::EACCES)
+    );
+}
+
+#[test]
+fn loading_by_absolute_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let path = dir.path().join("policy");
+    let text = "# my policy\nmeasure func=BPRM_CHECK\n\nmeasure func=POLICY_CHECK\n";
+    std::fs::write(&path, text).unwrap();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    let written = format!("{}\n", path.display());
+    assert_eq!(
+        ima.policy_write(&mut h, 0, written.as_bytes(), &fs_loader),
+        Ok(written.len())
+    );
+    ima.policy_release(h);
+    assert_eq!(
+        ima.policy_text(),
+        "measure func=BPRM_CHECK \nmeasure func=POLICY_CHECK \n"
+    );
+    // The built-in tcb policy had POLICY_CHECK: the file was measured while loading.
+    let l = lines(&ima);
+    assert_eq!(l.len(), 2);
+    let sha = HashAlgo::Sha256.digest(text.as_bytes()).unwrap().to_hex();
+    assert!(l[1].ends_with(&format!(" ima-ng sha256:{sha} {}", path.display())));
+
+    // Now the active policy has POLICY_CHECK too; a second identical load is a duplicate.
+    load(&ima, &written).unwrap();
+    assert_eq!(ima.list().len(), 2);
+}
+
+#[test]
+fn loading_by_path_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    let missing = format!("{}/nope\n", dir.path().display());
+    assert_eq!(
+        ima.policy_write(&mut h, 0, missing.as_bytes(), &fs_loader),
+        Err(Errno::ENOENT)
+    );
+    assert!(!h.is_valid());
+    ima.policy_release(h);
+
+    // Last line without newline: size accounting leaves -1, EINVAL (rules before it parsed).
+    let path = dir.path().join("p");
+    std::fs::write(&path, "measure func=BPRM_CHECK\nmeasure func=MMAP_CHECK").unwrap();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, path.to_str().unwrap().as_bytes(), &fs_loader),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(h.pending_rules().len(), 2);
+    ima.policy_release(h);
+
+    // A bad rule stops the load with its error.
+    std::fs::write(
+        &path,
+        "measure func=BPRM_CHECK\nnonsense\nmeasure func=MMAP_CHECK\n",
+    )
+    .unwrap();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, path.to_str().unwrap().as_bytes(), &fs_loader),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(h.pending_rules().len(), 1);
+    ima.policy_release(h);
+    assert!(
+        ima.policy_text().contains("mask=MAY_EXEC"),
+        "built-in still active"
+    );
+}
+
+#[test]
+fn read_handle_cannot_write() {
+    let ima = ima_tcb();
+    let mut h = ima.open_policy(PolicyAccess::Read, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure\n", &no_loader),
+        Err(Errno(libc::EBADF))
+    );
+    ima.policy_release(h);
+}
+
+#[test]
+fn ima_is_send_and_sync_and_concurrent_hooks_agree() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Ima>();
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let files: Vec<TestFile> = (0..16)
+        .map(|i| {
+            TestFile::new(
+                dir.path(),
+                &format!("/f{i}"),
+                format!("content {i}").as_bytes(),
+            )
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for f in &files {
+                    open_read(&ima, f);
+                    close(&ima, f, false);
+                }
+            });
+        }
+    });
+    assert_eq!(ima.list().len(), 17);
+    let replayed = crate::engine::pcr::replay(ima.list());
+    for (pcr, bank, value) in ima.pcr_values() {
+        assert_eq!(replayed.value(pcr, bank), value);
+    }
+}
