@@ -1,13 +1,16 @@
 //! The IMA engine: everything the kernel's `security/integrity/ima/` does, in-process.
 
+pub mod appraise;
 pub mod audit;
 pub mod hash;
 pub mod ima;
+pub mod keys;
 pub mod log;
 pub mod measure;
 pub mod pcr;
 pub mod policy;
 pub mod template;
+pub mod xattr;
 
 /// An errno value as the kernel would return it (positive, e.g. `Errno::EINVAL`).
 /// The engine has no FUSE in it; the file systems translate this to their reply type.
