@@ -12,6 +12,7 @@
 //! long. A record becomes visible to readers only once fully appended.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -41,6 +42,26 @@ impl Record {
     ) -> Record {
         let data = template.encode(ev);
         Record::from_data(pcr, template, data, ev.violation, banks)
+    }
+
+    /// A violation entry (5.4) for `name` with `template` (the default template) and the
+    /// default PCR: zero digest fields labelled `ima_hash`, zero template digests.
+    /// Use [`Record::new`] with `violation: true` when the template needs more of the file
+    /// (e.g. `sig` falling back to an EVM portable signature).
+    pub fn violation(
+        pcr: u32,
+        template: Arc<TemplateDesc>,
+        name: &[u8],
+        ima_hash: HashAlgo,
+        banks: &[HashAlgo],
+    ) -> Record {
+        let ev = EventData {
+            violation: true,
+            hash_algo: ima_hash,
+            name,
+            ..Default::default()
+        };
+        Record::new(pcr, template, &ev, banks)
     }
 
     /// A record from already-encoded template data (e.g. restored from a saved binary list).
@@ -163,20 +184,43 @@ struct Meta {
     violation: bool,
 }
 
-/// Fingerprint index for duplicate suppression (5.3 step 3) of one bank.
+/// Fingerprint index for duplicate suppression (5.3 step 3) of one bank: 8 bytes and a
+/// control byte per record; the stored record is compared on every hit, so fingerprint
+/// collisions cost a look at the overflow set, never a wrong answer.
 #[derive(Default)]
 struct DedupIndex {
     /// Fingerprint of (pcr, digest) -> first record index with it.
-    first: HashMap<u64, u64>,
-    /// Entries whose fingerprint collided with a different (pcr, digest).
+    first: HashMap<u32, u32, BuildHasherDefault<FingerprintHasher>>,
+    /// Entries whose fingerprint collided with a different (pcr, digest), or whose index
+    /// does not fit the table.
     overflow: HashSet<(u32, Vec<u8>)>,
 }
 
-fn fingerprint(pcr: u32, digest: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = digest.len().min(8);
+fn fingerprint(pcr: u32, digest: &[u8]) -> u32 {
+    let mut head = [0u8; 4];
+    let n = digest.len().min(4);
     head[..n].copy_from_slice(&digest[..n]);
-    u64::from_le_bytes(head) ^ u64::from(pcr).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    u32::from_le_bytes(head) ^ pcr.wrapping_mul(0x9e37_79b9)
+}
+
+/// The fingerprint already is digest bytes: spread it over 64 bits instead of SipHashing.
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 struct Inner {
@@ -357,12 +401,17 @@ impl MeasurementList {
     fn dedup_insert(&self, idx: &mut DedupIndex, index: u64, pcr: u32, bank: usize, digest: &[u8]) {
         let fp = fingerprint(pcr, digest);
         match idx.first.get(&fp) {
-            None => {
-                idx.first.insert(fp, index);
-            }
+            None => match u32::try_from(index) {
+                Ok(i) => {
+                    idx.first.insert(fp, i);
+                }
+                Err(_) => {
+                    idx.overflow.insert((pcr, digest.to_vec()));
+                }
+            },
             Some(&other) => {
                 let same = self
-                    .with_record(other, |r| {
+                    .with_record(u64::from(other), |r| {
                         r.pcr == pcr && r.digest(bank).as_bytes() == digest
                     })
                     .unwrap_or(false);
@@ -410,7 +459,9 @@ impl MeasurementList {
         let bytes = digest.as_bytes();
         if let Some(&i) = idx.first.get(&fingerprint(pcr, bytes)) {
             if self
-                .with_record(i, |r| r.pcr == pcr && r.digest(bank).as_bytes() == bytes)
+                .with_record(u64::from(i), |r| {
+                    r.pcr == pcr && r.digest(bank).as_bytes() == bytes
+                })
                 .unwrap_or(false)
             {
                 return true;
@@ -542,12 +593,14 @@ impl MeasurementList {
         let name = r.template.display_name();
         match kind {
             ViewKind::Ascii => {
+                // "%2d" of the (int) PCR index.
                 let pcr = meta.pcr as i32;
-                if (0..10).contains(&pcr) {
-                    out.push(b' ');
-                    out.push(b'0' + pcr as u8);
-                } else {
-                    out.extend_from_slice(pcr.to_string().as_bytes());
+                match pcr {
+                    0..=9 => out.extend_from_slice(&[b' ', b'0' + pcr as u8]),
+                    10..=99 => {
+                        out.extend_from_slice(&[b'0' + (pcr / 10) as u8, b'0' + (pcr % 10) as u8])
+                    }
+                    _ => out.extend_from_slice(pcr.to_string().as_bytes()),
                 }
                 out.push(b' ');
                 if r.violation {
@@ -631,12 +684,7 @@ mod tests {
     }
 
     fn t5() -> Record {
-        let ev = EventData {
-            violation: true,
-            name: b"/tmp/hello",
-            ..Default::default()
-        };
-        Record::new(10, ima_ng(), &ev, &BANKS)
+        Record::violation(10, ima_ng(), b"/tmp/hello", HashAlgo::Sha256, &BANKS)
     }
 
     fn read_all(list: &MeasurementList, kind: ViewKind, bank: usize) -> Vec<u8> {
@@ -825,27 +873,47 @@ mod tests {
 
     #[test]
     fn fingerprint_collisions_are_resolved_exactly() {
-        // Two digests with the same first 8 bytes collide in the fingerprint table.
+        // Digests sharing their first 4 bytes share a fingerprint.
         let list = MeasurementList::new(&BANKS);
-        let mut idx = DedupIndex::default();
-        let t = ima_ng();
         let a = Record::new(
             10,
-            t.clone(),
+            ima_ng(),
             &EventData {
                 name: b"/a",
                 ..Default::default()
             },
             &BANKS,
         );
+        let forge = |last: u8| {
+            let mut bytes = [0u8; 20];
+            bytes[..4].copy_from_slice(&a.digest(0).as_bytes()[..4]);
+            bytes[19] = last;
+            Digest::from_bytes(HashAlgo::Sha1, &bytes).unwrap()
+        };
+        let mut b = Record::new(
+            10,
+            ima_ng(),
+            &EventData {
+                name: b"/b",
+                ..Default::default()
+            },
+            &BANKS,
+        );
+        b.digests[0] = forge(1);
+        assert!(!list.contains_digest(10, 0, &a.digest(0)));
         list.append(a.clone());
-        let mut fake = [0u8; 20];
-        fake[..8].copy_from_slice(&a.digest(0).as_bytes()[..8]);
-        fake[19] = 1;
-        list.dedup_insert(&mut idx, 0, 10, 0, a.digest(0).as_bytes());
-        list.dedup_insert(&mut idx, 1, 10, 0, &fake);
-        assert_eq!(idx.first.len(), 1);
-        assert!(idx.overflow.contains(&(10, fake.to_vec())));
+        list.append(b.clone());
+        assert!(list.contains_digest(10, 0, &a.digest(0)));
+        assert!(list.contains_digest(10, 0, &forge(1)));
+        assert!(!list.contains_digest(10, 0, &forge(2)));
+        assert!(!list.contains_digest(11, 0, &forge(1)));
+        // Built lazily after the appends, the index gives the same answers.
+        let list2 = MeasurementList::new(&BANKS);
+        list2.append(a.clone());
+        list2.append(b);
+        assert!(list2.contains_digest(10, 0, &forge(1)));
+        assert!(!list2.contains_digest(10, 0, &forge(2)));
+        assert_eq!(list2.dedup.lock()[0].as_ref().unwrap().overflow.len(), 1);
     }
 
     #[test]
