@@ -1,1 +1,2 @@
 //! FUSE file systems served by the daemon.
+pub mod ima_hooks;

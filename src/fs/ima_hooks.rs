@@ -1,0 +1,504 @@
+//! The glue between the measuring overlay and the IMA engine: each open of a lower file
+//! becomes the engine's file hook events (IMA-SPEC 4.3), each release a `file_closed`.
+//!
+//! Ids are those of the FUSE connection's user namespace, which is the container's: the
+//! daemon of `imafs run` lives in the container's user namespace, so `/proc/<pid>/status`
+//! and `fstat` show the ids as the container sees them (the container's root is 0).
+
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::engine::ima::{FileEvent, Ima};
+use crate::engine::measure::{FileId, FileVersion};
+use crate::engine::policy::{Func, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::engine::Errno;
+
+/// One open of a lower file as the overlay saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenInfo<'a> {
+    /// open(2) flags of the caller (O_ACCMODE, O_APPEND, O_TRUNC, ...).
+    pub flags: i32,
+    /// The open was made by execve (the kernel's `__FMODE_EXEC`, 0x20, in the FUSE flags).
+    pub exec: bool,
+    /// This open created the file.
+    pub created: bool,
+    /// The caller's thread id and fs ids from the FUSE request.
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Path as the container sees it (`/etc/passwd`).
+    pub path: &'a [u8],
+}
+
+/// Calls the engine for the overlay's opens and releases.
+pub struct ImaHooks {
+    ima: Arc<Ima>,
+    lower_fs: LowerFsCache,
+}
+
+impl ImaHooks {
+    pub fn new(ima: Arc<Ima>) -> ImaHooks {
+        ImaHooks {
+            ima,
+            lower_fs: LowerFsCache::default(),
+        }
+    }
+
+    pub fn ima(&self) -> &Arc<Ima> {
+        &self.ima
+    }
+
+    /// Run the hooks of one open of `file` (the daemon's descriptor of the lower file). An
+    /// `Err` refuses the open (appraisal); the engine then counts it as released already.
+    pub fn open(&self, info: &OpenInfo<'_>, file: &File) -> Result<(), Errno> {
+        let meta = file.metadata().map_err(|e| errno_of(&e))?;
+        // Only regular files are ever processed for file hooks.
+        if !meta.file_type().is_file() {
+            return Ok(());
+        }
+        let readable;
+        let file = if info.flags & libc::O_ACCMODE == libc::O_WRONLY {
+            // The engine hashes through a readable descriptor.
+            readable = reopen_read_only(file);
+            readable.as_ref().unwrap_or(file)
+        } else {
+            file
+        };
+        let caller = Caller::of_task(info.pid, info.uid, info.gid);
+        let fs = self.lower_fs.get(file);
+        let ima_xattr = read_ima_xattr(file);
+        let hooks = open_hooks(info.flags, info.exec);
+        let mut registered_open = false;
+        for (func, mask) in hooks {
+            let ev = FileEvent {
+                func,
+                mask,
+                subject: caller.subject(),
+                pid: info.pid,
+                comm: &caller.comm,
+                id: file_id(&meta),
+                version: file_version(&meta),
+                owner: meta.uid(),
+                group: meta.gid(),
+                mode: meta.mode(),
+                fsmagic: fs.magic,
+                fsname: &fs.name,
+                fsuuid: fs.uuid,
+                path: info.path,
+                ima_xattr: ima_xattr.as_deref(),
+                opened_for_write: opened_for_write(info.flags),
+                created: info.created,
+            };
+            if let Err(e) = self.ima.process_file(&ev, file) {
+                // A failed FILE_CHECK was released by the engine; a later hook's failure
+                // must release the open the FILE_CHECK registered.
+                if registered_open {
+                    self.ima
+                        .file_closed(ev.id, ev.opened_for_write, ev.version);
+                }
+                return Err(e);
+            }
+            registered_open |= func == Func::FileCheck;
+        }
+        Ok(())
+    }
+
+    /// The release of an open accepted by [`ImaHooks::open`]; `meta` is the file's state now.
+    pub fn release(&self, meta: &Metadata, flags: i32) {
+        if meta.file_type().is_file() {
+            self.ima
+                .file_closed(file_id(meta), opened_for_write(flags), file_version(meta));
+        }
+    }
+}
+
+/// The engine's identity of a lower file.
+pub fn file_id(meta: &Metadata) -> FileId {
+    FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+/// The version of a lower file's content (no change cookie: statx does not export it).
+pub fn file_version(meta: &Metadata) -> FileVersion {
+    FileVersion {
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        change_cookie: None,
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A read-only descriptor of the same file (through `/proc/self/fd`), if permitted.
+fn reopen_read_only(file: &File) -> Option<File> {
+    File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+}
+
+/// The file's `security.ima`, if it has one.
+fn read_ima_xattr(file: &File) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
+    match rustix::fs::fgetxattr(file, "security.ima", &mut buf) {
+        Ok(n) => {
+            buf.truncate(n);
+            Some(buf)
+        }
+        Err(_) => None,
+    }
+}
+
+/// The hooks an open runs, in the kernel's order, with their masks (IMA-SPEC 4.3): an open
+/// by execve is FILE_CHECK(MAY_EXEC) for the open of the binary, then BPRM_CHECK(MAY_EXEC);
+/// any other open is FILE_CHECK with the mask from the access mode, O_APPEND and O_TRUNC.
+pub fn open_hooks(flags: i32, exec: bool) -> Vec<(Func, u32)> {
+    if exec {
+        return vec![(Func::FileCheck, MAY_EXEC), (Func::BprmCheck, MAY_EXEC)];
+    }
+    vec![(Func::FileCheck, open_mask(flags))]
+}
+
+/// The FILE_CHECK mask of an open with `flags` (`MAY_OPEN` is stripped, as in the kernel).
+pub fn open_mask(flags: i32) -> u32 {
+    let mut mask = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => MAY_READ,
+        libc::O_WRONLY => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    };
+    if flags & libc::O_APPEND != 0 {
+        mask |= MAY_APPEND;
+    }
+    if flags & libc::O_TRUNC != 0 {
+        mask |= MAY_WRITE;
+    }
+    mask
+}
+
+/// Whether an open with `flags` makes the file description writable (FMODE_WRITE).
+pub fn opened_for_write(flags: i32) -> bool {
+    matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
+}
+
+/// The calling task as IMA sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub subject_ids: [u32; 6],
+    pub cap_setuid: bool,
+    pub cap_setgid: bool,
+    pub comm: String,
+}
+
+impl Caller {
+    pub fn subject(&self) -> Subject {
+        let [uid, euid, suid, gid, egid, sgid] = self.subject_ids;
+        Subject {
+            uid,
+            euid,
+            suid,
+            gid,
+            egid,
+            sgid,
+            cap_setuid: self.cap_setuid,
+            cap_setgid: self.cap_setgid,
+        }
+    }
+
+    /// The task `pid` (a thread id, as FUSE requests carry) from `/proc/<pid>/status` and
+    /// `comm`; when the task is gone already, the request's fs ids stand in for all of them.
+    pub fn of_task(pid: u32, fsuid: u32, fsgid: u32) -> Caller {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let mut caller = parse_status(&status).unwrap_or(Caller {
+            subject_ids: [fsuid, fsuid, fsuid, fsgid, fsgid, fsgid],
+            ..Caller::default()
+        });
+        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            caller.comm = comm.trim_end_matches('\n').to_owned();
+        }
+        caller
+    }
+}
+
+/// Capability bit numbers (linux/capability.h).
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+/// Parse the `Uid:`, `Gid:`, `CapEff:` and `Name:` lines of `/proc/<pid>/status`.
+pub fn parse_status(status: &str) -> Option<Caller> {
+    let ids = |key: &str| -> Option<[u32; 3]> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        let mut it = line[key.len()..]
+            .split_whitespace()
+            .map(|v| v.parse::<u32>());
+        Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
+    };
+    let [uid, euid, suid] = ids("Uid:")?;
+    let [gid, egid, sgid] = ids("Gid:")?;
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let comm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default();
+    Some(Caller {
+        subject_ids: [uid, euid, suid, gid, egid, sgid],
+        cap_setuid: caps & (1 << CAP_SETUID) != 0,
+        cap_setgid: caps & (1 << CAP_SETGID) != 0,
+        comm,
+    })
+}
+
+/// The superblock facts of a lower file system that policy rules and audit records name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LowerFs {
+    pub magic: u64,
+    /// The kernel's `s_id`: the block device name (`vda`) or the file system type (`tmpfs`).
+    pub name: String,
+    pub uuid: Option<[u8; 16]>,
+}
+
+/// Per-device cache of [`LowerFs`] (mountinfo and by-uuid lookups are not per-open work).
+#[derive(Default)]
+pub struct LowerFsCache {
+    by_dev: Mutex<HashMap<u64, LowerFs>>,
+}
+
+impl LowerFsCache {
+    pub fn get(&self, file: &File) -> LowerFs {
+        let Ok(meta) = file.metadata() else {
+            return LowerFs::default();
+        };
+        let dev = meta.dev();
+        if let Some(fs) = self.by_dev.lock().get(&dev) {
+            return fs.clone();
+        }
+        let magic = rustix::fs::fstatfs(file)
+            .map(|s| s.f_type as u64)
+            .unwrap_or(0);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let (name, device) = s_id_from_mountinfo(&mountinfo, dev).unwrap_or_default();
+        let uuid = device.as_deref().and_then(uuid_of_device);
+        let fs = LowerFs { magic, name, uuid };
+        self.by_dev.lock().insert(dev, fs.clone());
+        fs
+    }
+}
+
+/// The `s_id` of the file system with device number `dev`, from mountinfo: the last path
+/// component of a `/dev/...` source (the kernel names block devices so), else the type;
+/// and the source device path when there is one.
+pub fn s_id_from_mountinfo(mountinfo: &str, dev: u64) -> Option<(String, Option<String>)> {
+    let want = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
+    for line in mountinfo.lines() {
+        let mut fields = line.split(' ');
+        if fields.nth(2) != Some(want.as_str()) {
+            continue;
+        }
+        let rest = line.split(" - ").nth(1)?;
+        let mut it = rest.split(' ');
+        let fstype = it.next()?;
+        let source = it.next().unwrap_or("");
+        if let Some(dev_name) = source.strip_prefix("/dev/") {
+            let base = dev_name.rsplit('/').next().unwrap_or(dev_name);
+            return Some((base.to_owned(), Some(source.to_owned())));
+        }
+        return Some((fstype.to_owned(), None));
+    }
+    None
+}
+
+/// The UUID of a block device from `/dev/disk/by-uuid` (what udev derives from the
+/// superblock, equal to the kernel's `s_uuid` for ext4, xfs and btrfs).
+fn uuid_of_device(device: &str) -> Option<[u8; 16]> {
+    let target = std::fs::canonicalize(device).ok()?;
+    for entry in std::fs::read_dir("/dev/disk/by-uuid").ok()? {
+        let entry = entry.ok()?;
+        if std::fs::canonicalize(entry.path()).ok()? == target {
+            return parse_uuid(&entry.file_name().to_string_lossy());
+        }
+    }
+    None
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` to 16 bytes.
+pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(&hex, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_follow_the_kernel_table() {
+        assert_eq!(open_mask(libc::O_RDONLY), MAY_READ);
+        assert_eq!(open_mask(libc::O_WRONLY), MAY_WRITE);
+        assert_eq!(open_mask(libc::O_RDWR), MAY_READ | MAY_WRITE);
+        assert_eq!(
+            open_mask(libc::O_WRONLY | libc::O_APPEND),
+            MAY_WRITE | MAY_APPEND
+        );
+        // O_TRUNC on a read-only open still asks for MAY_WRITE.
+        assert_eq!(
+            open_mask(libc::O_RDONLY | libc::O_TRUNC),
+            MAY_READ | MAY_WRITE
+        );
+        assert_eq!(
+            open_hooks(libc::O_RDONLY, true),
+            vec![(Func::FileCheck, MAY_EXEC), (Func::BprmCheck, MAY_EXEC)]
+        );
+        assert_eq!(open_hooks(libc::O_RDWR, false), vec![(Func::FileCheck, 6)]);
+        assert!(opened_for_write(libc::O_WRONLY));
+        assert!(!opened_for_write(libc::O_RDONLY | libc::O_APPEND));
+    }
+
+    #[test]
+    fn status_lines_give_all_ids_and_caps() {
+        let status = "Name:\tcat\nUmask:\t0022\nState:\tR (running)\n\
+            Uid:\t1000\t0\t1001\t0\nGid:\t100\t101\t102\t101\n\
+            CapInh:\t0000000000000000\nCapEff:\t00000000000000c0\n";
+        let caller = parse_status(status).expect("parses");
+        assert_eq!(caller.subject_ids, [1000, 0, 1001, 100, 101, 102]);
+        assert!(caller.cap_setuid && caller.cap_setgid);
+        assert_eq!(caller.comm, "cat");
+        let s = caller.subject();
+        assert_eq!((s.uid, s.euid, s.gid, s.egid), (1000, 0, 100, 101));
+        assert_eq!(parse_status("Name:\tx\nUid:\t1\t2\n"), None);
+    }
+
+    #[test]
+    fn own_task_is_read_from_proc() {
+        let me = Caller::of_task(std::process::id(), 4242, 4242);
+        let uid = rustix::process::getuid().as_raw();
+        assert_eq!(me.subject_ids[0], uid);
+        assert!(!me.comm.is_empty());
+    }
+
+    #[test]
+    fn s_id_is_the_block_device_or_the_fs_type() {
+        let mountinfo = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+            25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw\n\
+            40 1 8:1 / /data rw - xfs /dev/mapper/vg-data rw\n";
+        let vda = rustix::fs::makedev(254, 0);
+        assert_eq!(
+            s_id_from_mountinfo(mountinfo, vda),
+            Some(("vda".to_owned(), Some("/dev/vda".to_owned())))
+        );
+        let shm = rustix::fs::makedev(0, 23);
+        assert_eq!(
+            s_id_from_mountinfo(mountinfo, shm),
+            Some(("tmpfs".into(), None))
+        );
+        let mapper = rustix::fs::makedev(8, 1);
+        assert_eq!(
+            s_id_from_mountinfo(mountinfo, mapper).map(|x| x.0),
+            Some("vg-data".into())
+        );
+        assert_eq!(
+            s_id_from_mountinfo(mountinfo, rustix::fs::makedev(9, 9)),
+            None
+        );
+    }
+
+    #[test]
+    fn uuid_text_parses() {
+        assert_eq!(
+            parse_uuid("0123abcd-0000-1111-2222-333344445555"),
+            Some([
+                0x01, 0x23, 0xab, 0xcd, 0, 0, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55,
+                0x55
+            ])
+        );
+        assert_eq!(parse_uuid("not-a-uuid"), None);
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::engine::ima::Config;
+    use crate::engine::log::ViewKind;
+    use sha2::Digest;
+    use std::io::Write;
+
+    fn ascii_list(ima: &Ima) -> String {
+        let list = ima.list();
+        let bank = list.bank_index(crate::engine::hash::HashAlgo::Sha256).expect("sha256");
+        let mut buf = vec![0u8; list.view_len(ViewKind::Ascii, bank) as usize];
+        let n = list.read(ViewKind::Ascii, bank, 0, &mut buf);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn reads_by_root_and_execs_are_measured_under_tcb() {
+        if !rustix::process::geteuid().is_root() {
+            return; // tcb measures root's reads: the subject comes from our own /proc entry.
+        }
+        let ima = Arc::new(Ima::new(Config::default()).expect("engine"));
+        let hooks = ImaHooks::new(ima.clone());
+        // Under target/, not /tmp: tcb does not measure tmpfs.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target");
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).expect("temp");
+        tmp.write_all(b"hello\n").expect("write");
+        let mut prog = tempfile::NamedTempFile::new_in(dir).expect("temp");
+        prog.write_all(b"#!/bin/true\n").expect("write");
+        let file = File::open(tmp.path()).expect("open");
+        let me = std::process::id();
+        let read = OpenInfo {
+            flags: libc::O_RDONLY,
+            exec: false,
+            created: false,
+            pid: me,
+            uid: 0,
+            gid: 0,
+            path: b"/etc/hello",
+        };
+        hooks.open(&read, &file).expect("read open");
+        hooks.release(&file.metadata().expect("stat"), libc::O_RDONLY);
+        // Unchanged file, same PCR: no second entry.
+        hooks.open(&read, &file).expect("second read open");
+        hooks.release(&file.metadata().expect("stat"), libc::O_RDONLY);
+        let exec = OpenInfo {
+            exec: true,
+            path: b"/bin/hello",
+            ..read
+        };
+        let program = File::open(prog.path()).expect("open");
+        hooks.open(&exec, &program).expect("exec open");
+        // A non-root write open is not measured (tcb: reads by root, execs).
+        let write = OpenInfo {
+            flags: libc::O_WRONLY | libc::O_TRUNC,
+            path: b"/tmp/w",
+            ..read
+        };
+        let writable = std::fs::OpenOptions::new().write(true).open(tmp.path()).expect("open");
+        hooks.open(&write, &writable).expect("write open");
+        let list = ascii_list(&ima);
+        let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        let true_script = sha2::Sha256::digest(b"#!/bin/true\n");
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 3, "{list}");
+        assert!(lines[1].ends_with(&format!("ima-ng sha256:{hello} /etc/hello")), "{list}");
+        assert!(
+            lines[2].ends_with(&format!("ima-ng sha256:{} /bin/hello", hex::encode(true_script))),
+            "{list}"
+        );
+    }
+}
