@@ -98,8 +98,7 @@ impl ImaHooks {
                 // A failed FILE_CHECK was released by the engine; a later hook's failure
                 // must release the open the FILE_CHECK registered.
                 if registered_open {
-                    self.ima
-                        .file_closed(ev.id, ev.opened_for_write, ev.version);
+                    self.ima.file_closed(ev.id, ev.opened_for_write, ev.version);
                 }
                 return Err(e);
             }
@@ -440,7 +439,9 @@ mod engine_tests {
 
     fn ascii_list(ima: &Ima) -> String {
         let list = ima.list();
-        let bank = list.bank_index(crate::engine::hash::HashAlgo::Sha256).expect("sha256");
+        let bank = list
+            .bank_index(crate::engine::hash::HashAlgo::Sha256)
+            .expect("sha256");
         let mut buf = vec![0u8; list.view_len(ViewKind::Ascii, bank) as usize];
         let n = list.read(ViewKind::Ascii, bank, 0, &mut buf);
         String::from_utf8_lossy(&buf[..n]).into_owned()
@@ -488,16 +489,25 @@ mod engine_tests {
             path: b"/tmp/w",
             ..read
         };
-        let writable = std::fs::OpenOptions::new().write(true).open(tmp.path()).expect("open");
+        let writable = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp.path())
+            .expect("open");
         hooks.open(&write, &writable).expect("write open");
         let list = ascii_list(&ima);
         let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
         let true_script = sha2::Sha256::digest(b"#!/bin/true\n");
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines.len(), 3, "{list}");
-        assert!(lines[1].ends_with(&format!("ima-ng sha256:{hello} /etc/hello")), "{list}");
         assert!(
-            lines[2].ends_with(&format!("ima-ng sha256:{} /bin/hello", hex::encode(true_script))),
+            lines[1].ends_with(&format!("ima-ng sha256:{hello} /etc/hello")),
+            "{list}"
+        );
+        assert!(
+            lines[2].ends_with(&format!(
+                "ima-ng sha256:{} /bin/hello",
+                hex::encode(true_script)
+            )),
             "{list}"
         );
     }
