@@ -630,6 +630,81 @@ impl MeasurementList {
     }
 }
 
+/// Parse a binary measurement list (6.6) whose records carry `file_bank` template digests
+/// (e.g. a saved `binary_runtime_measurements_sha256`) back into records for `banks`, as
+/// `ima_restore_measurement_list` does after kexec: templates are looked up by name (or
+/// parsed as a format string), an all-zero stored digest marks a violation, and every other
+/// record's digests are recomputed and must equal the stored one.
+pub fn parse_binary_list(
+    mut bytes: &[u8],
+    file_bank: HashAlgo,
+    banks: &[HashAlgo],
+) -> Result<Vec<Record>, String> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+        if bytes.len() < n {
+            return Err(format!("truncated record: {what}"));
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head)
+    }
+    fn le32(bytes: &mut &[u8], what: &str) -> Result<u32, String> {
+        let b = take(bytes, 4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    let mut templates: Vec<Arc<TemplateDesc>> = Vec::new();
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let pcr = le32(&mut bytes, "pcr")?;
+        let stored = take(&mut bytes, file_bank.digest_size(), "digest")?;
+        let name_len = le32(&mut bytes, "template name length")? as usize;
+        let name = std::str::from_utf8(take(&mut bytes, name_len, "template name")?)
+            .map_err(|_| "template name is not UTF-8".to_string())?;
+        let template = match templates.iter().find(|t| t.display_name() == name) {
+            Some(t) => t.clone(),
+            None => {
+                let t = match TemplateDesc::builtin(name) {
+                    Some(t) => t,
+                    None => TemplateDesc::from_fmt(name)?,
+                };
+                let t = Arc::new(t);
+                templates.push(t.clone());
+                t
+            }
+        };
+        let data = if template.is_ima() {
+            // d raw (20 bytes), then le32(strlen) + name without NUL.
+            let d = take(&mut bytes, 20, "ima digest")?;
+            let len = le32(&mut bytes, "ima name length")? as usize;
+            let n = take(&mut bytes, len, "ima name")?;
+            let mut data = Vec::with_capacity(4 + 20 + 4 + len + 1);
+            data.extend_from_slice(&20u32.to_le_bytes());
+            data.extend_from_slice(d);
+            data.extend_from_slice(&(len as u32 + 1).to_le_bytes());
+            data.extend_from_slice(n);
+            data.push(0);
+            data
+        } else {
+            let len = le32(&mut bytes, "template data length")? as usize;
+            take(&mut bytes, len, "template data")?.to_vec()
+        };
+        let fields = template.split_fields(&data);
+        let encoded: usize = fields.iter().map(|(_, d)| 4 + d.len()).sum();
+        if fields.len() != template.fields().len() || encoded != data.len() {
+            return Err(format!("template data does not match template {name}"));
+        }
+        let violation = stored.iter().all(|&b| b == 0);
+        if !violation && template.digest(&data, file_bank).as_bytes() != stored {
+            return Err(format!(
+                "template digest mismatch in record {}",
+                records.len()
+            ));
+        }
+        records.push(Record::from_data(pcr, template, data, violation, banks));
+    }
+    Ok(records)
+}
+
 /// End offset (exclusive) of record `i` in view (`kind`, `algo`).
 fn view_end(meta: &Meta, i: usize, kind: ViewKind, algo: HashAlgo) -> u64 {
     let count = i as u64 + 1;
@@ -834,6 +909,40 @@ mod tests {
             &zeros[..40]
         )));
         assert!(list.read(ViewKind::Ascii, 2, 0, &mut [0u8; 10]) == 0);
+    }
+
+    #[test]
+    fn binary_lists_parse_back_into_the_same_records() {
+        let list = MeasurementList::new(&BANKS);
+        let ima = Arc::new(TemplateDesc::builtin("ima").unwrap());
+        let sig = Arc::new(TemplateDesc::builtin("ima-sig").unwrap());
+        let custom = Arc::new(TemplateDesc::from_fmt("d-ng|n-ng|imode").unwrap());
+        let ev = EventData {
+            digest: HashAlgo::Sha1.digest(b"x"),
+            name: b"/x y",
+            imode: Some(0o644),
+            ..Default::default()
+        };
+        for t in [ima_ng(), ima, sig, custom] {
+            list.append(Record::new(11, t, &ev, &BANKS));
+        }
+        list.append(t2());
+        list.append(t5());
+        for bank in 0..2 {
+            let bin = read_all(&list, ViewKind::Binary, bank);
+            let parsed = parse_binary_list(&bin, BANKS[bank], &BANKS).unwrap();
+            assert_eq!(parsed.len(), 6);
+            for (i, r) in parsed.iter().enumerate() {
+                assert_eq!(Some(r), list.record(i as u64).as_ref(), "record {i}");
+            }
+            // Truncations and a flipped byte are errors, not panics.
+            for cut in [1, 5, bin.len() / 2, bin.len() - 1] {
+                assert!(parse_binary_list(&bin[..cut], BANKS[bank], &BANKS).is_err());
+            }
+            let mut bad = bin.clone();
+            bad[4 + BANKS[bank].digest_size() + 4 + 8] ^= 1;
+            assert!(parse_binary_list(&bad, BANKS[bank], &BANKS).is_err());
+        }
     }
 
     #[test]
