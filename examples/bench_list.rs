@@ -23,18 +23,45 @@ fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-fn read_view(list: &MeasurementList, kind: ViewKind, bank: usize) -> (u64, f64) {
+/// CPU time this thread used so far (utime + stime from /proc/thread-self/stat, 10 ms
+/// ticks): rates per CPU second stay meaningful when other processes share the cores.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// Wall and CPU seconds of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let cpu = thread_cpu_secs();
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64(), thread_cpu_secs() - cpu)
+}
+
+fn rate(label: &str, count: f64, unit: &str, wall: f64, cpu: f64) {
+    println!(
+        "{label:28}{:>10.0} {unit}/s wall, {:>10.0} {unit}/s per CPU second",
+        count / wall,
+        count / cpu.max(0.01)
+    );
+}
+
+fn read_view(list: &MeasurementList, kind: ViewKind, bank: usize) -> u64 {
     let mut buf = vec![0u8; 64 * 1024];
     let mut off = 0u64;
-    let start = Instant::now();
     loop {
         let n = list.read(kind, bank, off, &mut buf);
         if n == 0 {
-            break;
+            return off;
         }
         off += n as u64;
     }
-    (off, start.elapsed().as_secs_f64())
 }
 
 fn main() {
@@ -60,88 +87,77 @@ fn main() {
     let list = MeasurementList::new(&banks);
     let mut pcrs = PcrBanks::new(&banks);
     let before = resident_bytes();
-    let start = Instant::now();
-    for (path, digest) in paths.iter().zip(&digests) {
-        let ev = EventData {
-            digest: Some(*digest),
-            name: path.as_bytes(),
-            ..Default::default()
-        };
-        let rec = Record::new(10, template.clone(), &ev, &banks);
-        // What the runtime does per measurement: duplicate check, append, extend.
-        if !list.contains_digest(10, 1, &rec.digest(1)) {
-            pcrs.extend_record(&rec);
-            list.append(rec);
+    let ((), append_wall, append_cpu) = timed(|| {
+        for (path, digest) in paths.iter().zip(&digests) {
+            let ev = EventData {
+                digest: Some(*digest),
+                name: path.as_bytes(),
+                ..Default::default()
+            };
+            let rec = Record::new(10, template.clone(), &ev, &banks);
+            // What the runtime does per measurement: duplicate check, append, extend.
+            if !list.contains_digest(10, 1, &rec.digest(1)) {
+                pcrs.extend_record(&rec);
+                list.append(rec);
+            }
         }
-    }
-    let append_secs = start.elapsed().as_secs_f64();
+    });
     let grown = resident_bytes().saturating_sub(before);
     drop(digests);
 
     assert_eq!(list.len(), n);
     // Appending without duplicate check and PCR extend (Record::new hashing included).
     let list2 = MeasurementList::new(&banks);
-    let start = Instant::now();
-    for (i, path) in paths.iter().enumerate() {
-        seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let ev = EventData {
-            digest: Digest::from_bytes(HashAlgo::Sha256, &seed),
-            name: path.as_bytes(),
-            ..Default::default()
-        };
-        list2.append(Record::new(10, template.clone(), &ev, &banks));
-    }
-    let append_only_secs = start.elapsed().as_secs_f64();
+    let ((), only_wall, only_cpu) = timed(|| {
+        for (i, path) in paths.iter().enumerate() {
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let ev = EventData {
+                digest: Digest::from_bytes(HashAlgo::Sha256, &seed),
+                name: path.as_bytes(),
+                ..Default::default()
+            };
+            list2.append(Record::new(10, template.clone(), &ev, &banks));
+        }
+    });
     drop(list2);
 
     let avg_path = path_bytes as f64 / n as f64;
     let per_record = grown as f64 / n as f64;
     println!("records                     {n}");
-    println!(
-        "check+append+extend        {:.0} records/s",
-        n as f64 / append_secs
+    rate(
+        "check+new+append+extend",
+        n as f64,
+        "records",
+        append_wall,
+        append_cpu,
     );
-    println!(
-        "new+append                  {:.0} records/s",
-        n as f64 / append_only_secs
-    );
+    rate("new+append", n as f64, "records", only_wall, only_cpu);
     println!(
         "resident per record         {per_record:.1} B (path {avg_path:.1} B, beyond path {:.1} B)",
         per_record - avg_path
     );
     for (kind, label) in [(ViewKind::Ascii, "ascii"), (ViewKind::Binary, "binary")] {
         for (bank, algo) in banks.iter().enumerate() {
-            let (bytes, secs) = read_view(&list, kind, bank);
-            println!(
-                "read {label:6} {:6} 64KiB   {:.0} MB/s ({} bytes)",
-                algo.name(),
-                bytes as f64 / secs / 1e6,
-                bytes
-            );
+            let (bytes, wall, cpu) = timed(|| read_view(&list, kind, bank));
+            let what = format!("read {label} {} 64KiB", algo.name());
+            rate(&what, bytes as f64 / 1e6, "MB", wall, cpu);
         }
     }
     // Random-offset reads (a keylime-style resume anywhere in the file).
     let total = list.view_len(ViewKind::Ascii, 1);
     let mut buf = vec![0u8; 4096];
-    let start = Instant::now();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let reads = 100_000;
-    for _ in 0..reads {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        list.read(ViewKind::Ascii, 1, x % total, &mut buf);
-    }
-    println!(
-        "random 4KiB ascii reads     {:.0} reads/s",
-        reads as f64 / start.elapsed().as_secs_f64()
-    );
-    let start = Instant::now();
-    let replayed = imafs::engine::pcr::replay(&list);
-    println!(
-        "replay                      {:.0} records/s (PCR 10 sha256 {})",
-        n as f64 / start.elapsed().as_secs_f64(),
-        replayed.value(10, HashAlgo::Sha256).to_hex()
-    );
+    let ((), wall, cpu) = timed(|| {
+        for _ in 0..reads {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            list.read(ViewKind::Ascii, 1, x % total, &mut buf);
+        }
+    });
+    rate("random 4KiB ascii reads", reads as f64, "reads", wall, cpu);
+    let (replayed, wall, cpu) = timed(|| imafs::engine::pcr::replay(&list));
+    rate("replay", n as f64, "records", wall, cpu);
     assert_eq!(replayed, pcrs);
 }

@@ -534,7 +534,6 @@ impl MeasurementList {
         };
         let mut scratch = Vec::with_capacity(READ_SLICE + 512);
         let mut filled = 0;
-        let mut offset = offset;
         // Next record to render and the byte offset inside it; found once, then advanced.
         let mut pos: Option<(usize, u64)> = None;
         while filled < buf.len() {
@@ -556,23 +555,26 @@ impl MeasurementList {
                     (i, offset - start)
                 }
             };
-            let budget = (buf.len() - filled).min(READ_SLICE);
-            let mut taken = 0;
-            while taken < budget && i < n {
-                scratch.clear();
+            // Render whole records into `scratch` until this slice is covered, then copy
+            // once; remember where the last record started in case it is cut.
+            let want = (buf.len() - filled).min(READ_SLICE);
+            scratch.clear();
+            let mut last_start = 0;
+            while i < n && scratch.len() < skip as usize + want {
+                last_start = scratch.len();
                 self.render(&inner, i, kind, bank, &mut scratch);
-                let avail = &scratch[(skip as usize).min(scratch.len())..];
-                let k = avail.len().min(buf.len() - filled);
-                buf[filled..filled + k].copy_from_slice(&avail[..k]);
-                filled += k;
-                taken += k;
-                offset += k as u64;
-                if k < avail.len() {
-                    skip += k as u64;
-                } else {
-                    i += 1;
-                    skip = 0;
-                }
+                i += 1;
+            }
+            let from = (skip as usize).min(scratch.len());
+            let k = (scratch.len() - from).min(want);
+            buf[filled..filled + k].copy_from_slice(&scratch[from..from + k]);
+            filled += k;
+            if from + k < scratch.len() {
+                // The last rendered record was cut: resume inside it.
+                i -= 1;
+                skip = (from + k - last_start) as u64;
+            } else {
+                skip = 0;
             }
             drop(inner);
             if i >= n && skip == 0 {
@@ -833,6 +835,52 @@ mod tests {
     }
 
     #[test]
+    fn t3_and_t4_lines_and_records() {
+        let list = MeasurementList::new(&BANKS);
+        let ima = Arc::new(TemplateDesc::builtin("ima").unwrap());
+        let hello = EventData {
+            digest: HashAlgo::Sha256.digest(b"hello\n"),
+            sha1_or_md5_digest: HashAlgo::Sha1.digest(b"hello\n"),
+            name: b"/tmp/hello",
+            ..Default::default()
+        };
+        list.append(Record::new(10, ima, &hello, &BANKS));
+        let sig = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
+        let signed = EventData {
+            ima_xattr: Some(&sig),
+            ..hello
+        };
+        let ima_sig = Arc::new(TemplateDesc::builtin("ima-sig").unwrap());
+        list.append(Record::new(10, ima_sig.clone(), &signed, &BANKS));
+        list.append(Record::new(10, ima_sig, &hello, &BANKS));
+        let ascii = String::from_utf8(read_all(&list, ViewKind::Ascii, 0)).unwrap();
+        assert_eq!(
+            ascii,
+            format!(
+                "10 aa3229b267c3c9f21dee2ce7746b7c3e68d10ab4 ima f572d396fae9206628714fb2ce00f72e94f2258f /tmp/hello\n\
+                 10 29b6d322759956bc6284612c43dc71ba8195d519 ima-sig sha256:{FILE_SHA256} /tmp/hello 030204a1b2c3d400081011121314151617\n\
+                 10 3acbcb32ffd125dfdd93220a6efe00d36f7ffe7b ima-sig sha256:{FILE_SHA256} /tmp/hello \n"
+            )
+        );
+        let bin = read_all(&list, ViewKind::Binary, 0);
+        assert_eq!(
+            hex::encode(&bin[..65]),
+            "0a000000aa3229b267c3c9f21dee2ce7746b7c3e68d10ab403000000696d61\
+             f572d396fae9206628714fb2ce00f72e94f2258f0a0000002f746d702f68656c6c6f"
+        );
+        let sha256 = String::from_utf8(read_all(&list, ViewKind::Ascii, 1)).unwrap();
+        assert!(sha256.starts_with(
+            "10 44a2f423ee580e063552cb98bf20bab41f5801a1c97aaf0a10c84b762ba81189 ima "
+        ));
+        assert!(sha256.contains(
+            "\n10 ca6ef2cb11db83f53683a3be734d185d744a1524cd606bd79de1a4db6ee8e3b8 ima-sig "
+        ));
+        assert!(sha256.contains(
+            "\n10 e566d02f288b6fb0a2cd671f8adc93dbdb59a18e5c4b3e877844ac1893456a15 ima-sig "
+        ));
+    }
+
+    #[test]
     fn record_accessors_and_violation_values() {
         let list = t_list();
         assert_eq!(list.len(), 3);
@@ -943,6 +991,49 @@ mod tests {
             bad[4 + BANKS[bank].digest_size() + 4 + 8] ^= 1;
             assert!(parse_binary_list(&bad, BANKS[bank], &BANKS).is_err());
         }
+    }
+
+    #[test]
+    fn mutated_binary_lists_never_panic() {
+        let list = t_list();
+        let ima = Arc::new(TemplateDesc::builtin("ima").unwrap());
+        list.append(Record::new(
+            10,
+            ima,
+            &EventData {
+                name: b"/i",
+                ..Default::default()
+            },
+            &BANKS,
+        ));
+        let bin = read_all(&list, ViewKind::Binary, 0);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut accepted = 0;
+        for _ in 0..5000 {
+            let mut m = bin.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() % m.len() as u64) as usize;
+                m[at] = next() as u8;
+            }
+            let cut = (next() % (m.len() as u64 + 1)) as usize;
+            if parse_binary_list(&m[..cut], HashAlgo::Sha1, &BANKS).is_ok() {
+                accepted += 1;
+            }
+        }
+        // Only mutations that leave every record consistent can be accepted.
+        assert!(accepted < 5000);
+        assert_eq!(
+            parse_binary_list(&bin, HashAlgo::Sha1, &BANKS)
+                .unwrap()
+                .len(),
+            4
+        );
     }
 
     #[test]
