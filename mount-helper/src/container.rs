@@ -204,6 +204,7 @@ fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd) -> ! {
             }
             Ok(Forked::Parent(init)) => {
                 drop(errors);
+                sys::ignore_terminal_signals();
                 match wait_status(init) {
                     Ok(code) => sys::exit_immediately(code),
                     Err(_) => sys::exit_immediately(EXIT_SETUP_FAILED),
@@ -284,9 +285,9 @@ fn mount_proc(target: &Path, fresh: bool) -> io::Result<()> {
 /// (no `/sys` bind, or a kernel without securityfs) a tmpfs at `<root>/sys/kernel` provides it.
 fn mount_securityfs(root: &Path, source: &Path) -> io::Result<()> {
     let target = root.join("sys/kernel/security");
-    if existing_dir(&target).is_none() {
+    if !target.is_dir() {
         let kernel = root.join("sys/kernel");
-        if existing_dir(&kernel).is_none() {
+        if !kernel.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{} does not exist in the new root", kernel.display()),

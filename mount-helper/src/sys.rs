@@ -70,3 +70,13 @@ pub fn exit_immediately(status: i32) -> ! {
     // SAFETY: _exit is always sound; it never returns.
     unsafe { libc::_exit(status) }
 }
+
+/// Ignore SIGINT and SIGQUIT in a process that only waits for its child (as `unshare --fork`
+/// does): the terminal sends them to the whole foreground group, and they are the child's
+/// to handle.
+pub fn ignore_terminal_signals() {
+    for sig in [libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: installing SIG_IGN involves no handler code; the process is single-threaded.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+}
