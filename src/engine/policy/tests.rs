@@ -678,3 +678,149 @@ fn sigv3_read_back_cannot_be_written_back() {
     let printed = show("appraise func=BPRM_CHECK digest_type=verity appraise_type=sigv3");
     assert!(parse_line(printed.trim_end()).result.is_err());
 }
+
+#[test]
+fn object_conditions() {
+    let s = Subject::default();
+    let fuse = Object {
+        uid: 1000,
+        gid: 100,
+        fsmagic: 0x6573_5546,
+        fsname: "fuse",
+        fs_subtype: "sshfs",
+        fsuuid: Some([0x11; 16]),
+    };
+    let hit = |rule_text: &str, o: &Object<'_>| {
+        let input = MatchInput {
+            func: Func::FileCheck,
+            mask: MAY_READ,
+            subject: &s,
+            object: Some(o),
+            keyring: None,
+            label: None,
+        };
+        rule(rule_text).matches(&input)
+    };
+    assert!(hit("measure fsname=fuse fs_subtype=sshfs", &fuse));
+    assert!(!hit("measure fs_subtype=fuse-zip", &fuse));
+    // A superblock without a subtype never matches fs_subtype=.
+    assert!(!hit(
+        "measure fs_subtype=sshfs",
+        &Object {
+            fs_subtype: "",
+            ..fuse
+        }
+    ));
+    assert!(hit("measure fsmagic=0x65735546", &fuse));
+    assert!(!hit("measure fsname=fuseblk", &fuse));
+    assert!(hit(
+        "measure fsuuid=11111111-1111-1111-1111-111111111111",
+        &fuse
+    ));
+    assert!(!hit(
+        "measure fsuuid=11111111-1111-1111-1111-111111111112",
+        &fuse
+    ));
+    // No UUID is the null UUID.
+    assert!(hit(
+        "measure fsuuid=00000000-0000-0000-0000-000000000000",
+        &Object {
+            fsuuid: None,
+            ..fuse
+        }
+    ));
+    assert!(hit("measure fowner=1000 fgroup=100", &fuse));
+    assert!(hit("measure fowner>999 fgroup<101", &fuse));
+    assert!(!hit("measure fowner>1000", &fuse));
+    assert!(!hit("measure fgroup<100", &fuse));
+    // Events without an inode never match object conditions.
+    let input = MatchInput {
+        func: Func::KexecCmdline,
+        mask: 0,
+        subject: &s,
+        object: None,
+        keyring: None,
+        label: None,
+    };
+    assert!(!rule("measure func=KEXEC_CMDLINE fsname=ext4").matches(&input));
+    assert!(rule("measure func=KEXEC_CMDLINE uid=0").matches(&input));
+}
+
+#[test]
+fn masks_ids_and_post_setattr() {
+    let o = obj();
+    let s = Subject {
+        uid: 5,
+        euid: 6,
+        suid: 7,
+        gid: 50,
+        egid: 60,
+        sgid: 70,
+        ..Subject::default()
+    };
+    let hit = |rule_text: &str, func: Func, mask: u32, s: &Subject| {
+        let input = MatchInput {
+            func,
+            mask,
+            subject: s,
+            object: Some(&o),
+            keyring: None,
+            label: None,
+        };
+        rule(rule_text).matches(&input)
+    };
+    let rw = MAY_READ | MAY_WRITE;
+    assert!(hit("measure mask=MAY_READ", Func::FileCheck, MAY_READ, &s));
+    assert!(!hit("measure mask=MAY_READ", Func::FileCheck, rw, &s));
+    assert!(hit("measure mask=^MAY_READ", Func::FileCheck, rw, &s));
+    assert!(!hit("measure mask=^MAY_APPEND", Func::FileCheck, rw, &s));
+    // POST_SETATTR ignores func= and mask= but not the other conditions.
+    assert!(hit(
+        "appraise func=BPRM_CHECK mask=MAY_EXEC",
+        Func::PostSetattr,
+        0,
+        &s
+    ));
+    assert!(!hit(
+        "appraise func=BPRM_CHECK fowner=1",
+        Func::PostSetattr,
+        0,
+        &s
+    ));
+    assert!(hit("measure uid=5 gid=50", Func::FileCheck, MAY_READ, &s));
+    assert!(hit("measure euid=6 egid=60", Func::FileCheck, MAY_READ, &s));
+    assert!(!hit("measure euid=7", Func::FileCheck, MAY_READ, &s));
+    assert!(!hit("measure egid=70", Func::FileCheck, MAY_READ, &s));
+    let capable = Subject {
+        cap_setuid: true,
+        cap_setgid: true,
+        ..s
+    };
+    assert!(hit("measure euid=7", Func::FileCheck, MAY_READ, &capable));
+    assert!(hit("measure euid=5", Func::FileCheck, MAY_READ, &capable));
+    assert!(hit("measure egid=70", Func::FileCheck, MAY_READ, &capable));
+    assert!(hit("measure egid<51", Func::FileCheck, MAY_READ, &capable));
+    assert!(!hit("measure egid>70", Func::FileCheck, MAY_READ, &capable));
+    assert!(hit("measure uid<6", Func::FileCheck, MAY_READ, &s));
+    assert!(!hit("measure uid>5", Func::FileCheck, MAY_READ, &s));
+}
+
+#[test]
+fn flags_accumulate_from_every_matching_rule() {
+    // IMA_NONACTION_FLAGS come from any matching rule, even one that decides nothing else.
+    let p = policy(
+        "dont_measure fsname=ext4 permit_directio\n\
+         measure func=FILE_CHECK digest_type=verity template=ima-ngv2\n\
+         appraise func=FILE_CHECK digest_type=verity appraise_type=sigv3\n",
+    );
+    let s = Subject::default();
+    let d = eval(&p, Func::FileCheck, MAY_READ, &s, &obj());
+    assert_eq!(d.actions, Actions::APPRAISE);
+    assert!(d.permit_directio && d.verity_digest && d.sigv3_required && d.signature_required);
+    // The measure rule was skipped (measure already decided), so its template is not used.
+    assert_eq!(d.template, None);
+    let p = policy("appraise func=MODULE_CHECK appraise_type=imasig|modsig\n");
+    let d = eval(&p, Func::ModuleCheck, 0, &s, &obj());
+    assert!(d.modsig_allowed && d.check_blacklist && !d.sigv3_required);
+    assert_eq!(p.actions_used(), Actions::APPRAISE);
+}
