@@ -11,18 +11,23 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::appraise::{self, AppraiseRequirements, Verdict};
 use super::audit::{
     self, AuditInode, AuditSink, AuditTask, AUDIT_INTEGRITY_DATA, AUDIT_INTEGRITY_PCR,
     AUDIT_INTEGRITY_POLICY_RULE, AUDIT_INTEGRITY_RULE, AUDIT_INTEGRITY_STATUS,
 };
 use super::hash::{Digest, HashAlgo};
+use super::keys::{KeyError, KeyId, Keyring};
 use super::log::{MeasurementList, Record};
-use super::measure::{FileId, FileState, FileVersion, MeasureCache, ViolationLimit};
+use super::measure::{
+    AppraisalStatus, AppraiseClass, FileId, FileState, FileVersion, MeasureCache, ViolationLimit,
+};
 use super::pcr::PcrBanks;
 use super::policy::{
-    self, Actions, Decision, Func, MatchInput, Object, Policy, Rule, Subject, MAY_READ,
+    self, Actions, Decision, Func, MatchInput, Object, Policy, Rule, Subject, MAY_READ, MAY_WRITE,
 };
 use super::template::{EventData, TemplateDesc};
+use super::xattr;
 use super::Errno;
 
 /// `ima_appraise=` (IMA-SPEC 8.4).
@@ -249,33 +254,33 @@ pub struct Ima {
     violations: AtomicU64,
     cache: MeasureCache,
     audit: AuditSink,
+    keys: RwLock<Keyring>,
+    /// Keys added before the first custom policy, measured when it is loaded.
+    queued_keys: Mutex<Vec<Vec<u8>>>,
 }
 
-/// The algorithm `security.ima` names, if any (`ima_get_hash_algo`).
-pub fn xattr_hash_algo(xattr: &[u8]) -> Option<HashAlgo> {
-    const SIG_HDR_LEN: usize = 9;
-    if xattr.len() < 2 {
-        return None;
-    }
-    match xattr[0] {
-        // IMA_VERITY_DIGSIG (v3) and EVM_IMA_XATTR_DIGSIG (v2): hash_algo byte of the header.
-        0x06 | 0x03 => {
-            let version = if xattr[0] == 0x06 { 3 } else { 2 };
-            if xattr.get(1) != Some(&version) || xattr.len() <= SIG_HDR_LEN {
-                return None;
-            }
-            HashAlgo::from_id(xattr[2])
-        }
-        // IMA_XATTR_DIGEST_NG: algorithm byte, then the digest.
-        0x04 => HashAlgo::from_id(xattr[1]),
-        // Legacy IMA_XATTR_DIGEST: sha1, or md5 (16 bytes, maybe zero-padded to 20).
-        0x01 => match xattr.len() {
-            21 if xattr[17..21] == [0, 0, 0, 0] => Some(HashAlgo::Md5),
-            21 => Some(HashAlgo::Sha1),
-            17 => Some(HashAlgo::Md5),
-            _ => None,
-        },
-        _ => None,
+/// Name of the IMA keyring (no trusted-keyring chain, so the `_ima` form).
+pub const KEYRING_NAME: &str = "_ima";
+
+/// What a hook asks the file system to do to the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileOutcome {
+    /// Write this value to `security.ima` (fix mode repaired a missing or wrong hash).
+    pub set_ima_xattr: Option<Vec<u8>>,
+}
+
+/// The appraisal cache slot of a hook (`get_subaction` / `ima_get_cache_status`).
+fn appraise_class(func: Func) -> AppraiseClass {
+    match func {
+        Func::MmapCheck | Func::MmapCheckReqprot => AppraiseClass::Mmap,
+        Func::BprmCheck => AppraiseClass::Bprm,
+        Func::CredsCheck => AppraiseClass::Creds,
+        Func::ModuleCheck
+        | Func::FirmwareCheck
+        | Func::KexecKernelCheck
+        | Func::KexecInitramfsCheck
+        | Func::PolicyCheck => AppraiseClass::Read,
+        _ => AppraiseClass::File,
     }
 }
 
@@ -360,6 +365,8 @@ impl Ima {
             violations: AtomicU64::new(0),
             cache: MeasureCache::default(),
             audit,
+            keys: RwLock::new(Keyring::new()),
+            queued_keys: Mutex::new(Vec::new()),
             cfg,
         };
         ima.add_boot_aggregate();
@@ -657,12 +664,28 @@ impl Ima {
         };
         next.extend(h.rules);
         st.active = Arc::new(next);
+        let first_load = !st.custom_loaded;
         st.custom_loaded = true;
         match (self.cfg.write_policy, self.cfg.read_policy) {
             (true, _) => st.busy = false,
             // The busy flag stays set: later write opens get EBUSY.
             (false, true) => st.file = PolicyFileState::ReadOnly,
             (false, false) => st.file = PolicyFileState::Removed,
+        }
+        drop(st);
+        if first_load {
+            // ima_process_queued_keys.
+            let queued = std::mem::take(&mut *self.queued_keys.lock());
+            let subject = Subject::default();
+            for der in queued {
+                self.measure_buffer(
+                    Func::KeyCheck,
+                    KEYRING_NAME,
+                    &der,
+                    Some(KEYRING_NAME),
+                    &subject,
+                );
+            }
         }
     }
 
@@ -804,14 +827,26 @@ impl Ima {
     /// `file` must be readable (the file system opens its own read-only descriptor when the
     /// caller's is write-only); it is read with `pread` only.
     pub fn process_file(&self, ev: &FileEvent<'_>, file: &File) -> Result<(), Errno> {
-        let result = self.process_file_inner(ev, file);
+        self.process_file_with(ev, file).map(|_| ())
+    }
+
+    /// [`Ima::process_file`], also returning what the file system must do to the file
+    /// (appraisal in fix mode rewrites `security.ima`).
+    pub fn process_file_with(&self, ev: &FileEvent<'_>, file: &File) -> Result<FileOutcome, Errno> {
+        let mut outcome = FileOutcome::default();
+        let result = self.process_file_inner(ev, file, &mut outcome);
         if result.is_err() && ev.func == Func::FileCheck {
             self.file_closed(ev.id, ev.opened_for_write, ev.version);
         }
-        result
+        result.map(|()| outcome)
     }
 
-    fn process_file_inner(&self, ev: &FileEvent<'_>, file: &File) -> Result<(), Errno> {
+    fn process_file_inner(
+        &self,
+        ev: &FileEvent<'_>,
+        file: &File,
+        outcome: &mut FileOutcome,
+    ) -> Result<(), Errno> {
         let is_open = ev.func == Func::FileCheck;
         // The open counts as a reader or writer whatever the policy says (i_readcount /
         // i_writecount are kept by the VFS, not by IMA).
@@ -884,34 +919,66 @@ impl Ima {
             return Ok(());
         }
         state.revalidate(&ev.version);
-        self.act_on_file(ev, file, &decision, &mut state)
+        let result = self.act_on_file(ev, file, &decision, &mut state, outcome);
+
+        // `out_locked` / `out` of process_measurement.
+        if action.contains(Actions::APPRAISE) {
+            let signed = ev.ima_xattr.is_some_and(xattr::is_signature);
+            let denied =
+                result.is_err() || (ev.mask & MAY_WRITE != 0 && signed && !state.is_new_file());
+            if denied && self.cfg.appraise == AppraiseMode::Enforce {
+                return Err(Errno::EACCES);
+            }
+            if ev.opened_for_write {
+                state.request_xattr_update();
+            }
+        }
+        Ok(())
     }
 
     /// The part of `process_measurement` after the violation check, under the file's lock.
+    /// `Err` means appraisal failed (or could not be done) for an appraised access.
     fn act_on_file(
         &self,
         ev: &FileEvent<'_>,
         file: &File,
         decision: &Decision,
         state: &mut FileState,
-    ) -> Result<(), Errno> {
+        outcome: &mut FileOutcome,
+    ) -> Result<(), ()> {
         let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
         let template = self.template_named(decision.template.as_deref(), &self.default_template);
         let measure = decision.actions.contains(Actions::MEASURE) && !state.measured_into(pcr);
         let audit = decision.actions.contains(Actions::AUDIT) && !state.audited();
-        let appraise = decision.actions.contains(Actions::APPRAISE);
-        // HASH (writing security.ima on close) and APPRAISE belong to appraisal; the digest
-        // below is what both need.
+        let must_appraise = decision.actions.contains(Actions::APPRAISE);
+        let class = appraise_class(ev.func);
+        let cached = if must_appraise {
+            state.appraisal(class)
+        } else {
+            None
+        };
+        let appraise = must_appraise && cached.is_none();
+        let signed = ev.ima_xattr.is_some_and(xattr::is_signature);
+        state.set_digsig(signed);
+        // HASH: `security.ima` gets the file's hash when the last writer closes (unless
+        // the file is signed); nothing is computed now.
+        if decision.actions.contains(Actions::HASH) && !state.hashed() && !signed {
+            state.set_hashed();
+        }
         if !measure && !audit && !appraise {
-            return Ok(());
+            // Nothing to do: return the cached appraisal status.
+            return match cached {
+                Some(AppraisalStatus::Fail(_)) => Err(()),
+                _ => Ok(()),
+            };
         }
 
-        let xattr = if appraise || template.name() != "ima" {
+        let xattr = if must_appraise || template.name() != "ima" {
             ev.ima_xattr
         } else {
             None
         };
-        let algo = xattr.and_then(xattr_hash_algo).unwrap_or(self.hash);
+        let algo = xattr.and_then(xattr::hash_algo_of).unwrap_or(self.hash);
         let digest = match state.digest(file, algo, &ev.version) {
             Ok(d) => d,
             Err(e) => {
@@ -920,18 +987,17 @@ impl Ima {
                     AUDIT_INTEGRITY_DATA,
                     &ev.task(),
                     "collect_data",
-                    "failed",
+                    appraise::CAUSE_COLLECT_FAILED,
                     Some(ev.file_name()),
                     Some(ev.inode()),
                     -errno.0,
                     false,
                 );
-                return self.appraisal_failure_result(appraise);
+                return if must_appraise { Err(()) } else { Ok(()) };
             }
         };
 
         if measure {
-            // The `d` field of the `ima` template holds sha1 (or md5) only.
             let legacy = if needs_legacy_digest(&template, &digest) {
                 let alt = if self.hash == HashAlgo::Md5 {
                     HashAlgo::Md5
@@ -966,9 +1032,16 @@ impl Ima {
             state.set_measured(pcr);
         }
 
+        let mut result = match cached {
+            Some(AppraisalStatus::Fail(_)) => Err(()),
+            _ => Ok(()),
+        };
         if appraise {
-            // Appraisal hook point (IMA-SPEC 8): verify `security.ima` against `digest`
-            // under `self.cfg.appraise`; not wired in yet, so access is allowed.
+            let status = self.appraise_file(ev, decision, state, digest, outcome);
+            state.set_appraisal(class, status);
+            if status != AppraisalStatus::Pass {
+                result = Err(());
+            }
         }
 
         if audit {
@@ -976,24 +1049,171 @@ impl Ima {
             self.audit.emit(AUDIT_INTEGRITY_RULE, &body);
             state.set_audited();
         }
-        Ok(())
+        result
     }
 
-    /// What a hook returns after a failure while appraisal was requested.
-    fn appraisal_failure_result(&self, appraise: bool) -> Result<(), Errno> {
-        if appraise && self.cfg.appraise == AppraiseMode::Enforce {
-            Err(Errno::EACCES)
-        } else {
-            Ok(())
+    /// `ima_appraise_measurement`: the verdict on `security.ima` for `digest`, audited on
+    /// failure; fix mode repairs hashes (the file system writes `outcome.set_ima_xattr`).
+    fn appraise_file(
+        &self,
+        ev: &FileEvent<'_>,
+        decision: &Decision,
+        state: &FileState,
+        digest: Digest,
+        outcome: &mut FileOutcome,
+    ) -> AppraisalStatus {
+        let req = AppraiseRequirements {
+            signature_required: decision.signature_required,
+            sigv3_required: decision.sigv3_required,
+            modsig_allowed: decision.modsig_allowed,
+            appraise_algos: decision.appraise_algos,
+            ima_hash: self.hash,
+            new_file: state.is_new_file() || ev.created,
+            file_size: ev.version.size,
+        };
+        let keys = self.keys.read();
+        let verdict = appraise::appraise(
+            ev.ima_xattr,
+            |algo| (algo == digest.algo()).then_some(digest),
+            &req,
+            &keys,
+        );
+        drop(keys);
+        match verdict {
+            Verdict::Pass { .. } => AppraisalStatus::Pass,
+            Verdict::Fail { cause, fixable } => {
+                let fixed = fixable && self.cfg.appraise == AppraiseMode::Fix;
+                if fixed {
+                    outcome.set_ima_xattr = Some(xattr::encode_digest_xattr(&digest));
+                }
+                self.audit.integrity(
+                    AUDIT_INTEGRITY_DATA,
+                    &ev.task(),
+                    verdict.op().unwrap_or("appraise_data"),
+                    cause,
+                    Some(ev.path),
+                    Some(ev.inode()),
+                    -libc::EINVAL,
+                    false,
+                );
+                if fixed {
+                    AppraisalStatus::Pass
+                } else {
+                    AppraisalStatus::Fail(cause)
+                }
+            }
         }
     }
 
     /// Release of one open registered by a FILE_CHECK [`Ima::process_file`]
     /// (`ima_file_free`): the last writer's close of a changed or new file resets its state.
     pub fn file_closed(&self, id: FileId, opened_for_write: bool, version_now: FileVersion) {
-        if let Some(state) = self.cache.find(id) {
-            state.lock().close(opened_for_write, &version_now);
+        let _ = self.file_closed_with(id, opened_for_write, version_now, None);
+    }
+
+    /// [`Ima::file_closed`] with the file at hand: when the last writer closes a changed
+    /// file that an appraise or `hash` rule covers (`ima_update_xattr`), returns the
+    /// `security.ima` value the file system must write (the new content's `ima_hash`).
+    pub fn file_closed_with(
+        &self,
+        id: FileId,
+        opened_for_write: bool,
+        version_now: FileVersion,
+        file: Option<&File>,
+    ) -> Option<Vec<u8>> {
+        let state = self.cache.find(id)?;
+        let mut state = state.lock();
+        let out = state.close(opened_for_write, &version_now);
+        if !out.update_xattr {
+            return None;
         }
+        let digest = state.digest(file?, self.hash, &version_now).ok()?;
+        Some(xattr::encode_digest_xattr(&digest))
+    }
+
+    /// `security.ima` of a file was set or removed (`ima_inode_setxattr` /
+    /// `ima_inode_removexattr`): its appraisal and measurement state is reset.
+    pub fn xattr_changed(&self, id: FileId) {
+        if let Some(state) = self.cache.find(id) {
+            state.lock().xattr_changed();
+        }
+    }
+
+    /// `validate_hash_algo` for a write of `security.ima` by `path`: EINVAL for an empty or
+    /// unknown-type value, EACCES (audited `set_data`) for an algorithm the policy's
+    /// SETXATTR_CHECK rule does not allow, or, without such a rule, one we cannot compute.
+    pub fn check_ima_xattr_write(
+        &self,
+        value: &[u8],
+        path: &[u8],
+        task: &AuditTask<'_>,
+    ) -> Result<(), Errno> {
+        // IMA_XATTR_LAST: types 0x01..=0x06 are known.
+        if value.is_empty() || value[0] >= 0x07 {
+            return Err(Errno::EINVAL);
+        }
+        let algo = xattr::hash_algo_of(value).unwrap_or(self.hash);
+        let cause = match self.active_policy().setxattr_allowed_algos() {
+            Some(mask) if mask != 0 => {
+                if mask & (1u64 << algo.id()) != 0 {
+                    return Ok(());
+                }
+                "denied-hash-algorithm"
+            }
+            _ => {
+                if algo == self.hash || algo.is_supported() {
+                    return Ok(());
+                }
+                "unavailable-hash-algorithm"
+            }
+        };
+        self.audit.integrity(
+            AUDIT_INTEGRITY_DATA,
+            task,
+            "set_data",
+            cause,
+            Some(path),
+            None,
+            -libc::EACCES,
+            false,
+        );
+        Err(Errno::EACCES)
+    }
+
+    // ---------------------------------------------------------------- keys
+
+    /// The IMA keyring (`_ima`) used for appraisal.
+    pub fn keyring(&self) -> parking_lot::RwLockReadGuard<'_, Keyring> {
+        self.keys.read()
+    }
+
+    /// Add certificates (DER or PEM bytes) to the IMA keyring. Each added key is measured
+    /// as KEY_CHECK (event name `_ima`, buffer = DER) when the policy asks; keys added
+    /// before the first custom policy is loaded are measured at that load, as the kernel
+    /// does with queued early-boot keys.
+    pub fn add_keys(&self, bytes: &[u8], subject: &Subject) -> Result<Vec<KeyId>, KeyError> {
+        let ids = self.keys.write().add_bytes(bytes)?;
+        let ders: Vec<Vec<u8>> = {
+            let keys = self.keys.read();
+            ids.iter()
+                .filter_map(|id| keys.find(*id).map(|k| k.der().to_vec()))
+                .collect()
+        };
+        let queue = !self.policy.read().custom_loaded;
+        if queue {
+            self.queued_keys.lock().extend(ders);
+        } else {
+            for der in ders {
+                self.measure_buffer(
+                    Func::KeyCheck,
+                    KEYRING_NAME,
+                    &der,
+                    Some(KEYRING_NAME),
+                    subject,
+                );
+            }
+        }
+        Ok(ids)
     }
 
     /// A file read by the "kernel" (policy file, ...) whose content we were handed: measured

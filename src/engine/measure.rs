@@ -140,6 +140,25 @@ pub enum ViolationLimit {
     EveryOpen,
 }
 
+/// Hook classes whose appraisal results are cached separately (IMA_FILE_APPRAISED,
+/// IMA_MMAP_APPRAISED, IMA_BPRM_APPRAISED, IMA_READ_APPRAISED, IMA_CREDS_APPRAISED).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppraiseClass {
+    File = 0,
+    Mmap = 1,
+    Bprm = 2,
+    Read = 3,
+    Creds = 4,
+}
+
+/// A cached appraisal result (`ima_file_status` and friends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppraisalStatus {
+    Pass,
+    /// Failed with this audit cause.
+    Fail(&'static str),
+}
+
 /// Per-file IMA state for one file version (the kernel's `ima_iint_cache`).
 #[derive(Debug, Default)]
 pub struct FileState {
@@ -162,6 +181,27 @@ pub struct FileState {
     emitted_open_writers: bool,
     /// Created by an open with O_CREAT: reset on last close even if the version matches.
     new_file: bool,
+    /// Appraisal results of this version per hook class.
+    appraisal: [Option<AppraisalStatus>; 5],
+    /// The last appraisal result of any class (`ima_file_status`).
+    last_status: Option<AppraisalStatus>,
+    /// `security.ima` must be rewritten when the last writer closes a changed file
+    /// (IMA_UPDATE_XATTR).
+    update_xattr: bool,
+    /// A `hash` rule applied to this version (IMA_HASH / IMA_HASHED).
+    hashed: bool,
+    /// `security.ima` holds a signature (IMA_DIGSIG): never overwritten with a hash.
+    digsig: bool,
+}
+
+/// What a close decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CloseOutcome {
+    /// The per-version state was reset (last writer of a changed or new file).
+    pub reset: bool,
+    /// `security.ima` should be rewritten with the new content's hash (IMA_UPDATE_XATTR was
+    /// set and the file changed), provided the last appraisal passed or a `hash` rule applies.
+    pub update_xattr: bool,
 }
 
 impl FileState {
@@ -183,6 +223,52 @@ impl FileState {
         self.measured_pcrs = 0;
         self.audited = false;
         self.digests.clear();
+        self.appraisal = [None; 5];
+        self.hashed = false;
+    }
+
+    /// Forget appraisal and measurement state after `security.ima` changed
+    /// (`ima_reset_appraise_flags`): the next access re-appraises and re-measures.
+    pub fn xattr_changed(&mut self) {
+        self.measured_pcrs = 0;
+        self.appraisal = [None; 5];
+        self.last_status = None;
+        self.hashed = false;
+    }
+
+    /// Whether the file was created by an open that has not been closed by its last writer.
+    pub fn is_new_file(&self) -> bool {
+        self.new_file
+    }
+
+    /// The cached appraisal result of `class` for this version.
+    pub fn appraisal(&self, class: AppraiseClass) -> Option<AppraisalStatus> {
+        self.appraisal[class as usize]
+    }
+
+    pub fn set_appraisal(&mut self, class: AppraiseClass, status: AppraisalStatus) {
+        self.appraisal[class as usize] = Some(status);
+        self.last_status = Some(status);
+    }
+
+    /// Ask for `security.ima` to be rewritten when the last writer closes.
+    pub fn request_xattr_update(&mut self) {
+        self.update_xattr = true;
+    }
+
+    /// A `hash` rule applied (IMA_HASH): the hash is written on close whatever appraisal said.
+    pub fn set_hashed(&mut self) {
+        self.hashed = true;
+        self.update_xattr = true;
+    }
+
+    pub fn hashed(&self) -> bool {
+        self.hashed
+    }
+
+    /// Record whether `security.ima` is a signature, as last seen.
+    pub fn set_digsig(&mut self, signed: bool) {
+        self.digsig = signed;
     }
 
     /// Register an open of the file (before the violation check, as the kernel counts the
@@ -247,28 +333,32 @@ impl FileState {
     /// A close of one open (`ima_file_free` / `ima_check_last_writer`): when the last writer
     /// closes, the open_writers limit is cleared and, if the file was created or its version
     /// changed since it was hashed, all per-version state is reset so the next access
-    /// re-measures. Returns whether the state was reset.
-    pub fn close(&mut self, was_writer: bool, now: &FileVersion) -> bool {
+    /// re-measures.
+    pub fn close(&mut self, was_writer: bool, now: &FileVersion) -> CloseOutcome {
+        let mut out = CloseOutcome::default();
         if !was_writer {
             self.readers = self.readers.saturating_sub(1);
-            return false;
+            return out;
         }
-        let mut reset = false;
         if self.writers <= 1 {
             self.emitted_open_writers = false;
+            let update = std::mem::take(&mut self.update_xattr);
             let changed = match self.version {
                 Some(v) => v.differs_from(now),
                 // Never hashed: nothing to keep (the kernel's version 0 never matches).
                 None => true,
             };
             if self.new_file || changed {
+                let may_update = !self.digsig
+                    && (self.hashed || self.last_status == Some(AppraisalStatus::Pass));
                 self.reset_done();
                 self.new_file = false;
-                reset = true;
+                out.reset = true;
+                out.update_xattr = update && may_update;
             }
         }
         self.writers = self.writers.saturating_sub(1);
-        reset
+        out
     }
 
     /// Whether this version was already measured into `pcr`.
@@ -680,19 +770,19 @@ mod tests {
         st.set_measured(10);
         st.set_audited();
         st.open(true, false);
-        assert!(!st.close(true, &ver), "unchanged");
+        assert!(!st.close(true, &ver).reset, "unchanged");
         assert!(st.measured_into(10) && st.audited());
         st.open(true, false);
         st.open(true, false);
-        assert!(!st.close(true, &v(2, 2)), "not the last writer");
-        assert!(st.close(true, &v(2, 2)));
+        assert!(!st.close(true, &v(2, 2)).reset, "not the last writer");
+        assert!(st.close(true, &v(2, 2)).reset);
         assert!(!st.measured_into(10) && !st.audited());
         assert!(st.cached_digest(HashAlgo::Sha256).is_none());
         // A created file resets even with the same version.
         st.digest(&f, HashAlgo::Sha256, &ver).unwrap();
         st.set_measured(10);
         st.open(true, true);
-        assert!(st.close(true, &ver));
+        assert!(st.close(true, &ver).reset);
         assert!(!st.measured_into(10));
     }
 

@@ -423,31 +423,6 @@ fn rule_template_and_xattr_algorithm_are_used() {
 }
 
 #[test]
-fn xattr_algorithm_rules() {
-    assert_eq!(xattr_hash_algo(&[0x04, 5, 0, 0]), Some(HashAlgo::Sha384));
-    assert_eq!(xattr_hash_algo(&[0x04, 99]), None);
-    assert_eq!(xattr_hash_algo(&[0x04]), None);
-    let mut legacy = vec![0x01];
-    legacy.extend_from_slice(&[7u8; 20]);
-    assert_eq!(xattr_hash_algo(&legacy), Some(HashAlgo::Sha1));
-    legacy[17..21].fill(0);
-    assert_eq!(xattr_hash_algo(&legacy), Some(HashAlgo::Md5));
-    assert_eq!(xattr_hash_algo(&[0x01; 17]), Some(HashAlgo::Md5));
-    // Signature headers: version must match and a signature must follow.
-    assert_eq!(
-        xattr_hash_algo(&[0x03, 2, 6, 0, 0, 0, 0, 0, 1, 0xaa]),
-        Some(HashAlgo::Sha512)
-    );
-    assert_eq!(xattr_hash_algo(&[0x03, 2, 6, 0, 0, 0, 0, 0, 1]), None);
-    assert_eq!(xattr_hash_algo(&[0x03, 3, 6, 0, 0, 0, 0, 0, 1, 0xaa]), None);
-    assert_eq!(
-        xattr_hash_algo(&[0x06, 3, 4, 0, 0, 0, 0, 0, 1, 0xaa]),
-        Some(HashAlgo::Sha256)
-    );
-    assert_eq!(xattr_hash_algo(&[0x02, 1, 2]), None);
-}
-
-#[test]
 fn template_ima_records_sha1_t3() {
     let dir = tempfile::tempdir().unwrap();
     let ima = ima_with(Config {
@@ -990,4 +965,211 @@ fn ima_is_send_and_sync_and_concurrent_hooks_agree() {
     for (pcr, bank, value) in ima.pcr_values() {
         assert_eq!(replayed.value(pcr, bank), value);
     }
+}
+
+// ------------------------------------------------------------------ appraisal
+
+fn ima_appraise(mode: AppraiseMode, rules: &str) -> Ima {
+    let ima = ima_with(Config {
+        builtin_policy: vec![],
+        appraise: mode,
+        ..Config::default()
+    });
+    load(&ima, rules).expect("policy loads");
+    ima
+}
+
+fn hash_xattr(content: &[u8]) -> Vec<u8> {
+    let d = HashAlgo::Sha256.digest(content).unwrap();
+    crate::engine::xattr::encode_digest_xattr(&d)
+}
+
+/// A FILE_CHECK read as root with `xattr` as the file's security.ima.
+fn read_with_xattr(ima: &Ima, f: &TestFile, xattr: Option<&[u8]>) -> Result<FileOutcome, Errno> {
+    let file = f.reader();
+    let mut ev = event(f, Func::FileCheck, MAY_READ, root(), false);
+    ev.ima_xattr = xattr;
+    ima.process_file_with(&ev, &file)
+}
+
+#[test]
+fn appraise_tcb_enforce_checks_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_with(Config {
+        builtin_policy: vec!["appraise_tcb".into()],
+        appraise: AppraiseMode::Enforce,
+        ..Config::default()
+    });
+    let f = TestFile::new(dir.path(), "/etc/shadow", b"secret\n");
+    assert_eq!(read_with_xattr(&ima, &f, None), Err(Errno::EACCES));
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_DATA);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        recs[0].body,
+        format!(
+            "pid=4242 uid=0 auid=4294967295 ses=4294967295 op=appraise_data cause=missing-hash \
+             comm=\"cat\" name=\"/etc/shadow\" dev=\"ext4\" ino={} res=0 errno=0",
+            f.id().ino
+        )
+    );
+    // The refused open was released by the engine.
+    assert_eq!(ima.cache().find(f.id()).unwrap().lock().readers(), 0);
+    // Cached failure: refused again without re-appraising (no new record).
+    assert_eq!(read_with_xattr(&ima, &f, None), Err(Errno::EACCES));
+    assert_eq!(records_of(&ima, audit::AUDIT_INTEGRITY_DATA).len(), 1);
+
+    let good = TestFile::new(dir.path(), "/etc/hosts", b"127.0.0.1 localhost\n");
+    let x = hash_xattr(b"127.0.0.1 localhost\n");
+    assert_eq!(
+        read_with_xattr(&ima, &good, Some(&x)),
+        Ok(FileOutcome::default())
+    );
+    let bad = TestFile::new(dir.path(), "/etc/motd", b"hello\n");
+    assert_eq!(read_with_xattr(&ima, &bad, Some(&x)), Err(Errno::EACCES));
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_DATA);
+    assert!(recs[1].body.contains("op=appraise_data cause=invalid-hash"));
+    // Not owned by root: `appraise fowner=0` does not apply.
+    let mut ev = event(&bad, Func::FileCheck, MAY_READ, root(), false);
+    ev.owner = 1000;
+    ima.process_file(&ev, &bad.reader()).unwrap();
+}
+
+#[test]
+fn appraise_log_mode_allows_and_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Log, "appraise func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/x", b"x");
+    assert_eq!(read_with_xattr(&ima, &f, None), Ok(FileOutcome::default()));
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_DATA);
+    assert!(recs[0].body.contains("cause=missing-hash"));
+}
+
+#[test]
+fn appraise_off_ignores_appraise_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Off, "appraise func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/x", b"x");
+    assert_eq!(read_with_xattr(&ima, &f, None), Ok(FileOutcome::default()));
+    assert!(records_of(&ima, audit::AUDIT_INTEGRITY_DATA).is_empty());
+}
+
+#[test]
+fn appraise_fix_mode_repairs_hashes_but_not_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Fix, "appraise func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/x", b"content");
+    let out = read_with_xattr(&ima, &f, None).unwrap();
+    assert_eq!(out.set_ima_xattr, Some(hash_xattr(b"content")));
+    // Audited even though fixed; the next access is a cached pass.
+    assert_eq!(records_of(&ima, audit::AUDIT_INTEGRITY_DATA).len(), 1);
+    assert_eq!(read_with_xattr(&ima, &f, None), Ok(FileOutcome::default()));
+    // A v2 signature that does not verify is never replaced.
+    let g = TestFile::new(dir.path(), "/y", b"content");
+    let sig = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
+    let out = read_with_xattr(&ima, &g, Some(&sig)).unwrap();
+    assert_eq!(out.set_ima_xattr, None);
+    assert!(records_of(&ima, audit::AUDIT_INTEGRITY_DATA)[1]
+        .body
+        .contains("cause=invalid-signature"));
+}
+
+#[test]
+fn signed_file_cannot_be_opened_for_write_in_enforce_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Enforce, "appraise func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/bin/signed", b"elf");
+    let sig = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
+    let mut ev = event(&f, Func::FileCheck, MAY_WRITE, root(), true);
+    ev.ima_xattr = Some(&sig);
+    assert_eq!(ima.process_file(&ev, &f.reader()), Err(Errno::EACCES));
+    assert_eq!(ima.cache().find(f.id()).unwrap().lock().writers(), 0);
+    // A newly created file is exempt.
+    let g = TestFile::new(dir.path(), "/bin/new", b"");
+    let mut ev = event(&g, Func::FileCheck, MAY_WRITE, root(), true);
+    ev.ima_xattr = Some(&sig);
+    ev.created = true;
+    assert_eq!(ima.process_file(&ev, &g.reader()), Ok(()));
+}
+
+#[test]
+fn appraised_file_gets_new_hash_when_last_writer_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Enforce, "appraise func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/etc/conf", b"old\n");
+    let x = hash_xattr(b"old\n");
+    let mut ev = event(&f, Func::FileCheck, MAY_WRITE | MAY_READ, root(), true);
+    ev.ima_xattr = Some(&x);
+    ima.process_file(&ev, &f.reader()).unwrap();
+    std::fs::write(&f.path, b"new content\n").unwrap();
+    let update = ima.file_closed_with(f.id(), true, f.version(), Some(&f.reader()));
+    assert_eq!(update, Some(hash_xattr(b"new content\n")));
+    // Unchanged close: nothing to write.
+    let x = hash_xattr(b"new content\n");
+    let mut ev = event(&f, Func::FileCheck, MAY_WRITE, root(), true);
+    ev.ima_xattr = Some(&x);
+    ima.process_file(&ev, &f.reader()).unwrap();
+    assert_eq!(
+        ima.file_closed_with(f.id(), true, f.version(), Some(&f.reader())),
+        None
+    );
+}
+
+#[test]
+fn hash_rule_writes_hash_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Off, "hash func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/data", b"");
+    let mut ev = event(&f, Func::FileCheck, MAY_WRITE, root(), true);
+    ev.created = true;
+    ima.process_file(&ev, &f.reader()).unwrap();
+    std::fs::write(&f.path, b"written").unwrap();
+    assert_eq!(
+        ima.file_closed_with(f.id(), true, f.version(), Some(&f.reader())),
+        Some(hash_xattr(b"written"))
+    );
+}
+
+#[test]
+fn xattr_change_resets_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    open_read(&ima, &f);
+    ima.xattr_changed(f.id());
+    open_read(&ima, &f);
+    // Re-measured, but identical template data: suppressed as a duplicate.
+    assert_eq!(ima.list().len(), 2);
+    assert!(ima.cache().find(f.id()).unwrap().lock().measured_into(10));
+}
+
+#[test]
+fn ima_xattr_writes_are_validated() {
+    let ima = ima_policy("appraise func=SETXATTR_CHECK appraise_algos=sha256,sha512\n");
+    let task = AuditTask::default();
+    let ok = hash_xattr(b"x");
+    assert_eq!(ima.check_ima_xattr_write(&ok, b"/f", &task), Ok(()));
+    let sha1 = crate::engine::xattr::encode_digest_xattr(&HashAlgo::Sha1.digest(b"x").unwrap());
+    assert_eq!(
+        ima.check_ima_xattr_write(&sha1, b"/f", &task),
+        Err(Errno::EACCES)
+    );
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_DATA);
+    assert!(recs[0]
+        .body
+        .contains("op=set_data cause=denied-hash-algorithm comm=\"\" name=\"/f\" res=0"));
+    assert_eq!(
+        ima.check_ima_xattr_write(&[], b"/f", &task),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        ima.check_ima_xattr_write(&[0x07, 1], b"/f", &task),
+        Err(Errno::EINVAL)
+    );
+    // Without a SETXATTR_CHECK rule: any algorithm we can compute.
+    let plain = ima_tcb();
+    assert_eq!(plain.check_ima_xattr_write(&sha1, b"/f", &task), Ok(()));
+    assert_eq!(
+        plain.check_ima_xattr_write(&[0x04, HashAlgo::Wp256.id(), 1, 2], b"/f", &task),
+        Err(Errno::EACCES)
+    );
 }
