@@ -270,19 +270,22 @@ impl Hasher {
         use sha2::Digest as _;
         let algo = self.algo;
         let mut bytes = [0u8; MAX_DIGEST_SIZE];
-        let out: &[u8] = &match self.inner {
-            HasherInner::Md5(h) => h.finalize().to_vec(),
-            HasherInner::Sha1(h) => h.finalize().to_vec(),
-            HasherInner::Sha224(h) => h.finalize().to_vec(),
-            HasherInner::Sha256(h) => h.finalize().to_vec(),
-            HasherInner::Sha384(h) => h.finalize().to_vec(),
-            HasherInner::Sha512(h) => h.finalize().to_vec(),
-            HasherInner::Sm3(h) => h.finalize().to_vec(),
-            HasherInner::Sha3_256(h) => h.finalize().to_vec(),
-            HasherInner::Sha3_384(h) => h.finalize().to_vec(),
-            HasherInner::Sha3_512(h) => h.finalize().to_vec(),
-        };
-        bytes[..out.len()].copy_from_slice(out);
+        // Copy straight out of each hasher's fixed-size output: no allocation per digest.
+        fn put(dst: &mut [u8; MAX_DIGEST_SIZE], src: &[u8]) {
+            dst[..src.len()].copy_from_slice(src);
+        }
+        match self.inner {
+            HasherInner::Md5(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha1(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha224(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha256(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha384(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha512(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sm3(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha3_256(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha3_384(h) => put(&mut bytes, &h.finalize()),
+            HasherInner::Sha3_512(h) => put(&mut bytes, &h.finalize()),
+        }
         Digest { algo, bytes }
     }
 }
