@@ -10,7 +10,7 @@ use std::process::Command;
 
 use imafs::engine::audit::AUDIT_INTEGRITY_DATA;
 use imafs::engine::hash::HashAlgo;
-use imafs::engine::ima::{AppraiseMode, Config, FileEvent, Ima, PolicyAccess};
+use imafs::engine::ima::{AppraiseMode, Config, FileEvent, Ima, PolicyAccess, PolicyFile};
 use imafs::engine::log::ViewKind;
 use imafs::engine::measure::{FileId, FileVersion};
 use imafs::engine::policy::{Func, Subject, MAY_READ, MAY_WRITE};
@@ -242,4 +242,54 @@ fn keys_are_measured_as_key_check_after_policy_load() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn signed_policy_file_loads_under_secure_boot() {
+    if !tools_or_skip("signed_policy_file_loads_under_secure_boot") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, der) = make_key(dir.path(), "policy");
+    let ima = Ima::new(Config {
+        builtin_policy: vec!["secure_boot".into(), "tcb".into()],
+        appraise: AppraiseMode::Enforce,
+        ..Config::default()
+    })
+    .unwrap();
+    ima.add_keys(&der, &Subject::default()).unwrap();
+    let policy = dir.path().join("ima-policy");
+    std::fs::write(
+        &policy,
+        "measure func=BPRM_CHECK\nappraise func=POLICY_CHECK appraise_type=imasig\n",
+    )
+    .unwrap();
+    let sig = sign(&key, &policy);
+    let loader = |p: &str| {
+        Ok(PolicyFile {
+            content: std::fs::read(p)?,
+            ima_xattr: (Path::new(p) == policy).then(|| sig.clone()),
+        })
+    };
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    // Rule text is refused outright.
+    assert_eq!(
+        ima.policy_write_file(&mut h, 0, b"measure func=BPRM_CHECK\n", &loader),
+        Err(Errno::EACCES)
+    );
+    ima.policy_release(h);
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    let written = format!("{}\n", policy.display());
+    assert_eq!(
+        ima.policy_write_file(&mut h, 0, written.as_bytes(), &loader),
+        Ok(written.len())
+    );
+    ima.policy_release(h);
+    assert_eq!(
+        ima.policy_text(),
+        "measure func=BPRM_CHECK \nappraise func=POLICY_CHECK appraise_type=imasig \n"
+    );
+    // The tcb rule measured the policy file as it was read.
+    let list = ascii_sha256(&ima);
+    assert!(list.contains(&format!(" {}\n", policy.display())), "{list}");
 }

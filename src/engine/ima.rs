@@ -259,6 +259,14 @@ pub struct Ima {
     queued_keys: Mutex<Vec<Vec<u8>>>,
 }
 
+/// A policy file read for a `/path` write to the policy file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyFile {
+    pub content: Vec<u8>,
+    /// Its `security.ima`, if any.
+    pub ima_xattr: Option<Vec<u8>>,
+}
+
 /// Name of the IMA keyring (no trusted-keyring chain, so the `_ima` form).
 pub const KEYRING_NAME: &str = "_ima";
 
@@ -483,13 +491,31 @@ impl Ima {
 
     /// `ima_write_policy`: one write(2) on the policy file at `offset`. Returns the number
     /// of bytes the kernel reports consumed (IMA-SPEC 2.3 quirks included). `loader` reads
-    /// the file named by a `/path` write.
+    /// the file named by a `/path` write (seen without `security.ima`: use
+    /// [`Ima::policy_write_file`] when signed policies must verify).
     pub fn policy_write(
         &self,
         h: &mut PolicyHandle,
         offset: u64,
         data: &[u8],
         loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<usize, Errno> {
+        self.policy_write_file(h, offset, data, &|path| {
+            loader(path).map(|content| PolicyFile {
+                content,
+                ima_xattr: None,
+            })
+        })
+    }
+
+    /// [`Ima::policy_write`] with a loader that also returns the policy file's
+    /// `security.ima`, so `appraise func=POLICY_CHECK` rules can verify its signature.
+    pub fn policy_write_file(
+        &self,
+        h: &mut PolicyHandle,
+        offset: u64,
+        data: &[u8],
+        loader: &dyn Fn(&str) -> std::io::Result<PolicyFile>,
     ) -> Result<usize, Errno> {
         if !h.write {
             return Err(Errno(libc::EBADF));
@@ -506,7 +532,7 @@ impl Ima {
         h: &mut PolicyHandle,
         offset: u64,
         data: &[u8],
-        loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+        loader: &dyn Fn(&str) -> std::io::Result<PolicyFile>,
     ) -> Result<usize, Errno> {
         // No partial writes.
         if offset != 0 {
@@ -582,7 +608,7 @@ impl Ima {
         &self,
         h: &mut PolicyHandle,
         data: &[u8],
-        loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+        loader: &dyn Fn(&str) -> std::io::Result<PolicyFile>,
     ) -> Result<usize, Errno> {
         let written = data.len();
         let path_bytes = match data.iter().position(|&b| b == b'\n') {
@@ -590,18 +616,26 @@ impl Ima {
             None => data,
         };
         let path = String::from_utf8_lossy(path_bytes).into_owned();
-        let content = loader(&path).map_err(|e| {
+        let file = loader(&path).map_err(|e| {
             log::error!("Unable to open file: {path} ({})", -errno_of(&e).0);
             errno_of(&e)
         })?;
-        // The kernel measures (and appraises) the file as it reads it (READING_POLICY).
+        // The kernel measures and appraises the file as it reads it (READING_POLICY).
         let subject = Subject {
             uid: h.uid,
             euid: h.uid,
             suid: h.uid,
             ..Subject::default()
         };
-        self.measure_read_buffer(Func::PolicyCheck, path.as_bytes(), &content, &subject, h);
+        self.process_read_buffer(
+            Func::PolicyCheck,
+            path.as_bytes(),
+            &file,
+            &subject,
+            &h.task(),
+        )
+        .inspect_err(|e| log::error!("Unable to open file: {path} ({})", -e.0))?;
+        let content = file.content;
 
         // Every line's `len + 1` is subtracted from the size; anything left is EINVAL.
         let mut remaining = content.len() as i64;
@@ -1216,20 +1250,21 @@ impl Ima {
         Ok(ids)
     }
 
-    /// A file read by the "kernel" (policy file, ...) whose content we were handed: measured
-    /// like a file with the default (or rule) template, deduplicated by template digest.
-    fn measure_read_buffer(
+    /// A file the "kernel" reads whole (the policy file of a `/path` write; READING_POLICY
+    /// in `ima_post_read_file`): measured like a file (default or rule template), then
+    /// appraised against its `security.ima`. `Err(EACCES)` when enforced appraisal fails.
+    fn process_read_buffer(
         &self,
         func: Func,
         name: &[u8],
-        buf: &[u8],
+        file: &PolicyFile,
         subject: &Subject,
-        h: &PolicyHandle,
-    ) {
+        task: &AuditTask<'_>,
+    ) -> Result<(), Errno> {
         let policy = self.active_policy();
-        let wanted = self.wanted_actions(&policy);
-        if !wanted.contains(Actions::MEASURE) {
-            return;
+        let wanted = self.wanted_actions(&policy) & (Actions::MEASURE | Actions::APPRAISE);
+        if wanted.is_empty() {
+            return Ok(());
         }
         let input = MatchInput {
             func,
@@ -1239,29 +1274,81 @@ impl Ima {
             keyring: None,
             label: None,
         };
-        let decision = policy.evaluate(&input, Actions::MEASURE);
-        if !decision.actions.contains(Actions::MEASURE) {
-            return;
+        let decision = policy.evaluate(&input, wanted);
+        let measure = decision.actions.contains(Actions::MEASURE);
+        let must_appraise = decision.actions.contains(Actions::APPRAISE);
+        if !measure && !must_appraise {
+            return Ok(());
         }
-        let Some(digest) = self.hash.digest(buf) else {
-            return;
-        };
         let template = self.template_named(decision.template.as_deref(), &self.default_template);
-        let legacy = if needs_legacy_digest(&template, &digest) {
-            HashAlgo::Sha1.digest(buf)
+        let xattr = file.ima_xattr.as_deref();
+        let algo = if must_appraise || template.name() != "ima" {
+            xattr.and_then(xattr::hash_algo_of)
         } else {
             None
+        }
+        .unwrap_or(self.hash);
+        let digest = algo.digest(&file.content);
+        if measure {
+            if let Some(digest) = digest {
+                let legacy = if needs_legacy_digest(&template, &digest) {
+                    HashAlgo::Sha1.digest(&file.content)
+                } else {
+                    None
+                };
+                let data = EventData {
+                    digest: Some(digest),
+                    hash_algo: self.hash,
+                    sha1_or_md5_digest: legacy,
+                    name,
+                    ima_xattr: xattr,
+                    ..EventData::default()
+                };
+                let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
+                let record = Record::new(pcr, template, &data, &self.list_banks);
+                self.add_entry(record, false, "add_template_measure", task, name, None);
+            }
+        }
+        if !must_appraise {
+            return Ok(());
+        }
+        let req = AppraiseRequirements {
+            signature_required: decision.signature_required,
+            sigv3_required: decision.sigv3_required,
+            modsig_allowed: decision.modsig_allowed,
+            appraise_algos: decision.appraise_algos,
+            ima_hash: self.hash,
+            new_file: false,
+            file_size: file.content.len() as u64,
         };
-        let data = EventData {
-            digest: Some(digest),
-            hash_algo: self.hash,
-            sha1_or_md5_digest: legacy,
-            name,
-            ..EventData::default()
+        let verdict = {
+            let keys = self.keys.read();
+            appraise::appraise(
+                xattr,
+                |a| (a == algo).then_some(digest).flatten(),
+                &req,
+                &keys,
+            )
         };
-        let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
-        let record = Record::new(pcr, template, &data, &self.list_banks);
-        self.add_entry(record, false, "add_template_measure", &h.task(), name, None);
+        let Verdict::Fail { cause, .. } = verdict else {
+            return Ok(());
+        };
+        // Fix mode cannot repair a file it only received the bytes of.
+        self.audit.integrity(
+            AUDIT_INTEGRITY_DATA,
+            task,
+            verdict.op().unwrap_or("appraise_data"),
+            cause,
+            Some(name),
+            None,
+            -libc::EINVAL,
+            false,
+        );
+        if self.cfg.appraise == AppraiseMode::Enforce {
+            Err(Errno::EACCES)
+        } else {
+            Ok(())
+        }
     }
 
     /// `process_buffer_measurement` for KEY_CHECK, KEXEC_CMDLINE and CRITICAL_DATA: the

@@ -1173,3 +1173,65 @@ fn ima_xattr_writes_are_validated() {
         Err(Errno::EACCES)
     );
 }
+
+#[test]
+fn policy_file_must_be_signed_under_secure_boot_enforce() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_with(Config {
+        builtin_policy: vec!["secure_boot".into()],
+        appraise: AppraiseMode::Enforce,
+        ..Config::default()
+    });
+    let path = dir.path().join("policy");
+    std::fs::write(&path, "measure func=BPRM_CHECK\n").unwrap();
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, path.to_str().unwrap().as_bytes(), &fs_loader),
+        Err(Errno::EACCES)
+    );
+    assert!(h.pending_rules().is_empty());
+    ima.policy_release(h);
+    let recs = records_of(&ima, audit::AUDIT_INTEGRITY_DATA);
+    assert_eq!(recs.len(), 1);
+    assert!(
+        recs[0].body.contains(&format!(
+            "op=appraise_data cause=IMA-signature-required comm=\"\" name=\"{}\" res=0",
+            path.display()
+        )),
+        "{}",
+        recs[0].body
+    );
+    // A hash is not enough when the rule requires a signature.
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    let content = std::fs::read(&path).unwrap();
+    let x = hash_xattr(&content);
+    let loader = |p: &str| {
+        Ok(PolicyFile {
+            content: std::fs::read(p)?,
+            ima_xattr: Some(x.clone()),
+        })
+    };
+    assert_eq!(
+        ima.policy_write_file(&mut h, 0, path.to_str().unwrap().as_bytes(), &loader),
+        Err(Errno::EACCES)
+    );
+    ima.policy_release(h);
+    assert!(ima.policy_text().contains("appraise func=POLICY_CHECK"));
+}
+
+#[test]
+fn policy_file_hash_appraisal_in_log_mode_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(
+        AppraiseMode::Log,
+        "appraise func=POLICY_CHECK\nmeasure func=POLICY_CHECK\n",
+    );
+    let path = dir.path().join("policy");
+    std::fs::write(&path, "audit func=BPRM_CHECK\n").unwrap();
+    load(&ima, &format!("{}\n", path.display())).unwrap();
+    assert!(ima.policy_text().ends_with("audit func=BPRM_CHECK \n"));
+    assert!(records_of(&ima, audit::AUDIT_INTEGRITY_DATA)[0]
+        .body
+        .contains("cause=missing-hash"));
+    assert_eq!(ima.list().len(), 2, "measured");
+}
