@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod overlay_mount;
 pub mod policy;
 use std::process::ExitCode;
 
@@ -26,6 +27,9 @@ pub enum Command {
     /// IMA policy tools (`imafs policy check [FILE|-]`).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Serve the bare passthrough overlay of a directory (tests and benchmarks).
+    #[command(hide = true)]
+    OverlayMount(overlay_mount::OverlayMountArgs),
 }
 
 /// Set up logging from `--log-level` or `RUST_LOG` (default: warn).
@@ -48,5 +52,6 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Policy(cmd) => policy::run(cmd),
+        Command::OverlayMount(args) => overlay_mount::run(args),
     }
 }

@@ -1,2 +1,3 @@
 //! FUSE file systems served by the daemon.
 pub mod ima_hooks;
+pub mod overlay;

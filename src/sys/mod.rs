@@ -1,1 +1,4 @@
 //! System-call wrappers: the only place `unsafe` and raw `libc` calls live.
+
+pub mod fd;
+pub mod xattr;

@@ -1,0 +1,51 @@
+//! `imafs overlay-mount` (hidden): serve the bare overlay of a directory, without IMA.
+//! Used by the overlay tests and benchmarks.
+
+use crate::fs::overlay::{Overlay, OverlayOptions};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct OverlayMountArgs {
+    /// Lower directory to serve.
+    #[arg(long)]
+    pub lower: PathBuf,
+    /// Mount point.
+    #[arg(long)]
+    pub mount: PathBuf,
+    /// Serve file data through the daemon instead of kernel passthrough.
+    #[arg(long)]
+    pub no_passthrough: bool,
+    /// FUSE worker threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Descriptor cache capacity.
+    #[arg(long)]
+    pub fd_cache: Option<usize>,
+}
+
+pub fn run(args: OverlayMountArgs) -> ExitCode {
+    let mut options = OverlayOptions {
+        passthrough: !args.no_passthrough,
+        fd_cache: args.fd_cache,
+        ..OverlayOptions::default()
+    };
+    if let Some(t) = args.threads {
+        options.threads = t;
+    }
+    let overlay = match Overlay::new(&args.lower, options) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("imafs: {}: {e}", args.lower.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match overlay.serve(&args.mount) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imafs: serving {}: {e}", args.mount.display());
+            ExitCode::FAILURE
+        }
+    }
+}

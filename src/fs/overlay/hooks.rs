@@ -1,0 +1,100 @@
+//! The interface between the overlay and whoever measures opens (the IMA glue).
+
+use std::fs::File;
+use std::os::fd::AsFd;
+
+/// The kernel's `__FMODE_EXEC` bit. `execve()` opens the binary with it, and FUSE forwards the
+/// file's `f_flags` (minus `O_CREAT|O_EXCL|O_NOCTTY`) in FUSE_OPEN, so it reaches the daemon.
+pub const FMODE_EXEC: i32 = 0x20;
+
+/// The lower file system an opened file lives on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LowerFs {
+    /// `statfs().f_type` (e.g. 0x794c7630 for overlayfs, 0xef53 for ext4, 0x01021994 for tmpfs).
+    pub magic: u64,
+    /// File system type from `/proc/self/mountinfo` (e.g. `ext4`, `overlay`, `tmpfs`);
+    /// empty when the mount could not be found.
+    pub name: String,
+    /// UUID of the file system when known (`FS_IOC_GETFSUUID`); `None` otherwise.
+    pub uuid: Option<[u8; 16]>,
+    /// `st_dev` of the lower files on this file system.
+    pub dev: u64,
+}
+
+/// One open of a regular file, before the open returns to the caller.
+pub struct OpenEvent<'a> {
+    /// Path as the container sees it, from the overlay root: `/usr/bin/ls`. A file whose name
+    /// was removed while the kernel still holds it ends with ` (deleted)`, like `d_path`.
+    pub path: &'a [u8],
+    /// FUSE open flags as received (`O_ACCMODE`, `O_APPEND`, `O_TRUNC` (atomic_o_trunc is
+    /// negotiated so it is visible), `O_DIRECT`, ... and [`FMODE_EXEC`]).
+    pub flags: i32,
+    /// The open was made by `execve()` for the binary (flags contain [`FMODE_EXEC`]).
+    pub exec: bool,
+    /// The file was created by this open (FUSE_CREATE).
+    pub created: bool,
+    /// Caller credentials and process id, as FUSE reports them.
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+    /// The lower file after the open (after `O_TRUNC`).
+    pub stat: &'a rustix::fs::Stat,
+    /// The lower file system.
+    pub fs: &'a LowerFs,
+    /// Identifier of this open, also given to [`ReleaseEvent::open_id`].
+    pub open_id: u64,
+}
+
+impl OpenEvent<'_> {
+    /// Opened for writing (`O_WRONLY` or `O_RDWR`).
+    pub fn writes(&self) -> bool {
+        self.flags & libc::O_ACCMODE != libc::O_RDONLY
+    }
+    /// Opened for reading (`O_RDONLY` or `O_RDWR`).
+    pub fn reads(&self) -> bool {
+        self.flags & libc::O_ACCMODE != libc::O_WRONLY
+    }
+}
+
+/// The last handle of an open was released.
+pub struct ReleaseEvent<'a> {
+    /// Path as the container sees it (see [`OpenEvent::path`]).
+    pub path: &'a [u8],
+    /// The open was for writing (`O_WRONLY` or `O_RDWR`).
+    pub opened_for_write: bool,
+    /// Open flags as received at open time.
+    pub flags: i32,
+    /// The lower file after close (size, mtime and ctime reflect every write of this open).
+    pub stat: &'a rustix::fs::Stat,
+    /// The lower file system.
+    pub fs: &'a LowerFs,
+    /// The [`OpenEvent::open_id`] of the open being released.
+    pub open_id: u64,
+}
+
+/// Measurement hooks called by the overlay.
+pub trait OverlayHooks: Send + Sync + 'static {
+    /// Called for every open of a regular file before the open returns; an `Err` denies the
+    /// open with that errno. `file` is a readable descriptor of the lower file (a separate
+    /// read-only one for write-only opens); read it with positional reads (`read_at`).
+    fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), i32>;
+    /// Called when the last handle of that open is released.
+    fn on_release(&self, ev: &ReleaseEvent<'_>);
+}
+
+/// Hooks that allow everything and record nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHooks;
+
+impl OverlayHooks for NoHooks {
+    fn on_open(&self, _ev: &OpenEvent<'_>, _file: &File) -> Result<(), i32> {
+        Ok(())
+    }
+    fn on_release(&self, _ev: &ReleaseEvent<'_>) {}
+}
+
+/// Read the IMA xattr `name` (`security.ima`, or e.g. `user.ima` where `security.*` cannot be
+/// written) of an opened file with one `fgetxattr`. `Ok(None)` when it is absent.
+pub fn read_ima_xattr(file: &File, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+    crate::sys::xattr::fget_opt(file.as_fd(), name.as_bytes())
+}

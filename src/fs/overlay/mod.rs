@@ -1,0 +1,256 @@
+//! The measuring passthrough overlay: a FUSE view of a lower directory (the container rootfs).
+//!
+//! * Safety: every lower path is resolved one component at a time under the parent's
+//!   descriptor with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`
+//!   and `O_NOFOLLOW`, so absolute symlinks, `..` and directories swapped for symlinks cannot
+//!   lead outside the lower directory (see [`crate::sys::fd`]).
+//! * Inodes: identified by lower `(st_dev, st_ino)`; descriptors are opened on demand and kept
+//!   in a bounded cache (see [`inodes`]), so walking any number of files fits a small
+//!   `RLIMIT_NOFILE`.
+//! * Data: kernel FUSE passthrough (one `BackingId` per inode shared by its opens) when the
+//!   daemon may register backing files (`CAP_SYS_ADMIN` in the initial user namespace); if
+//!   registering fails with `EPERM` (user namespace) passthrough is switched off for the rest
+//!   of the session and reads/writes go through the daemon. `OverlayOptions::passthrough`
+//!   turns it off entirely.
+//! * Locks: `flock` and POSIX locks are handled by the kernel locally (the capabilities are
+//!   not negotiated); the container is the only user of the mount, so local locks are exact.
+//! * Hooks: every open of a regular file calls [`OverlayHooks::on_open`] before it returns
+//!   (like `ima_file_check`, before `O_TRUNC` is applied), and the release of that open calls
+//!   [`OverlayHooks::on_release`].
+
+mod hooks;
+mod inodes;
+mod lowerfs;
+mod ops;
+
+pub use hooks::{
+    read_ima_xattr, LowerFs, NoHooks, OpenEvent, OverlayHooks, ReleaseEvent, FMODE_EXEC,
+};
+
+use fuser::{Config, MountOption, SessionACL};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the overlay is served.
+#[derive(Clone)]
+pub struct OverlayOptions {
+    /// Use kernel FUSE passthrough for file data when possible (default true).
+    pub passthrough: bool,
+    /// FUSE worker threads (default: max(2, CPUs)).
+    pub threads: usize,
+    /// How long the kernel may cache attributes and names (default 1 s).
+    pub attr_ttl: Duration,
+    pub entry_ttl: Duration,
+    /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4)).
+    pub fd_cache: Option<usize>,
+    /// Let the kernel check permissions from the attributes (default: when the daemon is root).
+    /// Without it every request is performed with the daemon's credentials, so an unprivileged
+    /// daemon in a user namespace must rely on its own uid owning the files.
+    pub default_permissions: bool,
+    /// Allow users other than the daemon's to access the mount (default: when root).
+    pub allow_other: bool,
+    /// Name of the xattr holding IMA data for the glue (default `security.ima`; `user.ima`
+    /// where `security.*` cannot be written).
+    pub ima_xattr: String,
+    /// Hooks called on opens and releases (default [`NoHooks`]).
+    pub hooks: Arc<dyn OverlayHooks>,
+}
+
+impl Default for OverlayOptions {
+    fn default() -> Self {
+        let root = rustix::process::geteuid().is_root();
+        OverlayOptions {
+            passthrough: true,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+            attr_ttl: Duration::from_secs(1),
+            entry_ttl: Duration::from_secs(1),
+            fd_cache: None,
+            default_permissions: root,
+            allow_other: root,
+            ima_xattr: "security.ima".into(),
+            hooks: Arc::new(NoHooks),
+        }
+    }
+}
+
+impl std::fmt::Debug for OverlayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayOptions")
+            .field("passthrough", &self.passthrough)
+            .field("threads", &self.threads)
+            .field("attr_ttl", &self.attr_ttl)
+            .field("entry_ttl", &self.entry_ttl)
+            .field("fd_cache", &self.fd_cache)
+            .field("default_permissions", &self.default_permissions)
+            .field("allow_other", &self.allow_other)
+            .field("ima_xattr", &self.ima_xattr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters and state of a running overlay, shared with the serving threads.
+#[derive(Clone)]
+pub struct OverlayStatus(Arc<ops::Inner>);
+
+impl OverlayStatus {
+    /// Whether passthrough is in use (negotiated and not switched off by a failure).
+    pub fn passthrough_active(&self) -> bool {
+        self.0.passthrough_active()
+    }
+    /// Number of opens served with a passthrough backing file so far.
+    pub fn passthrough_opens(&self) -> u64 {
+        self.0
+            .stats
+            .passthrough_opens
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Number of opens served through the daemon so far.
+    pub fn daemon_opens(&self) -> u64 {
+        self.0
+            .stats
+            .daemon_opens
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Nodes the kernel currently references, and cached descriptors.
+    pub fn inode_counts(&self) -> (usize, usize) {
+        self.0.inode_counts()
+    }
+}
+
+/// A passthrough overlay of a lower directory, ready to be mounted.
+pub struct Overlay {
+    inner: Arc<ops::Inner>,
+}
+
+impl Overlay {
+    /// Open `lower` (which must be a directory) for serving.
+    pub fn new(lower: &Path, options: OverlayOptions) -> io::Result<Overlay> {
+        Ok(Overlay {
+            inner: Arc::new(ops::Inner::new(lower, options)?),
+        })
+    }
+
+    /// State shared with the serving threads.
+    pub fn status(&self) -> OverlayStatus {
+        OverlayStatus(self.inner.clone())
+    }
+
+    /// The fuser configuration used to mount: `fsname=imafs`, `default_permissions` and
+    /// `allow_other` per the options, `dev,suid` when root, worker threads with cloned fds.
+    pub fn fuser_config(&self) -> Config {
+        let o = &self.inner.options;
+        let mut cfg = Config::default();
+        cfg.mount_options = vec![
+            MountOption::FSName("imafs".into()),
+            MountOption::Subtype("imafs".into()),
+        ];
+        if o.default_permissions {
+            cfg.mount_options.push(MountOption::DefaultPermissions);
+        }
+        if rustix::process::geteuid().is_root() {
+            cfg.mount_options.push(MountOption::Dev);
+            cfg.mount_options.push(MountOption::Suid);
+        }
+        cfg.acl = if o.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        cfg.n_threads = Some(o.threads.max(2));
+        cfg.clone_fd = true;
+        cfg
+    }
+
+    /// Mount at `mountpoint` and serve from background threads.
+    pub fn mount(self, mountpoint: &Path) -> io::Result<MountedOverlay> {
+        let cfg = self.fuser_config();
+        let status = self.status();
+        let session = fuser::Session::new(ops::Adapter(self.inner), mountpoint, &cfg)?;
+        Ok(MountedOverlay {
+            session: Some(session.spawn()?),
+            status,
+        })
+    }
+
+    /// Mount at `mountpoint` and serve until the file system is unmounted, or until SIGTERM or
+    /// SIGINT (then unmount cleanly and return).
+    pub fn serve(self, mountpoint: &Path) -> io::Result<()> {
+        let cfg = self.fuser_config();
+        let mut session = fuser::Session::new(ops::Adapter(self.inner), mountpoint, &cfg)?;
+        let mut unmounter = session.unmount_callable();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])?;
+        let handle = signals.handle();
+        let watcher = std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                if let Err(e) = unmounter.unmount() {
+                    log::warn!("overlay: unmount on signal failed: {e}");
+                }
+            }
+        });
+        let result = session.run();
+        handle.close();
+        let _ = watcher.join();
+        result
+    }
+
+    /// Serve a `/dev/fuse` descriptor that the caller mounted itself (the mount helper, in a
+    /// user namespace): mount data `fd=N,rootmode=40000,user_id=U,group_id=G` plus
+    /// `default_permissions`/`allow_other` as wanted. The mount must be made before or while
+    /// this runs: the call waits for the kernel's INIT, then serves from background threads.
+    pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<MountedOverlay> {
+        let cfg = self.fuser_config();
+        let status = self.status();
+        let session =
+            fuser::Session::from_fd(ops::Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
+        Ok(MountedOverlay {
+            session: Some(session.spawn()?),
+            status,
+        })
+    }
+
+    /// Like [`Overlay::spawn_fd`] but serving on the calling thread until the file system is
+    /// unmounted.
+    pub fn serve_fd(self, fuse_fd: OwnedFd) -> io::Result<()> {
+        let cfg = self.fuser_config();
+        let session =
+            fuser::Session::from_fd(ops::Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
+        session.run()
+    }
+}
+
+/// An overlay being served from background threads.
+pub struct MountedOverlay {
+    session: Option<fuser::BackgroundSession>,
+    status: OverlayStatus,
+}
+
+impl MountedOverlay {
+    pub fn status(&self) -> &OverlayStatus {
+        &self.status
+    }
+
+    /// Unmount (when this process mounted it) and wait for the serving threads.
+    pub fn unmount(mut self) -> io::Result<()> {
+        match self.session.take() {
+            Some(s) => s.umount_and_join(),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until the file system is unmounted by someone else.
+    pub fn join(mut self) -> io::Result<()> {
+        match self.session.take() {
+            Some(s) => s.join(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,1438 @@
+//! The FUSE operations of the overlay.
+
+use super::hooks::{LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
+use super::inodes::{Inodes, ROOT};
+use super::{lowerfs, OverlayOptions};
+use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};
+use crate::sys::{fd as sysfd, xattr};
+use fuser::{
+    AccessFlags, BackingId, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
+
+fn errno_of(e: &io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn err(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub passthrough_opens: AtomicU64,
+    pub daemon_opens: AtomicU64,
+}
+
+/// One open of a regular file.
+struct OpenFile {
+    node: u64,
+    file: File,
+    flags: i32,
+    backing: Option<Arc<BackingId>>,
+    path: Vec<u8>,
+    fs: Arc<LowerFs>,
+}
+
+/// One open directory: a stream and the offset it is positioned at.
+struct OpenDir {
+    node: u64,
+    stream: Mutex<(rustix::fs::Dir, u64)>,
+}
+
+pub struct Inner {
+    pub options: OverlayOptions,
+    inodes: Mutex<Inodes>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
+    next_fh: AtomicU64,
+    /// Passthrough negotiated at INIT and not switched off since.
+    passthrough: AtomicBool,
+    lower_magic: u64,
+    lower_fs: Mutex<HashMap<u64, Arc<LowerFs>>>,
+    /// Process umask, to restore exact creation modes (the kernel already applied the
+    /// caller's umask).
+    umask: u32,
+    root_daemon: bool,
+    pub stats: Stats,
+}
+
+pub struct Adapter(pub Arc<Inner>);
+
+fn kind_of(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        libc::S_IFSOCK => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn time_of(secs: i64, nsecs: i64) -> SystemTime {
+    let nsecs = nsecs.clamp(0, 999_999_999) as u32;
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsecs)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nsecs.into())
+    }
+}
+
+fn attr_of(id: u64, st: &Stat) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(id),
+        size: st.st_size as u64,
+        blocks: st.st_blocks as u64,
+        atime: time_of(st.st_atime, st.st_atime_nsec as i64),
+        mtime: time_of(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: time_of(st.st_ctime, st.st_ctime_nsec as i64),
+        crtime: UNIX_EPOCH,
+        kind: kind_of(st.st_mode),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev as u32,
+        blksize: st.st_blksize as u32,
+        flags: 0,
+    }
+}
+
+fn is_reg(st: &Stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+fn is_dir(st: &Stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+fn timestamp(t: Option<TimeOrNow>) -> rustix::fs::Timespec {
+    match t {
+        None => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        Some(TimeOrNow::Now) => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => rustix::fs::Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos().into(),
+            },
+            Err(e) => {
+                let d = e.duration();
+                let mut secs = -(d.as_secs() as i64);
+                let mut nsec = 0i64;
+                if d.subsec_nanos() > 0 {
+                    secs -= 1;
+                    nsec = 1_000_000_000 - i64::from(d.subsec_nanos());
+                }
+                rustix::fs::Timespec {
+                    tv_sec: secs,
+                    tv_nsec: nsec as _,
+                }
+            }
+        },
+    }
+}
+
+impl Inner {
+    pub fn new(lower: &Path, options: OverlayOptions) -> io::Result<Inner> {
+        let root = rustix::fs::open(
+            lower,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = rustix::fs::fstat(&root)?;
+        let lower_magic = rustix::fs::fstatfs(&root)?.f_type as u64;
+        let capacity = options.fd_cache.unwrap_or_else(|| {
+            let limit = sysfd::nofile_soft_limit().unwrap_or(1024);
+            (limit / 4).clamp(16, 4096) as usize
+        });
+        // Read the umask without changing it for longer than this call.
+        let umask = rustix::process::umask(Mode::empty());
+        rustix::process::umask(umask);
+        Ok(Inner {
+            inodes: Mutex::new(Inodes::new(root, st.st_dev, st.st_ino, capacity)),
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            passthrough: AtomicBool::new(false),
+            lower_magic,
+            lower_fs: Mutex::new(HashMap::new()),
+            umask: umask.bits(),
+            root_daemon: rustix::process::geteuid().is_root(),
+            stats: Stats::default(),
+            options,
+        })
+    }
+
+    pub fn passthrough_active(&self) -> bool {
+        self.passthrough.load(Ordering::Relaxed)
+    }
+
+    pub fn inode_counts(&self) -> (usize, usize) {
+        let t = self.inodes.lock();
+        (t.nodes.len(), t.cached_count())
+    }
+
+    /// The `O_PATH` descriptor of node `id`, re-resolved under its parent when not cached.
+    fn node_fd(&self, id: u64) -> io::Result<Arc<OwnedFd>> {
+        self.node_fd_depth(id, 0)
+    }
+
+    fn node_fd_depth(&self, id: u64, depth: u32) -> io::Result<Arc<OwnedFd>> {
+        if depth > 4096 {
+            return Err(err(libc::ELOOP));
+        }
+        let (parent, name, dev, ino) = {
+            let mut t = self.inodes.lock();
+            if let Some(fd) = t.cached_fd(id) {
+                return Ok(fd);
+            }
+            let node = t.nodes.get(&id).ok_or_else(|| err(libc::ESTALE))?;
+            (node.parent, node.name.clone(), node.dev, node.ino)
+        };
+        let pfd = self.node_fd_depth(parent, depth + 1)?;
+        let fd = open_path_beneath(pfd.as_fd(), &name).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                err(libc::ESTALE)
+            } else {
+                e
+            }
+        })?;
+        let st = sysfd::stat_fd(fd.as_fd())?;
+        if (st.st_dev, st.st_ino) != (dev, ino) {
+            // The name now refers to another file (changed behind our back).
+            return Err(err(libc::ESTALE));
+        }
+        let fd = Arc::new(fd);
+        self.inodes.lock().cache_fd(id, fd.clone());
+        Ok(fd)
+    }
+
+    /// Current attributes of node `id`.
+    fn node_stat(&self, id: u64) -> io::Result<Stat> {
+        let cached = self.inodes.lock().cached_fd(id);
+        if let Some(fd) = cached {
+            return sysfd::stat_fd(fd.as_fd());
+        }
+        let fd = self.node_fd(id)?;
+        sysfd::stat_fd(fd.as_fd())
+    }
+
+    /// Look up `name` in `parent`: one kernel reference on the resulting node.
+    fn lookup_child(&self, parent: u64, name: &[u8]) -> io::Result<(u64, Stat)> {
+        if !is_plain_name(name) {
+            return Err(err(libc::ENOENT));
+        }
+        let pfd = self.node_fd(parent)?;
+        let st = sysfd::stat_beneath(pfd.as_fd(), name)?;
+        let id = self
+            .inodes
+            .lock()
+            .register(parent, name, st.st_dev, st.st_ino);
+        Ok((id, st))
+    }
+
+    fn entry_reply(&self, reply: ReplyEntry, r: io::Result<(u64, Stat)>) {
+        match r {
+            Ok((id, st)) => reply.entry_with_ttls(
+                &self.options.attr_ttl,
+                &self.options.entry_ttl,
+                &attr_of(id, &st),
+                Generation(0),
+            ),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    /// After creating `name` in `parent`: give it to the caller, restore the exact mode if the
+    /// process umask took bits away, and register the node with its fresh descriptor.
+    fn finish_new(
+        &self,
+        req: &Request,
+        parent: u64,
+        pfd: &OwnedFd,
+        name: &[u8],
+        mode: u32,
+    ) -> io::Result<(u64, Stat)> {
+        let fd = open_path_beneath(pfd.as_fd(), name)?;
+        self.give_to_caller(req, &fd, pfd)?;
+        let st = sysfd::stat_fd(fd.as_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK && mode & self.umask & 0o7777 != 0 {
+            rustix::fs::chmod(proc_fd_path(fd.as_fd()), Mode::from_raw_mode(mode & 0o7777))?;
+        }
+        let st = sysfd::stat_fd(fd.as_fd())?;
+        let id = {
+            let mut t = self.inodes.lock();
+            let id = t.register(parent, name, st.st_dev, st.st_ino);
+            t.cache_fd(id, Arc::new(fd));
+            id
+        };
+        Ok((id, st))
+    }
+
+    /// A root daemon creates files as root: hand them to the requesting user (the group of
+    /// a set-group-id directory is kept, as the kernel would).
+    fn give_to_caller(&self, req: &Request, fd: &OwnedFd, pfd: &OwnedFd) -> io::Result<()> {
+        if !self.root_daemon || (req.uid() == 0 && req.gid() == 0) {
+            return Ok(());
+        }
+        let parent_sgid = sysfd::stat_fd(pfd.as_fd())?.st_mode & libc::S_ISGID != 0;
+        let gid = if parent_sgid {
+            None
+        } else {
+            Some(rustix::process::Gid::from_raw(req.gid()))
+        };
+        let uid = Some(rustix::process::Uid::from_raw(req.uid()));
+        rustix::fs::chownat(
+            fd,
+            "",
+            uid,
+            gid,
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        Ok(())
+    }
+
+    fn lower_fs_of(&self, fd: &OwnedFd, dev: u64) -> Arc<LowerFs> {
+        if let Some(fs) = self.lower_fs.lock().get(&dev) {
+            return fs.clone();
+        }
+        let fs = Arc::new(lowerfs::describe(fd.as_fd(), dev).unwrap_or(LowerFs {
+            magic: 0,
+            name: String::new(),
+            uuid: None,
+            dev,
+        }));
+        self.lower_fs.lock().insert(dev, fs.clone());
+        fs
+    }
+
+    /// Before `name` in `parent` goes away (unlink, rmdir, rename over it): if the kernel
+    /// still references that node under this very name, pin a descriptor so it stays usable.
+    fn pin_victim(&self, parent: u64, pfd: &OwnedFd, name: &[u8]) {
+        let Ok(st) = sysfd::stat_beneath(pfd.as_fd(), name) else {
+            return;
+        };
+        let id = {
+            let t = self.inodes.lock();
+            match t.id_of(st.st_dev, st.st_ino) {
+                Some(id) => match t.nodes.get(&id) {
+                    Some(n) if n.parent == parent && *n.name == *name => id,
+                    _ => return,
+                },
+                None => return,
+            }
+        };
+        if let Ok(fd) = open_path_beneath(pfd.as_fd(), name) {
+            let gone = is_dir(&st) || st.st_nlink <= 1;
+            self.inodes.lock().pin(id, Arc::new(fd), gone);
+        }
+    }
+
+    /// Open node `id` for a FUSE open or create, run the open hook, and record the handle.
+    fn open_file(
+        &self,
+        req: &Request,
+        id: u64,
+        flags: i32,
+        created: bool,
+        file: Option<File>,
+    ) -> io::Result<(u64, Arc<OpenFile>)> {
+        let node_fd = self.node_fd(id)?;
+        let exec = flags & FMODE_EXEC != 0;
+        let truncate = flags & libc::O_TRUNC != 0;
+        // Strip what only the kernel's open needs, and O_TRUNC: it is applied after the hook,
+        // as the kernel runs ima_file_check before handle_truncate.
+        let oflags =
+            flags & !(FMODE_EXEC | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC);
+        let file = match file {
+            Some(f) => f,
+            None => reopen(node_fd.as_fd(), OFlags::from_bits_retain(oflags as u32))?,
+        };
+        let st = rustix::fs::fstat(&file)?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let path = self.inodes.lock().path(id);
+        let fs = self.lower_fs_of(&node_fd, st.st_dev);
+        if is_reg(&st) {
+            let readable = flags & libc::O_ACCMODE != libc::O_WRONLY;
+            let extra;
+            let hook_file = if readable {
+                &file
+            } else {
+                extra = reopen(node_fd.as_fd(), OFlags::RDONLY)?;
+                &extra
+            };
+            let ev = OpenEvent {
+                path: &path,
+                flags,
+                exec,
+                created,
+                uid: req.uid(),
+                gid: req.gid(),
+                pid: req.pid(),
+                stat: &st,
+                fs: &fs,
+                open_id: fh,
+            };
+            self.options
+                .hooks
+                .on_open(&ev, hook_file)
+                .map_err(|code| err(if code > 0 { code } else { libc::EACCES }))?;
+        }
+        if truncate && flags & libc::O_ACCMODE != libc::O_RDONLY {
+            file.set_len(0)?;
+        }
+        let open = Arc::new(OpenFile {
+            node: id,
+            file,
+            flags,
+            backing: None,
+            path,
+            fs,
+        });
+        Ok((fh, open))
+    }
+
+    /// The shared backing id of node `id`, registering `file` if none is live. `None` (and
+    /// the open is served by the daemon) when passthrough is off or registration fails.
+    fn backing_for(
+        &self,
+        id: u64,
+        file: &File,
+        register: impl FnOnce(&File) -> io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if !self.passthrough_active() {
+            return None;
+        }
+        let mut t = self.inodes.lock();
+        let node = t.nodes.get_mut(&id)?;
+        if let Some(b) = node.backing.upgrade() {
+            return Some(b);
+        }
+        match register(file) {
+            Ok(b) => {
+                let b = Arc::new(b);
+                node.backing = Arc::downgrade(&b);
+                Some(b)
+            }
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    // Not allowed to register backing files (user namespace): daemon I/O from now on.
+                    log::info!(
+                        "overlay: passthrough unavailable ({e}); serving data from the daemon"
+                    );
+                    self.passthrough.store(false, Ordering::Relaxed);
+                } else {
+                    log::debug!("overlay: passthrough refused for one open: {e}");
+                }
+                None
+            }
+        }
+    }
+
+    fn install(&self, fh: u64, mut open: Arc<OpenFile>, backing: Option<Arc<BackingId>>) {
+        if let Some(o) = Arc::get_mut(&mut open) {
+            o.backing = backing;
+        }
+        self.files.lock().insert(fh, open);
+    }
+
+    fn file(&self, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
+        self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    fn release_file(&self, fh: FileHandle) {
+        let Some(open) = self.files.lock().remove(&fh.0) else {
+            return;
+        };
+        if let Ok(st) = rustix::fs::fstat(&open.file) {
+            if is_reg(&st) {
+                let ev = ReleaseEvent {
+                    path: &open.path,
+                    opened_for_write: open.flags & libc::O_ACCMODE != libc::O_RDONLY,
+                    flags: open.flags,
+                    stat: &st,
+                    fs: &open.fs,
+                    open_id: fh.0,
+                };
+                self.options.hooks.on_release(&ev);
+            }
+        }
+        let _ = open.node;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn setattr_inner(
+        &self,
+        id: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        fh: Option<FileHandle>,
+    ) -> io::Result<Stat> {
+        let open = fh.and_then(|fh| self.files.lock().get(&fh.0).cloned());
+        let fd = self.node_fd(id)?;
+        let st = sysfd::stat_fd(fd.as_fd())?;
+        let symlink = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
+        if uid.is_some() || gid.is_some() {
+            rustix::fs::chownat(
+                &*fd,
+                "",
+                uid.map(rustix::process::Uid::from_raw),
+                gid.map(rustix::process::Gid::from_raw),
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
+        if let Some(mode) = mode {
+            if symlink {
+                return Err(err(libc::EOPNOTSUPP));
+            }
+            let mode = Mode::from_raw_mode(mode & 0o7777);
+            match &open {
+                Some(o) => rustix::fs::fchmod(&o.file, mode)?,
+                None => rustix::fs::chmod(proc_fd_path(fd.as_fd()), mode)?,
+            }
+        }
+        if let Some(size) = size {
+            match &open {
+                Some(o) if o.flags & libc::O_ACCMODE != libc::O_RDONLY => o.file.set_len(size)?,
+                _ => reopen(fd.as_fd(), OFlags::WRONLY)?.set_len(size)?,
+            }
+        }
+        if atime.is_some() || mtime.is_some() {
+            let times = rustix::fs::Timestamps {
+                last_access: timestamp(atime),
+                last_modification: timestamp(mtime),
+            };
+            if symlink {
+                let (parent, name) = {
+                    let t = self.inodes.lock();
+                    let n = t.nodes.get(&id).ok_or_else(|| err(libc::ESTALE))?;
+                    (n.parent, n.name.clone())
+                };
+                let pfd = self.node_fd(parent)?;
+                rustix::fs::utimensat(&*pfd, &*name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+            } else {
+                rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    proc_fd_path(fd.as_fd()),
+                    &times,
+                    AtFlags::empty(),
+                )?;
+            }
+        }
+        sysfd::stat_fd(fd.as_fd())
+    }
+
+    fn rename_inner(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> io::Result<()> {
+        if !is_plain_name(name) || !is_plain_name(newname) {
+            return Err(err(libc::EINVAL));
+        }
+        let pfd = self.node_fd(parent)?;
+        let npfd = self.node_fd(newparent)?;
+        let src = sysfd::stat_beneath(pfd.as_fd(), name)?;
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        let dst = sysfd::stat_beneath(npfd.as_fd(), newname).ok();
+        if !exchange && dst.is_some() {
+            self.pin_victim(newparent, &npfd, newname);
+        }
+        rustix::fs::renameat_with(
+            &*pfd,
+            name,
+            &*npfd,
+            newname,
+            rustix::fs::RenameFlags::from_bits_retain(flags.bits()),
+        )?;
+        let mut t = self.inodes.lock();
+        let src_id = t.id_of(src.st_dev, src.st_ino);
+        let dst_id = dst.and_then(|d| t.id_of(d.st_dev, d.st_ino));
+        if let Some(id) = src_id {
+            t.rename(id, newparent, newname);
+        }
+        if exchange {
+            if let Some(id) = dst_id {
+                t.rename(id, parent, name);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_inner(&self, parent: u64, name: &[u8], dir: bool) -> io::Result<()> {
+        if !is_plain_name(name) {
+            return Err(err(libc::EINVAL));
+        }
+        let pfd = self.node_fd(parent)?;
+        self.pin_victim(parent, &pfd, name);
+        let flags = if dir {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        rustix::fs::unlinkat(&*pfd, name, flags)?;
+        Ok(())
+    }
+
+    fn readdir_inner(
+        &self,
+        dir: &OpenDir,
+        offset: u64,
+        mut add: impl FnMut(&rustix::fs::DirEntry, &[u8], u64) -> bool,
+    ) -> io::Result<()> {
+        let mut guard = dir.stream.lock();
+        let (stream, pos) = &mut *guard;
+        if offset != *pos {
+            if offset == 0 {
+                stream.rewind();
+            } else {
+                stream.seek(offset as i64)?;
+            }
+            *pos = offset;
+        }
+        let mut first = true;
+        while let Some(entry) = stream.read() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) if first => return Err(e.into()),
+                Err(_) => break,
+            };
+            first = false;
+            let name = entry.file_name().to_bytes();
+            let next = entry.offset() as u64;
+            if add(&entry, name, next) {
+                // Full: the entry just read was not sent; seek back to it next time.
+                *pos = u64::MAX;
+                return Ok(());
+            }
+            *pos = next;
+        }
+        Ok(())
+    }
+}
+
+fn dirent_kind(t: rustix::fs::FileType) -> FileType {
+    use rustix::fs::FileType as T;
+    match t {
+        T::Directory => FileType::Directory,
+        T::Symlink => FileType::Symlink,
+        T::Fifo => FileType::NamedPipe,
+        T::CharacterDevice => FileType::CharDevice,
+        T::BlockDevice => FileType::BlockDevice,
+        T::Socket => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_bytes()
+}
+
+impl Filesystem for Adapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let fs = &self.0;
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_AUTO_INVAL_DATA,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        if fs.options.passthrough && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
+            // Backing files on a stacked fs (overlayfs) need depth 2; otherwise 1 keeps this
+            // mount usable as an overlayfs layer.
+            let depth = if fs.lower_magic == OVERLAYFS_SUPER_MAGIC {
+                2
+            } else {
+                1
+            };
+            if config.set_max_stack_depth(depth).is_ok() {
+                fs.passthrough.store(true, Ordering::Relaxed);
+            }
+        }
+        log::info!(
+            "overlay: kernel FUSE {:?}, passthrough {}",
+            config.kernel_abi(),
+            fs.passthrough_active()
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let r = self.0.lookup_child(parent.0, name_bytes(name));
+        self.0.entry_reply(reply, r);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.0.inodes.lock().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let st = match fh.and_then(|fh| self.0.files.lock().get(&fh.0).cloned()) {
+            Some(open) => rustix::fs::fstat(&open.file).map_err(io::Error::from),
+            None => self.0.node_stat(ino.0),
+        };
+        match st {
+            Ok(st) => reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st)),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self
+            .0
+            .setattr_inner(ino.0, mode, uid, gid, size, atime, mtime, fh)
+        {
+            Ok(st) => reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st)),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let r = self
+            .0
+            .node_fd(ino.0)
+            .and_then(|fd| Ok(rustix::fs::readlinkat(&*fd, "", Vec::new())?));
+        match r {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = name_bytes(name);
+        let r = (|| {
+            if !is_plain_name(name) {
+                return Err(err(libc::EINVAL));
+            }
+            let pfd = self.0.node_fd(parent.0)?;
+            rustix::fs::mknodat(
+                &*pfd,
+                name,
+                rustix::fs::FileType::from_raw_mode(mode),
+                Mode::from_raw_mode(mode & 0o7777),
+                u64::from(rdev),
+            )?;
+            self.0.finish_new(req, parent.0, &pfd, name, mode)
+        })();
+        self.0.entry_reply(reply, r);
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = name_bytes(name);
+        let r = (|| {
+            if !is_plain_name(name) {
+                return Err(err(libc::EINVAL));
+            }
+            let pfd = self.0.node_fd(parent.0)?;
+            rustix::fs::mkdirat(&*pfd, name, Mode::from_raw_mode(mode & 0o7777))?;
+            self.0.finish_new(req, parent.0, &pfd, name, mode)
+        })();
+        self.0.entry_reply(reply, r);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.0.remove_inner(parent.0, name_bytes(name), false) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.0.remove_inner(parent.0, name_bytes(name), true) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let name = name_bytes(link_name);
+        let r = (|| {
+            if !is_plain_name(name) {
+                return Err(err(libc::EINVAL));
+            }
+            let pfd = self.0.node_fd(parent.0)?;
+            rustix::fs::symlinkat(target, &*pfd, name)?;
+            self.0.finish_new(req, parent.0, &pfd, name, 0o777)
+        })();
+        self.0.entry_reply(reply, r);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self.0.rename_inner(
+            parent.0,
+            name_bytes(name),
+            newparent.0,
+            name_bytes(newname),
+            flags,
+        ) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let name = name_bytes(newname);
+        let r = (|| {
+            if !is_plain_name(name) {
+                return Err(err(libc::EINVAL));
+            }
+            let fd = self.0.node_fd(ino.0)?;
+            let npfd = self.0.node_fd(newparent.0)?;
+            // Through /proc/self/fd (AT_SYMLINK_FOLLOW follows only that magic link): linking an
+            // O_PATH descriptor with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_fd_path(fd.as_fd()),
+                &*npfd,
+                name,
+                AtFlags::SYMLINK_FOLLOW,
+            )?;
+            self.0.lookup_child(newparent.0, name)
+        })();
+        self.0.entry_reply(reply, r);
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fs = &self.0;
+        match fs.open_file(req, ino.0, flags.0, false, None) {
+            Ok((fh, open)) => {
+                let backing = fs.backing_for(ino.0, &open.file, |f| reply.open_backing(f));
+                match backing {
+                    Some(b) => {
+                        fs.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
+                        let id = b.clone();
+                        fs.install(fh, open, Some(b));
+                        reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                    }
+                    None => {
+                        fs.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
+                        fs.install(fh, open, None);
+                        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+                    }
+                }
+            }
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let open = match self.0.file(fh) {
+            Ok(o) => o,
+            Err(e) => return reply.error(e),
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0usize;
+        // A short reply means end of file to the kernel: fill the buffer unless at EOF.
+        while done < buf.len() {
+            match open.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if done == 0 {
+                        return reply.error(errno_of(&e));
+                    }
+                    break;
+                }
+            }
+        }
+        reply.data(&buf[..done]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let open = match self.0.file(fh) {
+            Ok(o) => o,
+            Err(e) => return reply.error(e),
+        };
+        match open.file.write_all_at(data, offset) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.0.release_file(fh);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let open = match self.0.file(fh) {
+            Ok(o) => o,
+            Err(e) => return reply.error(e),
+        };
+        let r = if datasync {
+            open.file.sync_data()
+        } else {
+            open.file.sync_all()
+        };
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let r = (|| {
+            let fd = self.0.node_fd(ino.0)?;
+            let dirfd = rustix::fs::openat(
+                &*fd,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            Ok::<_, io::Error>(rustix::fs::Dir::new(dirfd)?)
+        })();
+        match r {
+            Ok(stream) => {
+                let fh = self.0.next_fh.fetch_add(1, Ordering::Relaxed);
+                self.0.dirs.lock().insert(
+                    fh,
+                    Arc::new(OpenDir {
+                        node: ino.0,
+                        stream: Mutex::new((stream, 0)),
+                    }),
+                );
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let parent = self
+            .0
+            .inodes
+            .lock()
+            .nodes
+            .get(&ino.0)
+            .map(|n| n.parent)
+            .unwrap_or(ROOT);
+        let r = self.0.readdir_inner(&dir, offset, |entry, name, next| {
+            let id = match name {
+                b"." => dir.node,
+                b".." => parent,
+                _ => entry.ino(),
+            };
+            reply.add(
+                INodeNo(id),
+                next,
+                dirent_kind(entry.file_type()),
+                OsStr::from_bytes(name),
+            )
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let fs = &self.0;
+        let dir_fd = match fs.node_fd(ino.0) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(errno_of(&e)),
+        };
+        let ttl = fs.options.attr_ttl;
+        let r = fs.readdir_inner(&dir, offset, |_entry, name, next| {
+            if name == b"." || name == b".." {
+                // The kernel does not link dot entries; attributes are not needed.
+                let st = match sysfd::stat_fd(dir_fd.as_fd()) {
+                    Ok(st) => st,
+                    Err(_) => return false,
+                };
+                return reply.add(
+                    INodeNo(dir.node),
+                    next,
+                    OsStr::from_bytes(name),
+                    &ttl,
+                    &attr_of(dir.node, &st),
+                    Generation(0),
+                );
+            }
+            let Ok(st) = sysfd::stat_beneath(dir_fd.as_fd(), name) else {
+                return false; // vanished meanwhile: skip it
+            };
+            let id = fs.inodes.lock().register(ino.0, name, st.st_dev, st.st_ino);
+            let full = reply.add(
+                INodeNo(id),
+                next,
+                OsStr::from_bytes(name),
+                &ttl,
+                &attr_of(id, &st),
+                Generation(0),
+            );
+            if full {
+                // Not sent: the kernel will not count this lookup.
+                fs.inodes.lock().forget(id, 1);
+            }
+            full
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.0.dirs.lock().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let guard = dir.stream.lock();
+        let r = guard.0.fd().and_then(|fd| {
+            if datasync {
+                rustix::fs::fdatasync(fd)
+            } else {
+                rustix::fs::fsync(fd)
+            }
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let r = self
+            .0
+            .node_fd(ino.0)
+            .and_then(|fd| Ok(rustix::fs::fstatvfs(&*fd)?));
+        match r {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let r = self
+            .0
+            .node_fd(ino.0)
+            .and_then(|fd| xattr::set_path_fd(fd.as_fd(), name.as_bytes(), value, flags));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let r = self
+            .0
+            .node_fd(ino.0)
+            .and_then(|fd| xattr::get_path_fd(fd.as_fd(), name.as_bytes(), size as usize));
+        match r {
+            Ok((_, n)) if size == 0 => reply.size(n as u32),
+            Ok((data, _)) => reply.data(&data),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let r = self
+            .0
+            .node_fd(ino.0)
+            .and_then(|fd| xattr::list_path_fd(fd.as_fd(), size as usize));
+        match r {
+            Ok((_, n)) if size == 0 => reply.size(n as u32),
+            Ok((data, _)) => reply.data(&data),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self
+            .0
+            .node_fd(ino.0)
+            .and_then(|fd| xattr::remove_path_fd(fd.as_fd(), name.as_bytes()));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        // Reached only without default_permissions: check as the daemon.
+        let r = self.0.node_fd(ino.0).and_then(|fd| {
+            let st = sysfd::stat_fd(fd.as_fd())?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Ok(());
+            }
+            Ok(rustix::fs::accessat(
+                rustix::fs::CWD,
+                proc_fd_path(fd.as_fd()),
+                rustix::fs::Access::from_bits_retain(mask.bits() as u32),
+                AtFlags::EACCESS,
+            )?)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let fs = &self.0;
+        let name = name_bytes(name);
+        let r = (|| {
+            if !is_plain_name(name) {
+                return Err(err(libc::EINVAL));
+            }
+            let pfd = fs.node_fd(parent.0)?;
+            let oflags = flags & !(FMODE_EXEC | libc::O_NOCTTY | libc::O_TRUNC) | libc::O_CREAT;
+            let fd = open_beneath(
+                pfd.as_fd(),
+                name,
+                OFlags::from_bits_retain(oflags as u32),
+                Mode::from_raw_mode(mode & 0o7777),
+            )?;
+            let file = File::from(fd);
+            let st = rustix::fs::fstat(&file)?;
+            // A new file (not an existing one opened by a racing O_CREAT without O_EXCL).
+            let created = st.st_size == 0 && st.st_nlink == 1;
+            if created {
+                let opath = open_path_beneath(pfd.as_fd(), name)?;
+                fs.give_to_caller(req, &opath, &pfd)?;
+                if mode & fs.umask & 0o7777 != 0 {
+                    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))?;
+                }
+            }
+            let id = {
+                let mut t = fs.inodes.lock();
+                t.register(parent.0, name, st.st_dev, st.st_ino)
+            };
+            match fs.open_file(req, id, flags, created, Some(file)) {
+                Ok((fh, open)) => {
+                    let st = rustix::fs::fstat(&open.file)?;
+                    Ok((id, st, fh, open))
+                }
+                Err(e) => {
+                    fs.inodes.lock().forget(id, 1);
+                    Err(e)
+                }
+            }
+        })();
+        match r {
+            Ok((id, st, fh, open)) => {
+                let attr = attr_of(id, &st);
+                let ttl = fs.options.attr_ttl;
+                let backing = fs.backing_for(id, &open.file, |f| reply.open_backing(f));
+                match backing {
+                    Some(b) => {
+                        fs.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
+                        let bid = b.clone();
+                        fs.install(fh, open, Some(b));
+                        reply.created_passthrough(
+                            &ttl,
+                            &attr,
+                            Generation(0),
+                            FileHandle(fh),
+                            FopenFlags::empty(),
+                            &bid,
+                        );
+                    }
+                    None => {
+                        fs.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
+                        fs.install(fh, open, None);
+                        reply.created(
+                            &ttl,
+                            &attr,
+                            Generation(0),
+                            FileHandle(fh),
+                            FopenFlags::FOPEN_KEEP_CACHE,
+                        );
+                    }
+                }
+            }
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let open = match self.0.file(fh) {
+            Ok(o) => o,
+            Err(e) => return reply.error(e),
+        };
+        let r = rustix::fs::fallocate(
+            &open.file,
+            rustix::fs::FallocateFlags::from_bits_retain(mode as u32),
+            offset,
+            length,
+        );
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let open = match self.0.file(fh) {
+            Ok(o) => o,
+            Err(e) => return reply.error(e),
+        };
+        let pos = match whence {
+            libc::SEEK_DATA => rustix::fs::SeekFrom::Data(offset as u64),
+            libc::SEEK_HOLE => rustix::fs::SeekFrom::Hole(offset as u64),
+            libc::SEEK_SET => rustix::fs::SeekFrom::Start(offset as u64),
+            libc::SEEK_END => rustix::fs::SeekFrom::End(offset),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        match rustix::fs::seek(&open.file, pos) {
+            Ok(off) => reply.offset(off as i64),
+            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let (src, dst) = match (self.0.file(fh_in), self.0.file(fh_out)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let mut off_in = offset_in;
+        let mut off_out = offset_out;
+        let len = len.min(u64::from(u32::MAX) & !0xfff) as usize;
+        match rustix::fs::copy_file_range(
+            &src.file,
+            Some(&mut off_in),
+            &dst.file,
+            Some(&mut off_out),
+            len,
+        ) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+        }
+    }
+}
