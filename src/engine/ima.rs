@@ -267,6 +267,27 @@ pub struct PolicyFile {
     pub ima_xattr: Option<Vec<u8>>,
 }
 
+/// Why [`Ima::load_policy_text`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyLoadError {
+    /// 1-based line of the first rejected rule; 0 when no line is to blame (the policy
+    /// file is busy or gone, or the text held no rule).
+    pub line: usize,
+    pub errno: Errno,
+}
+
+impl std::fmt::Display for PolicyLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "policy not loaded: {}", self.errno)
+        } else {
+            write!(f, "policy line {}: {}", self.line, self.errno)
+        }
+    }
+}
+
+impl std::error::Error for PolicyLoadError {}
+
 /// Name of the IMA keyring (no trusted-keyring chain, so the `_ima` form).
 pub const KEYRING_NAME: &str = "_ima";
 
@@ -663,10 +684,11 @@ impl Ima {
         Ok(written)
     }
 
-    /// `ima_release_policy`: commit or discard a write session.
-    pub fn policy_release(&self, h: PolicyHandle) {
+    /// `ima_release_policy`: commit or discard a write session. Returns whether a write
+    /// session's rules were committed (close(2) itself always succeeds).
+    pub fn policy_release(&self, h: PolicyHandle) -> bool {
         if !h.write {
-            return;
+            return false;
         }
         let mut valid = h.valid;
         // ima_check_policy: a session that collected no rule fails.
@@ -688,7 +710,7 @@ impl Ima {
         let mut st = self.policy.write();
         if !valid {
             st.busy = false;
-            return;
+            return false;
         }
         // ima_update_policy: the first load replaces the built-in rules, later ones append.
         let mut next = if st.custom_loaded {
@@ -720,6 +742,49 @@ impl Ima {
                     &subject,
                 );
             }
+        }
+        true
+    }
+
+    /// Load a whole policy text the way `cat FILE > .../ima/policy` does: one write
+    /// session, each write(2) at offset 0 with what the previous one left, committed at
+    /// close. Lines starting with `/` load that file through `loader`. On failure nothing is
+    /// committed and the error names the first rejected line (1-based; 0 when the session
+    /// could not be opened or held no rule).
+    pub fn load_policy_text(
+        &self,
+        text: &str,
+        loader: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<(), PolicyLoadError> {
+        let mut h = self
+            .open_policy(PolicyAccess::Write, true)
+            .map_err(|errno| PolicyLoadError { line: 0, errno })?;
+        let mut rest = text.as_bytes();
+        let mut line = 1;
+        let mut first_error = None;
+        while !rest.is_empty() {
+            match self.policy_write(&mut h, 0, rest, loader) {
+                Ok(n) => rest = &rest[n.min(rest.len())..],
+                Err(errno) => {
+                    first_error.get_or_insert(PolicyLoadError { line, errno });
+                    // Skip the bad line as a writer that keeps going would.
+                    let n = rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(rest.len(), |i| i + 1);
+                    rest = &rest[n..];
+                }
+            }
+            line += 1;
+        }
+        let committed = self.policy_release(h);
+        match first_error {
+            Some(e) => Err(e),
+            None if !committed => Err(PolicyLoadError {
+                line: 0,
+                errno: Errno::EINVAL,
+            }),
+            None => Ok(()),
         }
     }
 

@@ -1235,3 +1235,38 @@ fn policy_file_hash_appraisal_in_log_mode_loads() {
         .contains("cause=missing-hash"));
     assert_eq!(ima.list().len(), 2, "measured");
 }
+
+#[test]
+fn load_policy_text_loads_every_line_or_nothing() {
+    let ima = ima_tcb();
+    let builtin = ima.policy_text();
+    let bad = "measure func=BPRM_CHECK\n# fine\nmeasure func=NOPE\naudit func=BPRM_CHECK\n";
+    assert_eq!(
+        ima.load_policy_text(bad, &no_loader),
+        Err(PolicyLoadError {
+            line: 3,
+            errno: Errno::EINVAL
+        })
+    );
+    assert_eq!(ima.policy_text(), builtin);
+    assert_eq!(
+        ima.load_policy_text("# only a comment", &no_loader),
+        Err(PolicyLoadError {
+            line: 0,
+            errno: Errno::EINVAL
+        })
+    );
+    let good =
+        "measure func=BPRM_CHECK\n\n  # indented comment\nmeasure func=MMAP_CHECK mask=MAY_EXEC";
+    assert_eq!(ima.load_policy_text(good, &no_loader), Ok(()));
+    assert_eq!(
+        ima.policy_text(),
+        "measure func=BPRM_CHECK \nmeasure func=MMAP_CHECK mask=MAY_EXEC \n"
+    );
+    let busy = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.load_policy_text(good, &no_loader).unwrap_err().errno,
+        Errno::EBUSY
+    );
+    assert!(!ima.policy_release(busy));
+}
