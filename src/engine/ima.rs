@@ -327,6 +327,42 @@ fn errno_of(e: &std::io::Error) -> Errno {
 impl Ima {
     /// Validate `cfg`, build the built-in policy and append the boot aggregate.
     pub fn new(cfg: Config) -> Result<Ima, String> {
+        let ima = Ima::build(cfg)?;
+        ima.add_boot_aggregate();
+        Ok(ima)
+    }
+
+    /// Like [`Ima::new`], but first restore a saved binary measurement list (`saved`, the
+    /// content of `binary_runtime_measurements_<bank>`), re-extending the PCRs with it, as
+    /// `ima_restore_measurement_list` does after kexec. The new boot aggregate follows the
+    /// restored entries when `append_boot_aggregate` (a kexec); a daemon that merely
+    /// restarted passes `false` and continues the list as it was.
+    pub fn with_saved_list(
+        cfg: Config,
+        saved: &[u8],
+        bank: HashAlgo,
+        append_boot_aggregate: bool,
+    ) -> Result<Ima, String> {
+        let ima = Ima::build(cfg)?;
+        let records = super::log::parse_binary_list(saved, bank, &ima.list_banks)?;
+        {
+            let mut store = ima.store.lock();
+            for record in records {
+                let extend: Vec<Digest> = (0..ima.list_banks.len())
+                    .map(|i| record.extend_value(i))
+                    .collect();
+                let pcr = record.pcr();
+                ima.list.append(record);
+                store.pcrs.extend(pcr, &extend);
+            }
+        }
+        if append_boot_aggregate || ima.list.is_empty() {
+            ima.add_boot_aggregate();
+        }
+        Ok(ima)
+    }
+
+    fn build(cfg: Config) -> Result<Ima, String> {
         if !cfg.hash.is_supported() {
             return Err(format!("ima_hash: {} is not available", cfg.hash));
         }
@@ -372,7 +408,7 @@ impl Ima {
             AuditSink::new(cfg.audit_file.as_deref()).map_err(|e| format!("audit file: {e}"))?;
         audit.set_info_enabled(cfg.integrity_audit);
 
-        let ima = Ima {
+        Ok(Ima {
             hash,
             default_template: Arc::new(default_template),
             buf_template: Arc::new(buf_template),
@@ -397,9 +433,7 @@ impl Ima {
             keys: RwLock::new(Keyring::new()),
             queued_keys: Mutex::new(Vec::new()),
             cfg,
-        };
-        ima.add_boot_aggregate();
-        Ok(ima)
+        })
     }
 
     pub fn config(&self) -> &Config {

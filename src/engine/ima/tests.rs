@@ -1270,3 +1270,52 @@ fn load_policy_text_loads_every_line_or_nothing() {
     );
     assert!(!ima.policy_release(busy));
 }
+
+#[test]
+fn saved_list_is_restored_with_pcrs_and_dedupe() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_tcb();
+    let f = TestFile::new(dir.path(), "/tmp/hello", b"hello\n");
+    open_read(&ima, &f);
+    open_write(&ima, &f); // ToMToU violation entry
+    let g = TestFile::new(dir.path(), "/etc/g", b"g");
+    open_read(&ima, &g);
+    let idx = ima.list().bank_index(HashAlgo::Sha256).unwrap();
+    let mut saved = vec![0u8; 1 << 16];
+    let n = ima.list().read(ViewKind::Binary, idx, 0, &mut saved);
+    saved.truncate(n);
+
+    // A restarted daemon continues the same list.
+    let again = Ima::with_saved_list(Config::default(), &saved, HashAlgo::Sha256, false).unwrap();
+    assert_eq!(ascii(&again, HashAlgo::Sha1), ascii(&ima, HashAlgo::Sha1));
+    assert_eq!(again.pcr_values(), ima.pcr_values());
+    // Restored entries take part in duplicate suppression.
+    open_read(&again, &g);
+    assert_eq!(again.list().len(), ima.list().len());
+
+    // After a "kexec" the new boot aggregate would follow the carried-over entries, but
+    // without a TPM it is identical to the first one and suppressed as a duplicate, as the
+    // kernel's hash table lookup does.
+    let kexec = Ima::with_saved_list(Config::default(), &saved, HashAlgo::Sha256, true).unwrap();
+    assert_eq!(kexec.list().len(), ima.list().len());
+    // Restoring under another PCR default makes the new aggregate distinct.
+    let other_pcr = Config {
+        pcr: 11,
+        ..Config::default()
+    };
+    let kexec = Ima::with_saved_list(other_pcr, &saved, HashAlgo::Sha256, true).unwrap();
+    assert_eq!(kexec.list().len(), ima.list().len() + 1);
+    assert!(lines(&kexec).last().unwrap().starts_with("11 "));
+    assert!(lines(&kexec).last().unwrap().ends_with(" boot_aggregate"));
+
+    // Damaged input is an error, not a panic.
+    assert!(
+        Ima::with_saved_list(Config::default(), &saved[..n - 3], HashAlgo::Sha256, false).is_err()
+    );
+    let mut bad = saved.clone();
+    bad[10] ^= 0xff;
+    assert!(Ima::with_saved_list(Config::default(), &bad, HashAlgo::Sha256, false).is_err());
+    // Empty: a fresh start.
+    let fresh = Ima::with_saved_list(Config::default(), &[], HashAlgo::Sha256, false).unwrap();
+    assert_eq!(fresh.list().len(), 1);
+}
