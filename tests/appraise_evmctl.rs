@@ -597,3 +597,81 @@ fn mutated_certificates_and_values_never_panic() {
     // most break the DER; both are fine as long as nothing panicked.
     assert!(accepted < 2000);
 }
+
+#[test]
+fn self_signed_certificates_must_verify_ca_issued_need_not() {
+    let Some(dir) = workdir("self_signed_certificates_must_verify_ca_issued_need_not") else {
+        return;
+    };
+    let d = dir.path();
+    for key in [rsa2048(d), ec(d, "P-256"), ec(d, "P-384")] {
+        let mut der = std::fs::read(&key.der).unwrap();
+        assert!(Keyring::new().add_der(&der).is_ok());
+        // The last byte belongs to the signature: the kernel's x509_check_for_self_signed
+        // rejects the key (EKEYREJECTED).
+        *der.last_mut().unwrap() ^= 0x01;
+        let err = Keyring::new().add_der(&der).unwrap_err();
+        assert_eq!(err.errno().0, libc::EKEYREJECTED, "{err}");
+    }
+
+    // A leaf issued by a CA: not self-signed, loaded without the CA.
+    let ca = make_key(
+        d,
+        "ca",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=imafs ca",
+        &[],
+    );
+    let leaf_key = d.join("leaf.priv.pem");
+    let csr = d.join("leaf.csr");
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-subj",
+            "/CN=imafs leaf",
+        ])
+        .arg("-keyout")
+        .arg(&leaf_key)
+        .arg("-out")
+        .arg(&csr));
+    let leaf_cert = d.join("leaf.crt");
+    let ext = d.join("leaf.ext");
+    std::fs::write(
+        &ext,
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca.cert)
+        .arg("-CAkey")
+        .arg(&ca.priv_only)
+        .arg("-CAcreateserial")
+        .arg("-extfile")
+        .arg(&ext)
+        .arg("-out")
+        .arg(&leaf_cert));
+    let ring = keyring(&[&leaf_cert]);
+    assert_eq!(ring.list().len(), 1);
+    assert!(
+        ring.list()[0].ends_with(" rsa imafs leaf"),
+        "{:?}",
+        ring.list()
+    );
+    let signer = d.join("leaf.pem");
+    let mut both = std::fs::read(&leaf_key).unwrap();
+    both.extend(std::fs::read(&leaf_cert).unwrap());
+    std::fs::write(&signer, both).unwrap();
+    let file = write_file(d, "f", b"leaf signed\n");
+    let value = ima_sign(&signer, "sha512", &file, &[]);
+    assert_eq!(
+        appraise(Some(&value), file_digest(&file), &sig_req(), &ring),
+        PASS_SIGNED
+    );
+}

@@ -51,6 +51,8 @@ pub enum KeyError {
     Unsupported(String),
     #[error("no certificate found")]
     NoCertificate,
+    #[error("self-signed certificate rejected: {0}")]
+    Rejected(&'static str),
 }
 
 impl KeyError {
@@ -59,6 +61,7 @@ impl KeyError {
         match self {
             KeyError::Io { .. } => super::Errno::EIO,
             KeyError::Unsupported(_) => super::Errno(libc::ENOPKG),
+            KeyError::Rejected(_) => super::Errno(libc::EKEYREJECTED),
             KeyError::Parse(_) | KeyError::Pem(_) | KeyError::NoCertificate => {
                 super::Errno(libc::EBADMSG)
             }
@@ -67,7 +70,12 @@ impl KeyError {
 }
 
 enum PublicKey {
-    Rsa(rsa::RsaPublicKey),
+    /// The `rsa` crate key (validation, and verification above 8192 bits) plus the
+    /// big-endian modulus and exponent for the fast path.
+    Rsa {
+        key: rsa::RsaPublicKey,
+        fast: Option<RsaFast>,
+    },
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
 }
@@ -109,11 +117,21 @@ impl Key {
             OID_RSA => {
                 let parsed = rsa::pkcs1::RsaPublicKey::from_der(key_bits)
                     .map_err(|e| KeyError::Parse(e.to_string()))?;
-                let n = rsa::BigUint::from_bytes_be(parsed.modulus.as_bytes());
-                let e = rsa::BigUint::from_bytes_be(parsed.public_exponent.as_bytes());
-                let key = rsa::RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
-                    .map_err(|e| KeyError::Parse(e.to_string()))?;
-                PublicKey::Rsa(key)
+                let n = parsed.modulus.as_bytes().to_vec();
+                let e = parsed.public_exponent.as_bytes().to_vec();
+                let key = rsa::RsaPublicKey::new_with_max_size(
+                    rsa::BigUint::from_bytes_be(&n),
+                    rsa::BigUint::from_bytes_be(&e),
+                    RSA_MAX_BITS,
+                )
+                .map_err(|e| KeyError::Parse(e.to_string()))?;
+                if n.last().is_none_or(|b| b & 1 == 0) {
+                    return Err(KeyError::Parse("even RSA modulus".into()));
+                }
+                PublicKey::Rsa {
+                    key,
+                    fast: RsaFast::new(&n, &e),
+                }
             }
             OID_EC => {
                 let curve = spki
@@ -161,16 +179,87 @@ impl Key {
         };
 
         let mut serial_issuer = tbs.serial_number.as_bytes().to_vec();
-        serial_issuer.extend_from_slice(&name_contents(&tbs.issuer)?);
-        let kernel_ids = [Some(serial_issuer), ski, Some(name_contents(&tbs.subject)?)];
+        let issuer = name_contents(&tbs.issuer)?;
+        let subject = name_contents(&tbs.subject)?;
+        serial_issuer.extend_from_slice(&issuer);
+        let kernel_ids = [Some(serial_issuer), ski, Some(subject)];
 
-        Ok(Key {
+        let key = Key {
             der: der.to_vec(),
             keyid,
             kernel_ids,
             subject: kernel_name(&tbs.subject),
             public,
-        })
+        };
+        if issuer == key.kernel_ids[2].as_deref().unwrap_or_default() {
+            key.check_self_signature(&cert, der)?;
+        }
+        Ok(key)
+    }
+
+    /// The kernel's `x509_check_for_self_signed` for a certificate whose issuer is its
+    /// subject: when the AKID (if any) points at the certificate itself, its signature
+    /// must verify with its own key, else adding it fails with EKEYREJECTED. Signature
+    /// algorithms imafs cannot check are accepted, like the kernel's ENOPKG case.
+    fn check_self_signature(&self, cert: &Certificate, der: &[u8]) -> Result<(), KeyError> {
+        const OID_AKI: &str = "2.5.29.35";
+        let akid = cert
+            .tbs_certificate
+            .extensions
+            .as_ref()
+            .and_then(|exts| exts.iter().find(|e| e.extn_id.to_string() == OID_AKI))
+            .and_then(|e| {
+                x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).ok()
+            });
+        if let Some(akid) = akid {
+            let auth_kid = akid.key_identifier.as_ref().map(|k| k.as_bytes().to_vec());
+            let auth_serial_issuer = match (
+                akid.authority_cert_serial_number.as_ref(),
+                akid.authority_cert_issuer
+                    .as_ref()
+                    .and_then(|names| names.first()),
+            ) {
+                (Some(serial), Some(x509_cert::ext::pkix::name::GeneralName::DirectoryName(n))) => {
+                    let mut id = serial.as_bytes().to_vec();
+                    id.extend_from_slice(&name_contents(n)?);
+                    Some(id)
+                }
+                _ => None,
+            };
+            if auth_kid.is_some() || auth_serial_issuer.is_some() {
+                let same = |a: &Option<Vec<u8>>, b: &Option<Vec<u8>>| matches!((a, b), (Some(a), Some(b)) if a == b);
+                let a = same(&self.kernel_ids[1], &auth_kid);
+                let b = same(&self.kernel_ids[0], &auth_serial_issuer);
+                if !a && !b {
+                    return Ok(()); // signed by another key with the same name
+                }
+                if a != b && auth_kid.is_some() && auth_serial_issuer.is_some() {
+                    return Err(KeyError::Rejected("AKID parts disagree"));
+                }
+            }
+        }
+        let Some((rsa, algo)) = signature_algorithm(&cert.signature_algorithm.oid.to_string())
+        else {
+            return Ok(()); // ENOPKG: unsupported_sig, accepted
+        };
+        if rsa != matches!(self.public, PublicKey::Rsa { .. }) {
+            return Err(KeyError::Rejected(
+                "signature algorithm differs from key type",
+            ));
+        }
+        let tbs = tbs_bytes(der)?;
+        let Some(digest) = algo.digest(tbs) else {
+            return Ok(());
+        };
+        let sig = cert
+            .signature
+            .as_bytes()
+            .ok_or(KeyError::Rejected("signature is not whole bytes"))?;
+        if self.verify_prehashed(algo, digest.as_bytes(), sig) {
+            Ok(())
+        } else {
+            Err(KeyError::Rejected("self-signature does not verify"))
+        }
     }
 
     /// The id evmctl puts in signatures made with this key (SKI tail, or SHA-1 fallback).
@@ -191,7 +280,7 @@ impl Key {
     /// The kernel's `pkey_algo` name: `rsa`, `ecdsa-nist-p256`, `ecdsa-nist-p384`.
     pub fn algorithm(&self) -> &'static str {
         match self.public {
-            PublicKey::Rsa(_) => "rsa",
+            PublicKey::Rsa { .. } => "rsa",
             PublicKey::P256(_) => "ecdsa-nist-p256",
             PublicKey::P384(_) => "ecdsa-nist-p384",
         }
@@ -200,7 +289,7 @@ impl Key {
     /// Key size in bits.
     pub fn bits(&self) -> usize {
         match &self.public {
-            PublicKey::Rsa(k) => k.size() * 8,
+            PublicKey::Rsa { key, .. } => key.size() * 8,
             PublicKey::P256(_) => 256,
             PublicKey::P384(_) => 384,
         }
@@ -221,15 +310,22 @@ impl Key {
             return false;
         }
         match &self.public {
-            PublicKey::Rsa(key) => {
+            PublicKey::Rsa { key, fast } => {
                 let Some(prefix) = digest_info_prefix(algo) else {
                     return false;
                 };
-                let scheme = rsa::Pkcs1v15Sign {
-                    hash_len: Some(digest.len()),
-                    prefix: prefix.into_boxed_slice(),
-                };
-                key.verify(scheme, digest, sig).is_ok()
+                match fast {
+                    Some(fast) => fast
+                        .public_op(sig)
+                        .is_some_and(|em| em == pkcs1_v15_encoding(key.size(), &prefix, digest)),
+                    None => {
+                        let scheme = rsa::Pkcs1v15Sign {
+                            hash_len: Some(digest.len()),
+                            prefix: prefix.into_boxed_slice(),
+                        };
+                        key.verify(scheme, digest, sig).is_ok()
+                    }
+                }
             }
             PublicKey::P256(key) => {
                 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
@@ -247,6 +343,148 @@ impl Key {
             }
         }
     }
+}
+
+/// X.509 signature algorithm OID -> (is RSA PKCS#1 v1.5, hash), for the ones imafs checks.
+fn signature_algorithm(oid: &str) -> Option<(bool, HashAlgo)> {
+    Some(match oid {
+        "1.2.840.113549.1.1.5" => (true, HashAlgo::Sha1),
+        "1.2.840.113549.1.1.14" => (true, HashAlgo::Sha224),
+        "1.2.840.113549.1.1.11" => (true, HashAlgo::Sha256),
+        "1.2.840.113549.1.1.12" => (true, HashAlgo::Sha384),
+        "1.2.840.113549.1.1.13" => (true, HashAlgo::Sha512),
+        "1.2.840.10045.4.1" => (false, HashAlgo::Sha1),
+        "1.2.840.10045.4.3.1" => (false, HashAlgo::Sha224),
+        "1.2.840.10045.4.3.2" => (false, HashAlgo::Sha256),
+        "1.2.840.10045.4.3.3" => (false, HashAlgo::Sha384),
+        "1.2.840.10045.4.3.4" => (false, HashAlgo::Sha512),
+        _ => return None,
+    })
+}
+
+/// The exact bytes of the `tbsCertificate` element (what the issuer signed).
+fn tbs_bytes(der: &[u8]) -> Result<&[u8], KeyError> {
+    use x509_cert::der::Reader as _;
+    let err = |e: x509_cert::der::Error| KeyError::Parse(e.to_string());
+    let mut outer = x509_cert::der::SliceReader::new(der).map_err(err)?;
+    let header = x509_cert::der::Header::decode(&mut outer).map_err(err)?;
+    let body = outer.read_slice(header.length).map_err(err)?;
+    let mut inner = x509_cert::der::SliceReader::new(body).map_err(err)?;
+    inner.tlv_bytes().map_err(err)
+}
+
+/// Moduli up to this many bytes (8192 bits) take the fixed-size fast path.
+const RSA_FAST_MAX_BYTES: usize = 1024;
+
+/// RSAVP1 (`sig^e mod n`) with the Montgomery parameters computed once per key: fixed-size
+/// integers for moduli up to 8192 bits.
+enum RsaFast {
+    L16(Box<FastModulus<16>>),
+    L32(Box<FastModulus<32>>),
+    L48(Box<FastModulus<48>>),
+    L64(Box<FastModulus<64>>),
+    L128(Box<FastModulus<128>>),
+}
+
+impl RsaFast {
+    /// `None` when the modulus is even, empty or larger than the fast path handles.
+    fn new(n: &[u8], e: &[u8]) -> Option<RsaFast> {
+        Some(match n.len() {
+            1..=128 => RsaFast::L16(Box::new(FastModulus::new(n, e)?)),
+            129..=256 => RsaFast::L32(Box::new(FastModulus::new(n, e)?)),
+            257..=384 => RsaFast::L48(Box::new(FastModulus::new(n, e)?)),
+            385..=512 => RsaFast::L64(Box::new(FastModulus::new(n, e)?)),
+            513..=RSA_FAST_MAX_BYTES => RsaFast::L128(Box::new(FastModulus::new(n, e)?)),
+            _ => return None,
+        })
+    }
+
+    /// `sig^e mod n` as modulus-length big-endian bytes; `None` when the signature length
+    /// differs from the modulus length or its value is not below the modulus (RFC 8017 8.2.2).
+    fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            RsaFast::L16(m) => m.public_op(sig),
+            RsaFast::L32(m) => m.public_op(sig),
+            RsaFast::L48(m) => m.public_op(sig),
+            RsaFast::L64(m) => m.public_op(sig),
+            RsaFast::L128(m) => m.public_op(sig),
+        }
+    }
+}
+
+struct FastModulus<const LIMBS: usize> {
+    params: crypto_bigint::modular::runtime_mod::DynResidueParams<LIMBS>,
+    n: crypto_bigint::Uint<LIMBS>,
+    e: crypto_bigint::Uint<LIMBS>,
+    e_bits: usize,
+    k: usize,
+}
+
+impl<const LIMBS: usize> FastModulus<LIMBS> {
+    const WIDTH: usize = LIMBS * crypto_bigint::Limb::BYTES;
+
+    fn load(bytes: &[u8]) -> Option<crypto_bigint::Uint<LIMBS>> {
+        let mut buf = vec![0u8; Self::WIDTH];
+        buf.get_mut(Self::WIDTH.checked_sub(bytes.len())?..)?
+            .copy_from_slice(bytes);
+        Some(crypto_bigint::Uint::from_be_slice(&buf))
+    }
+
+    fn new(n: &[u8], e: &[u8]) -> Option<Self> {
+        // `DynResidueParams::new` panics on an even modulus.
+        if n.last().is_none_or(|b| b & 1 == 0) {
+            return None;
+        }
+        let n_int = Self::load(n)?;
+        let e_int = Self::load(e)?;
+        Some(FastModulus {
+            params: crypto_bigint::modular::runtime_mod::DynResidueParams::new(&n_int),
+            n: n_int,
+            e_bits: e_int.bits_vartime(),
+            e: e_int,
+            k: n.len(),
+        })
+    }
+
+    fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+        use crypto_bigint::modular::runtime_mod::DynResidue;
+        if sig.len() != self.k {
+            return None;
+        }
+        let s = Self::load(sig)?;
+        if s >= self.n {
+            return None;
+        }
+        let m = DynResidue::new(&s, self.params)
+            .pow_bounded_exp(&self.e, self.e_bits)
+            .retrieve();
+        let mut out = Vec::with_capacity(Self::WIDTH);
+        for word in m.as_words().iter().rev() {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
+        Some(out.split_off(Self::WIDTH - self.k))
+    }
+}
+
+#[cfg(test)]
+fn rsa_public_op(n: &[u8], e: &[u8], sig: &[u8]) -> Option<Vec<u8>> {
+    RsaFast::new(n, e)?.public_op(sig)
+}
+
+/// EMSA-PKCS1-v1_5 (RFC 8017 9.2): `00 01 FF.. 00 DigestInfo`, `k` bytes. Verification
+/// compares whole encodings, so no padding parser can be fooled.
+fn pkcs1_v15_encoding(k: usize, prefix: &[u8], digest: &[u8]) -> Vec<u8> {
+    let t_len = prefix.len() + digest.len();
+    if k < t_len + 11 {
+        return Vec::new(); // "intended encoded message length too short": never equal
+    }
+    let mut em = Vec::with_capacity(k);
+    em.extend_from_slice(&[0x00, 0x01]);
+    em.resize(k - t_len - 1, 0xff);
+    em.push(0x00);
+    em.extend_from_slice(prefix);
+    em.extend_from_slice(digest);
+    em
 }
 
 /// ECDSA takes the leftmost field-size bytes of the digest; shorter digests are the same
@@ -521,6 +759,47 @@ mod tests {
             "3041300d060960864801650304020205000430"
         );
         assert!(digest_info_prefix(HashAlgo::Sm3).is_none());
+    }
+
+    #[test]
+    fn rsa_public_op_on_textbook_key() {
+        // n = 61 * 53 = 3233, e = 17: 65^17 mod 3233 = 2790.
+        let n = 3233u16.to_be_bytes();
+        assert_eq!(
+            rsa_public_op(&n, &[17], &[0x00, 0x41]),
+            Some(2790u16.to_be_bytes().to_vec())
+        );
+        // The signature must be shorter than the modulus in value and equal in length.
+        assert_eq!(rsa_public_op(&n, &[17], &3233u16.to_be_bytes()), None);
+        assert_eq!(rsa_public_op(&n, &[17], &[0x41]), None);
+        // Even modulus refused rather than panicking.
+        assert_eq!(
+            rsa_public_op(&3232u16.to_be_bytes(), &[17], &[0, 0x41]),
+            None
+        );
+        // Every size class, identity exponent.
+        for k in [64usize, 200, 300, 500, 1000] {
+            let mut n = vec![0xffu8; k];
+            n[k - 1] = 0xfd;
+            let mut s = vec![0u8; k];
+            s[k - 1] = 7;
+            s[0] = 0x12;
+            assert_eq!(rsa_public_op(&n, &[1], &s), Some(s.clone()), "{k}");
+        }
+        assert_eq!(rsa_public_op(&vec![0xff; 1025], &[1], &vec![1; 1025]), None);
+    }
+
+    #[test]
+    fn pkcs1_encoding_layout() {
+        let prefix = digest_info_prefix(HashAlgo::Sha256).unwrap();
+        let em = pkcs1_v15_encoding(256, &prefix, &[0xab; 32]);
+        assert_eq!(em.len(), 256);
+        assert_eq!(em[..2], [0x00, 0x01]);
+        assert!(em[2..256 - 51 - 1].iter().all(|&b| b == 0xff));
+        assert_eq!(em[256 - 52], 0x00);
+        assert_eq!(em[256 - 51..256 - 32], prefix[..]);
+        // Too small a modulus for this DigestInfo: no valid encoding exists.
+        assert!(pkcs1_v15_encoding(61, &prefix, &[0xab; 32]).is_empty());
     }
 
     #[test]
