@@ -2,8 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
+pub mod demo_rootfs;
 pub mod overlay_mount;
 pub mod policy;
+pub mod run;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -30,6 +33,12 @@ pub enum Command {
     /// Serve the bare passthrough overlay of a directory (tests and benchmarks).
     #[command(hide = true)]
     OverlayMount(overlay_mount::OverlayMountArgs),
+    /// Run CMD in a new IMA namespace: the measuring overlay of --rootfs as /, the securityfs
+    /// view at /sys/kernel/security; works without root. Exits with CMD's status.
+    Run(run::RunArgs),
+    /// Build a small rootfs, run a script in it under a bundled policy, and print what was
+    /// measured.
+    Demo(demo::DemoArgs),
 }
 
 /// Set up logging from `--log-level` or `RUST_LOG` (default: warn).
@@ -52,6 +61,8 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Run(args) => run::main(args),
+        Command::Demo(args) => demo::main(args),
         Command::OverlayMount(args) => overlay_mount::run(args),
     }
 }

@@ -17,6 +17,8 @@ use crate::engine::ima::{FileEvent, Ima};
 use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::policy::{Func, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::engine::Errno;
+use crate::fs::overlay::{OpenEvent, OverlayHooks, ReleaseEvent};
+use rustix::fs::FileType;
 
 /// One open of a lower file as the overlay saw it.
 #[derive(Clone, Copy, Debug)]
@@ -510,5 +512,38 @@ mod engine_tests {
             )),
             "{list}"
         );
+    }
+}
+
+impl OverlayHooks for ImaHooks {
+    fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), i32> {
+        let info = OpenInfo {
+            flags: ev.flags,
+            exec: ev.exec,
+            created: ev.created,
+            pid: ev.pid,
+            uid: ev.uid,
+            gid: ev.gid,
+            path: ev.path,
+        };
+        self.open(&info, file).map_err(|e| e.0)
+    }
+
+    fn on_release(&self, ev: &ReleaseEvent<'_>) {
+        let st = ev.stat;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return;
+        }
+        let id = FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
+        let version = FileVersion {
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
+            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec as i64,
+            change_cookie: None,
+        };
+        self.ima.file_closed(id, ev.opened_for_write, version);
     }
 }

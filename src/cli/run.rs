@@ -1,0 +1,321 @@
+//! `imafs run [--rootfs DIR] [ENGINE OPTIONS] -- CMD...`: CMD in new namespaces with the
+//! measuring overlay of DIR as `/` and the securityfs view at `/sys/kernel/security`.
+//!
+//! Order of work (see `mount_helper` for why): scratch directories as the calling user;
+//! user + mount namespace while single-threaded; a recursive bind of the rootfs that the
+//! daemon reads the lower files through (it cannot see the daemon's own mounts); the two
+//! FUSE mounts; fork the container's child; start the FUSE sessions; let the child pivot
+//! into the overlay and exec CMD; wait; unmount.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use mount_helper::{Container, ContainerSpec, FuseMount, Scratch, UserNamespace};
+
+use std::process::ExitCode;
+
+use crate::engine::hash::HashAlgo;
+use crate::engine::ima::{Config, Ima};
+use crate::fs::ima_hooks::ImaHooks;
+use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
+
+/// The kernel-side paths the daemon serves, for the file systems' constructors.
+pub struct Mounts {
+    /// The lower tree as the daemon reads it (a private recursive bind of `--rootfs`).
+    pub lower: PathBuf,
+    /// `/dev/fuse` of the overlay mount, ready for `fuser::Session::from_fd`.
+    pub overlay_fd: OwnedFd,
+    /// `/dev/fuse` of the securityfs view mount, when [`RunOptions::securityfs`] asks for it.
+    pub securityfs_fd: Option<OwnedFd>,
+    /// Whether the daemon runs in a new user namespace (no FUSE passthrough then).
+    pub user_ns: bool,
+}
+
+/// Whether the securityfs view is served (`crate::fs::securityfs` lands separately; until
+/// then the container has no `/sys/kernel/security` view and `imafs demo` prints the list
+/// from the daemon).
+pub const SECURITYFS_VIEW: bool = false;
+
+/// Something that keeps the FUSE sessions served until dropped (after the unmounts).
+pub type Daemons = Box<dyn std::any::Any>;
+
+/// How to set the container up.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub rootfs: PathBuf,
+    pub command: Vec<OsString>,
+    pub user_ns: UserNamespace,
+    pub new_pid_ns: bool,
+    /// Mount the securityfs view at `/sys/kernel/security`.
+    pub securityfs: bool,
+}
+
+/// Run `opts.command` in the container; `start` turns the mounts' descriptors into served
+/// sessions (it runs after the fork, so it may spawn threads). Returns CMD's exit status.
+pub fn run_container(
+    opts: &RunOptions,
+    start: impl FnOnce(Mounts) -> io::Result<Daemons>,
+) -> io::Result<i32> {
+    let rootfs = std::fs::canonicalize(&opts.rootfs)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", opts.rootfs.display())))?;
+    if !rootfs.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", rootfs.display()),
+        ));
+    }
+    let mut scratch = Scratch::create("imafs")?;
+    let lower = scratch.subdir("lower")?;
+    let root = scratch.subdir("root")?;
+    let securityfs = scratch.subdir("securityfs")?;
+    let namespaces = mount_helper::ns::enter(opts.user_ns)?;
+    // Taken before the FUSE mounts exist, so the copy does not contain them.
+    mount_helper::bind_recursive(&rootfs, &lower)?;
+    let overlay_fd = mount_helper::mount_fuse(&root, &FuseMount::new("imafs", "imafs"))?;
+    let mut spec = ContainerSpec::new(&root, opts.command.clone());
+    spec.new_pid_ns = opts.new_pid_ns;
+    let securityfs_fd = if opts.securityfs {
+        let fd = mount_helper::mount_fuse(
+            &securityfs,
+            &FuseMount::new("securityfs", "imafs-securityfs"),
+        )?;
+        spec.securityfs = Some(securityfs.clone());
+        Some(fd)
+    } else {
+        None
+    };
+    let status = serve_and_wait(&spec, |_| {
+        start(Mounts {
+            lower: lower.clone(),
+            overlay_fd,
+            securityfs_fd,
+            user_ns: namespaces.user_ns,
+        })
+    });
+    for dir in [&root, &securityfs, &lower] {
+        detach(dir);
+    }
+    drop(scratch);
+    status
+}
+
+/// Fork the container (still single-threaded), start the daemons, let the container run,
+/// and wait; the FUSE mounts are detached before the daemons are dropped so their session
+/// threads end. SIGTERM and SIGHUP to the daemon end the container (the daemon
+/// must outlive it: every path of the container is served by it) and give 128 + n; SIGINT is left to the container.
+fn serve_and_wait(
+    spec: &ContainerSpec,
+    start: impl FnOnce(()) -> io::Result<Daemons>,
+) -> io::Result<i32> {
+    let mut container = Container::spawn(spec)?;
+    let daemons = match start(()) {
+        Ok(daemons) => daemons,
+        Err(e) => {
+            // The child gives up when its start pipe closes.
+            let _ = container.wait();
+            return Err(e);
+        }
+    };
+    let stop = forward_stop_signals(container.pid());
+    let started = container.start();
+    let status = container.wait();
+    if let Err(e) = started {
+        eprintln!("imafs run: {e}");
+    }
+    detach(&spec.root);
+    if let Some(securityfs) = &spec.securityfs {
+        detach(securityfs);
+    }
+    drop(daemons);
+    let signal = stop.map(|(handle, received)| {
+        handle.close();
+        received.load(Ordering::SeqCst)
+    });
+    match signal {
+        Some(n) if n > 0 => Ok(128 + n),
+        _ => status,
+    }
+}
+
+/// On SIGTERM or SIGHUP, kill the container's stage process (its pid 1 follows through
+/// PR_SET_PDEATHSIG) and remember the signal. SIGINT is ignored, as `unshare --fork` does:
+/// the terminal delivers it to the container's processes too, and an interactive shell in
+/// the container must survive it.
+fn forward_stop_signals(
+    stage: rustix::process::Pid,
+) -> Option<(signal_hook::iterator::Handle, Arc<AtomicI32>)> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok()?;
+    let handle = signals.handle();
+    let received = Arc::new(AtomicI32::new(0));
+    let seen = received.clone();
+    std::thread::Builder::new()
+        .name("imafs-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().find(|&sig| sig != SIGINT) {
+                seen.store(sig, Ordering::SeqCst);
+                let _ = rustix::process::kill_process(stage, rustix::process::Signal::KILL);
+            }
+        })
+        .ok()?;
+    Some((handle, received))
+}
+
+/// Lazily unmount whatever is mounted on `dir` in the daemon's namespace.
+fn detach(dir: &Path) {
+    let _ = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH);
+}
+
+/// Load a policy text as a write session of the `policy` file would (the first custom
+/// policy replaces the built-in rules). Errors name the first bad line and its reason, as
+/// `imafs policy check` does.
+pub fn load_policy(ima: &Ima, text: &str) -> Result<(), String> {
+    crate::engine::policy::parse_text(text)
+        .map_err(|(line, e)| format!("policy line {line}: {e}"))?;
+    let no_files = |path: &str| -> io::Result<Vec<u8>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{path}: give the policy file itself to --policy"),
+        ))
+    };
+    ima.load_policy_text(text, &no_files)
+        .map_err(|e| e.to_string())
+}
+
+/// `imafs run` arguments.
+#[derive(clap::Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Lower tree shown as the container's `/`.
+    #[arg(long, default_value = "/")]
+    pub rootfs: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineOptions,
+    /// Create a user namespace: auto (only when not root), always, never.
+    #[arg(long, value_enum, default_value_t = UserNs::Auto)]
+    pub userns: UserNs,
+    /// Keep the host's pid namespace (and bind its /proc) instead of a new one.
+    #[arg(long)]
+    pub no_pid_ns: bool,
+    /// The command and its arguments.
+    #[arg(required = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum UserNs {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<UserNs> for UserNamespace {
+    fn from(u: UserNs) -> UserNamespace {
+        match u {
+            UserNs::Auto => UserNamespace::Auto,
+            UserNs::Always => UserNamespace::Always,
+            UserNs::Never => UserNamespace::Never,
+        }
+    }
+}
+
+/// Engine options of `imafs run` (the CLI contract's common options).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineOptions {
+    /// Policy text in kernel syntax, loaded as a first write of the `policy` file would.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Built-in policies like ima_policy= (tcb, appraise_tcb, secure_boot, critical_data,
+    /// fail_securely); default tcb.
+    #[arg(long, value_name = "NAME[,NAME]", default_value = "tcb")]
+    pub policy_builtin: String,
+    /// Default template (ima_template=).
+    #[arg(long, default_value = "ima-ng")]
+    pub template: String,
+    /// File hash algorithm (ima_hash=).
+    #[arg(long, default_value = "sha256")]
+    pub hash: String,
+}
+
+impl EngineOptions {
+    /// The engine with these options, and the `--policy` file loaded.
+    pub fn build(&self) -> Result<Ima, String> {
+        let hash = HashAlgo::from_name(&self.hash)
+            .ok_or_else(|| format!("--hash {}: unknown algorithm", self.hash))?;
+        let cfg = Config {
+            hash,
+            template: self.template.clone(),
+            builtin_policy: self
+                .policy_builtin
+                .split([',', '|'])
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            ..Config::default()
+        };
+        let ima = Ima::new(cfg)?;
+        if let Some(path) = &self.policy {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--policy {}: {e}", path.display()))?;
+            load_policy(&ima, &text)?;
+        }
+        Ok(ima)
+    }
+}
+
+/// `imafs run`.
+pub fn main(args: RunArgs) -> ExitCode {
+    let ima = match args.engine.build() {
+        Ok(ima) => Arc::new(ima),
+        Err(e) => {
+            eprintln!("imafs run: {e}");
+            return ExitCode::from(mount_helper::container::EXIT_SETUP_FAILED as u8);
+        }
+    };
+    let opts = RunOptions {
+        rootfs: args.rootfs,
+        command: args.command,
+        user_ns: args.userns.into(),
+        new_pid_ns: !args.no_pid_ns,
+        securityfs: SECURITYFS_VIEW,
+    };
+    match run_container(&opts, move |mounts| start_filesystems(ima, mounts)) {
+        Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("imafs run: {e}");
+            ExitCode::from(mount_helper::container::EXIT_SETUP_FAILED as u8)
+        }
+    }
+}
+
+/// Serve the overlay (measuring through [`ImaHooks`]) and the securityfs view of `ima` on
+/// the mounts' descriptors. Runs after the container's fork: it may spawn threads.
+pub fn start_filesystems(ima: Arc<Ima>, mounts: Mounts) -> io::Result<Daemons> {
+    let options = OverlayOptions {
+        hooks: Arc::new(ImaHooks::new(ima.clone())),
+        ..OverlayOptions::default()
+    };
+    let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
+    Ok(Box::new(Served {
+        overlay: Some(overlay),
+    }))
+}
+
+/// The running sessions; dropping waits for them to end (after the unmounts).
+struct Served {
+    overlay: Option<MountedOverlay>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(overlay) = self.overlay.take() {
+            if let Err(e) = overlay.join() {
+                log::warn!("overlay session: {e}");
+            }
+        }
+    }
+}
