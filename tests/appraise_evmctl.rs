@@ -614,6 +614,41 @@ fn self_signed_certificates_must_verify_ca_issued_need_not() {
         assert_eq!(err.errno().0, libc::EKEYREJECTED, "{err}");
     }
 
+    // A compressed EC point: the kernel's ECDSA takes only uncompressed keys.
+    let plain = d.join("c.key");
+    let compressed = d.join("c.compressed.key");
+    let cert = d.join("c.crt");
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&plain));
+    run(Command::new("openssl")
+        .args(["ec", "-conv_form", "compressed", "-in"])
+        .arg(&plain)
+        .arg("-out")
+        .arg(&compressed));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=imafs compressed",
+            "-key",
+        ])
+        .arg(&compressed)
+        .arg("-out")
+        .arg(&cert));
+    let err = Keyring::new().load_path(&cert).unwrap_err();
+    assert_eq!(err.errno().0, libc::ENOPKG, "{err}");
+
     // A leaf issued by a CA: not self-signed, loaded without the CA.
     let ca = make_key(
         d,

@@ -32,6 +32,10 @@ const OID_SKI: &str = "2.5.29.14";
 /// Largest RSA modulus accepted, in bits (the kernel's RSA has no lower cap we rely on).
 const RSA_MAX_BITS: usize = 16384;
 
+/// `CONFIG_IMA_X509_PATH` default: the certificate the kernel loads into the IMA keyring
+/// at boot (`CONFIG_IMA_LOAD_X509`).
+pub const IMA_X509_PATH: &str = "/etc/keys/x509_ima.der";
+
 /// A key id as it appears in a v2/v3 signature header (big-endian u32).
 pub type KeyId = u32;
 
@@ -134,6 +138,10 @@ impl Key {
                 }
             }
             OID_EC => {
+                // The kernel's ecdsa_set_pub_key takes only uncompressed points (0x04).
+                if key_bits.first() != Some(&0x04) {
+                    return Err(KeyError::Unsupported("compressed EC point".into()));
+                }
                 let curve = spki
                     .algorithm
                     .parameters
@@ -800,6 +808,19 @@ mod tests {
         assert_eq!(em[256 - 51..256 - 32], prefix[..]);
         // Too small a modulus for this DigestInfo: no valid encoding exists.
         assert!(pkcs1_v15_encoding(61, &prefix, &[0xab; 32]).is_empty());
+    }
+
+    #[test]
+    fn names_as_the_kernel_fabricates_them() {
+        use std::str::FromStr as _;
+        let name = |s: &str| kernel_name(&x509_cert::name::Name::from_str(s).unwrap());
+        assert_eq!(name("CN=signing key,O=imafs"), "imafs: signing key");
+        assert_eq!(name("CN=imafs signing key,O=imafs"), "imafs signing key");
+        // A CN sharing the O's first 7 bytes stands alone.
+        assert_eq!(name("CN=Example key,O=Example Corp"), "Example key");
+        assert_eq!(name("O=only org,C=DE"), "only org");
+        assert_eq!(name("emailAddress=a@b.example"), "a@b.example");
+        assert_eq!(name("C=DE"), "");
     }
 
     #[test]

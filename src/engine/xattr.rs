@@ -319,6 +319,89 @@ pub fn ima_file_id(hash_type: u8, digest: &Digest) -> Vec<u8> {
     out
 }
 
+/// One past the last `security.ima` type the kernel accepts from user space
+/// (`IMA_XATTR_LAST`).
+pub const IMA_XATTR_LAST: u8 = 0x07;
+
+/// What `ima_inode_setxattr` consults besides the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetxattrContext {
+    /// The writer has CAP_SYS_ADMIN (`ima_protect_xattr`).
+    pub cap_sys_admin: bool,
+    /// `ima_setxattr_allowed_hash_algorithms`: union of the `appraise_algos=` of
+    /// `func=SETXATTR_CHECK` rules (bit `1 << algo id`); 0 when there are none.
+    pub allowed_algos: u64,
+    /// `ima_hash=`.
+    pub ima_hash: HashAlgo,
+}
+
+/// Why a write of `security.ima` is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetxattrDenied {
+    /// No CAP_SYS_ADMIN: EPERM, not audited.
+    NotPermitted,
+    /// Empty value or type >= 0x07: EINVAL, not audited.
+    Invalid,
+    /// The value's algorithm is refused: EACCES, audited as `op=set_data cause=<cause>`
+    /// (`denied-hash-algorithm` under SETXATTR_CHECK rules, else `unavailable-hash-algorithm`).
+    Algorithm { cause: &'static str },
+}
+
+impl SetxattrDenied {
+    pub fn errno(&self) -> super::Errno {
+        match self {
+            SetxattrDenied::NotPermitted => super::Errno::EPERM,
+            SetxattrDenied::Invalid => super::Errno::EINVAL,
+            SetxattrDenied::Algorithm { .. } => super::Errno::EACCES,
+        }
+    }
+
+    /// The audit cause (`op=set_data`), when the kernel audits the refusal.
+    pub fn audit_cause(&self) -> Option<&'static str> {
+        match self {
+            SetxattrDenied::Algorithm { cause } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// `ima_inode_setxattr` for `security.ima` (ima_appraise.c, with `validate_hash_algo`).
+/// `Ok(digsig)`: the write is allowed; `digsig` is whether the file's `IMA_DIGSIG` bit
+/// becomes set (only for type 0x03). Either way the file's appraisal state is reset.
+pub fn check_setxattr(value: &[u8], ctx: &SetxattrContext) -> Result<bool, SetxattrDenied> {
+    if !ctx.cap_sys_admin {
+        return Err(SetxattrDenied::NotPermitted);
+    }
+    match value.first() {
+        None => return Err(SetxattrDenied::Invalid),
+        Some(&t) if t >= IMA_XATTR_LAST => return Err(SetxattrDenied::Invalid),
+        Some(_) => {}
+    }
+    let algo = hash_algo_of(value).unwrap_or(ctx.ima_hash);
+    if ctx.allowed_algos != 0 {
+        if ctx.allowed_algos & (1u64 << algo.id()) == 0 {
+            return Err(SetxattrDenied::Algorithm {
+                cause: "denied-hash-algorithm",
+            });
+        }
+    } else if algo != ctx.ima_hash && !algo.is_supported() {
+        return Err(SetxattrDenied::Algorithm {
+            cause: "unavailable-hash-algorithm",
+        });
+    }
+    Ok(value[0] == EVM_IMA_XATTR_DIGSIG)
+}
+
+/// `ima_inode_removexattr` for `security.ima`: CAP_SYS_ADMIN or EPERM; on success the
+/// file's appraisal state is reset and `IMA_DIGSIG` cleared.
+pub fn check_removexattr(cap_sys_admin: bool) -> Result<(), super::Errno> {
+    if cap_sys_admin {
+        Ok(())
+    } else {
+        Err(super::Errno::EPERM)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,6 +581,56 @@ mod tests {
         }
         assert_eq!(parse_ima_xattr(&[]), Err(XattrError::Empty));
         assert_eq!(hash_algo_of(&[0x04]), None);
+    }
+
+    #[test]
+    fn setxattr_rules() {
+        let root = SetxattrContext {
+            cap_sys_admin: true,
+            allowed_algos: 0,
+            ima_hash: HashAlgo::Sha256,
+        };
+        let hash = encode_digest_xattr(&sha256_hello());
+        assert_eq!(check_setxattr(&hash, &root), Ok(false));
+        let sig = encode_signature_xattr(false, HashAlgo::Sha512, 1, &[1]).unwrap();
+        assert_eq!(check_setxattr(&sig, &root), Ok(true));
+        // A v3 signature does not set IMA_DIGSIG on setxattr.
+        let v3 = encode_signature_xattr(true, HashAlgo::Sha256, 1, &[1]).unwrap();
+        assert_eq!(check_setxattr(&v3, &root), Ok(false));
+        let user = SetxattrContext {
+            cap_sys_admin: false,
+            ..root
+        };
+        assert_eq!(
+            check_setxattr(&hash, &user).unwrap_err().errno(),
+            crate::engine::Errno::EPERM
+        );
+        assert_eq!(check_removexattr(false), Err(crate::engine::Errno::EPERM));
+        assert_eq!(check_removexattr(true), Ok(()));
+        assert_eq!(check_setxattr(&[], &root), Err(SetxattrDenied::Invalid));
+        assert_eq!(
+            check_setxattr(&[0x07, 4], &root),
+            Err(SetxattrDenied::Invalid)
+        );
+        // Types 0x02 and 0x05 (EVM's) are below IMA_XATTR_LAST and accepted.
+        assert_eq!(check_setxattr(&[0x02, 4], &root), Ok(false));
+        // An algorithm imafs cannot compute (wp256) is unavailable.
+        let wp = [0x04, HashAlgo::Wp256.id()];
+        let e = check_setxattr(&wp, &root).unwrap_err();
+        assert_eq!(e.audit_cause(), Some("unavailable-hash-algorithm"));
+        assert_eq!(e.errno(), crate::engine::Errno::EACCES);
+        // SETXATTR_CHECK rules restrict to their appraise_algos.
+        let restricted = SetxattrContext {
+            allowed_algos: 1 << HashAlgo::Sha512.id(),
+            ..root
+        };
+        assert_eq!(
+            check_setxattr(&hash, &restricted)
+                .unwrap_err()
+                .audit_cause(),
+            Some("denied-hash-algorithm")
+        );
+        assert_eq!(check_setxattr(&sig, &restricted), Ok(true));
     }
 
     #[test]
