@@ -430,6 +430,9 @@ pub struct MeasureCache {
 struct CacheSlots {
     map: HashMap<FileId, Slot>,
     clock: u64,
+    /// Size at which the next eviction runs; above `capacity` while most states are busy,
+    /// so a process holding very many files open does not make every open scan the map.
+    evict_at: usize,
 }
 
 /// Default number of tracked files.
@@ -447,6 +450,7 @@ impl MeasureCache {
             slots: Mutex::new(CacheSlots {
                 map: HashMap::new(),
                 clock: 0,
+                evict_at: capacity.max(1),
             }),
             capacity: capacity.max(1),
         }
@@ -462,8 +466,9 @@ impl MeasureCache {
             slot.last_used = clock;
             return Arc::clone(&slot.state);
         }
-        if slots.map.len() >= self.capacity {
+        if slots.map.len() >= slots.evict_at {
             Self::evict(&mut slots.map, self.capacity - self.capacity / 8);
+            slots.evict_at = self.capacity.max(slots.map.len() + self.capacity / 8);
         }
         let state = Arc::new(Mutex::new(FileState::default()));
         slots.map.insert(
@@ -837,6 +842,24 @@ mod tests {
         );
         assert!(cache.find(FileId { dev: 1, ino: 39 }).is_some());
         drop(held);
+        // All states busy: the map grows past the cap, evicting only every capacity/8 + 1.
+        let busy: Vec<_> = (100..130)
+            .map(|ino| {
+                let s = cache.get(FileId { dev: 2, ino });
+                s.lock().open(true, false);
+                s
+            })
+            .collect();
+        assert!(cache.len() >= 30);
+        drop(busy);
+        for ino in 200..260 {
+            cache.get(FileId { dev: 3, ino });
+        }
+        assert!(
+            cache.len() <= 40,
+            "idle states evicted again: {}",
+            cache.len()
+        );
         // The same id returns the same state while tracked.
         let a = cache.get(FileId { dev: 1, ino: 0 });
         assert_eq!(a.lock().readers(), 1);
