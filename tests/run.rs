@@ -463,7 +463,7 @@ fn demo_measures_the_same_as_root_and_unprivileged() {
         )),
         "{as_root}"
     );
-    assert!(as_root.contains(" 1 violations"), "{as_root}");
+    assert!(as_root.contains(", violations 1\n"), "{as_root}");
     let pcrs = |text: &str| -> Vec<String> {
         text.lines()
             .filter(|l| l.trim_start().starts_with("PCR-10 "))

@@ -38,12 +38,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
 
 fn demo(args: &DemoArgs) -> Result<i32, String> {
     let started = Instant::now();
-    // Not under /tmp: on systems where it is a tmpfs, tcb-like policies skip nothing, but
-    // keeping the rootfs on a disk file system shows real device names and UUIDs.
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
+    let base = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix("imafs-demo-")
         .tempdir_in(&base)
@@ -96,7 +91,7 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
 
     println!();
     println!(
-        "imafs demo: the script exited with {status}; {} entries, {} violations",
+        "imafs demo: the script exited with {status}; runtime_measurements_count {}, violations {}",
         ima.list().len(),
         ima.violations()
     );
