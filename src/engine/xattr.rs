@@ -539,6 +539,23 @@ mod tests {
     }
 
     #[test]
+    fn spec_t4_made_up_signature() {
+        let v = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
+        assert_eq!(
+            parse_ima_xattr(&v),
+            Ok(ImaXattr::SigV2 {
+                algo: HashAlgo::Sha256,
+                keyid: 0xa1b2_c3d4,
+                sig: &[0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17]
+            })
+        );
+        assert_eq!(
+            encode_signature_xattr(false, HashAlgo::Sha256, 0xa1b2_c3d4, &v[9..]).unwrap(),
+            v
+        );
+    }
+
+    #[test]
     fn sig_versions() {
         let mut v = encode_signature_xattr(false, HashAlgo::Sha256, 1, &[1]).unwrap();
         v[1] = 3;
