@@ -329,7 +329,22 @@ impl Ima {
     pub fn new(cfg: Config) -> Result<Ima, String> {
         let ima = Ima::build(cfg)?;
         ima.add_boot_aggregate();
+        ima.measure_kernel_version();
         Ok(ima)
+    }
+
+    /// `ima_init` measures the kernel release as critical data (label `kernel_info`,
+    /// event `kernel_version`) when the boot policy asks (`ima_policy=critical_data`).
+    fn measure_kernel_version(&self) {
+        let uname = rustix::system::uname();
+        let release = uname.release().to_bytes();
+        self.measure_buffer(
+            Func::CriticalData,
+            "kernel_version",
+            release,
+            Some("kernel_info"),
+            &Subject::default(),
+        );
     }
 
     /// Like [`Ima::new`], but first restore a saved binary measurement list (`saved`, the
@@ -358,6 +373,7 @@ impl Ima {
         }
         if append_boot_aggregate || ima.list.is_empty() {
             ima.add_boot_aggregate();
+            ima.measure_kernel_version();
         }
         Ok(ima)
     }

@@ -1319,3 +1319,21 @@ fn saved_list_is_restored_with_pcrs_and_dedupe() {
     let fresh = Ima::with_saved_list(Config::default(), &[], HashAlgo::Sha256, false).unwrap();
     assert_eq!(fresh.list().len(), 1);
 }
+
+#[test]
+fn critical_data_policy_measures_kernel_version_at_init() {
+    let ima = ima_with(Config {
+        builtin_policy: vec!["tcb".into(), "critical_data".into()],
+        ..Config::default()
+    });
+    let release = rustix::system::uname().release().to_bytes().to_vec();
+    let sha = HashAlgo::Sha256.digest(&release).unwrap().to_hex();
+    let l = lines(&ima);
+    assert_eq!(l.len(), 2);
+    assert!(l[1].ends_with(&format!(
+        " ima-buf sha256:{sha} kernel_version {}",
+        hex::encode(&release)
+    )));
+    // Not without the critical_data rules.
+    assert_eq!(ima_tcb().list().len(), 1);
+}
