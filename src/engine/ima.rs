@@ -1288,6 +1288,14 @@ impl Ima {
         }
     }
 
+    /// A file's mode or owner changed (`ima_inode_post_setattr`): its appraisal results are
+    /// forgotten so the next access is appraised again.
+    pub fn attr_changed(&self, id: FileId) {
+        if let Some(state) = self.cache.find(id) {
+            state.lock().attr_changed();
+        }
+    }
+
     /// `validate_hash_algo` for a write of `security.ima` by `path`: EINVAL for an empty or
     /// unknown-type value, EACCES (audited `set_data`) for an algorithm the policy's
     /// SETXATTR_CHECK rule does not allow, or, without such a rule, one we cannot compute.

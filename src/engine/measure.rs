@@ -236,6 +236,12 @@ impl FileState {
         self.hashed = false;
     }
 
+    /// Forget appraisal results after an attribute change (chmod/chown: IMA_CHANGE_ATTR);
+    /// measurements stay.
+    pub fn attr_changed(&mut self) {
+        self.appraisal = [None; 5];
+    }
+
     /// Whether the file was created by an open that has not been closed by its last writer.
     pub fn is_new_file(&self) -> bool {
         self.new_file

@@ -1337,3 +1337,27 @@ fn critical_data_policy_measures_kernel_version_at_init() {
     // Not without the critical_data rules.
     assert_eq!(ima_tcb().list().len(), 1);
 }
+
+#[test]
+fn attribute_change_forgets_cached_appraisal() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_appraise(AppraiseMode::Enforce, "appraise func=FILE_CHECK\n");
+    let f = TestFile::new(dir.path(), "/x", b"x");
+    assert_eq!(read_with_xattr(&ima, &f, None), Err(Errno::EACCES));
+    // Cached failure even with a now-correct hash...
+    let x = hash_xattr(b"x");
+    assert_eq!(read_with_xattr(&ima, &f, Some(&x)), Err(Errno::EACCES));
+    // ...until an attribute (or xattr) change makes IMA look again.
+    ima.attr_changed(f.id());
+    assert_eq!(
+        read_with_xattr(&ima, &f, Some(&x)),
+        Ok(FileOutcome::default())
+    );
+    assert_eq!(
+        read_with_xattr(&ima, &f, None),
+        Ok(FileOutcome::default()),
+        "cached pass"
+    );
+    ima.xattr_changed(f.id());
+    assert_eq!(read_with_xattr(&ima, &f, None), Err(Errno::EACCES));
+}
