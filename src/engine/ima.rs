@@ -64,7 +64,7 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// `integrity_audit=1`: informational audit records too.
     pub integrity_audit: bool,
-    /// How ToMToU / open_writers violations are limited (current kernels by default).
+    /// How ToMToU / open_writers violations are limited (default: as the running kernel).
     pub violation_limit: ViolationLimit,
 }
 
@@ -81,7 +81,7 @@ impl Default for Config {
             appraise: AppraiseMode::Off,
             audit_file: None,
             integrity_audit: false,
-            violation_limit: ViolationLimit::Limited,
+            violation_limit: ViolationLimit::for_running_kernel(),
         }
     }
 }

@@ -127,17 +127,38 @@ pub struct Violations {
     pub open_writers: bool,
 }
 
-/// How violations are limited. Current kernels (patches "ima: limit the number of
-/// open-writers / ToMToU integrity violations", 6.14/6.15) report open_writers once until
-/// the last writer closes and ToMToU once per measured reader; older kernels reported one
-/// per qualifying open.
+/// How violations are limited. Kernels from 6.14 (patches "ima: limit the number of
+/// open-writers / ToMToU integrity violations") report open_writers once until the last
+/// writer closes and ToMToU once per measured reader; older kernels reported one per
+/// qualifying open. LTP's `ima_violations.sh` picks its expectations by `uname -r` (6.14),
+/// and a container shares the host's kernel release, so the default follows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ViolationLimit {
-    /// Current kernels' behaviour (the default).
+    /// Kernels 6.14 and later.
     #[default]
     Limited,
     /// One violation per qualifying open, as kernels before 6.14.
     EveryOpen,
+}
+
+impl ViolationLimit {
+    /// The behaviour of the kernel with release string `release` (`6.8.0-45-generic`);
+    /// unparsable releases get the current behaviour.
+    pub fn for_release(release: &str) -> ViolationLimit {
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) if (major, minor) < (6, 14) => ViolationLimit::EveryOpen,
+            _ => ViolationLimit::Limited,
+        }
+    }
+
+    /// The behaviour of the running kernel.
+    pub fn for_running_kernel() -> ViolationLimit {
+        let uname = rustix::system::uname();
+        ViolationLimit::for_release(&uname.release().to_string_lossy())
+    }
 }
 
 /// Hook classes whose appraisal results are cached separately (IMA_FILE_APPRAISED,
@@ -716,6 +737,36 @@ mod tests {
             st.violation_check(true, false, ViolationLimit::EveryOpen)
                 .tomtou
         );
+    }
+
+    #[test]
+    fn violation_limit_follows_kernel_release() {
+        assert_eq!(
+            ViolationLimit::for_release("6.8.0-45-generic"),
+            ViolationLimit::EveryOpen
+        );
+        assert_eq!(
+            ViolationLimit::for_release("5.15.0"),
+            ViolationLimit::EveryOpen
+        );
+        assert_eq!(
+            ViolationLimit::for_release("6.13.12-200.fc41.x86_64"),
+            ViolationLimit::EveryOpen
+        );
+        assert_eq!(
+            ViolationLimit::for_release("6.14.0"),
+            ViolationLimit::Limited
+        );
+        assert_eq!(
+            ViolationLimit::for_release("6.18.44-fc-v595"),
+            ViolationLimit::Limited
+        );
+        assert_eq!(ViolationLimit::for_release("7.0"), ViolationLimit::Limited);
+        assert_eq!(
+            ViolationLimit::for_release("weird"),
+            ViolationLimit::Limited
+        );
+        assert_eq!(ViolationLimit::for_release(""), ViolationLimit::Limited);
     }
 
     #[test]

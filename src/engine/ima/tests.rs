@@ -32,8 +32,13 @@ fn ima_with(cfg: Config) -> Ima {
     Ima::new(cfg).expect("valid config")
 }
 
+/// Default configuration, with violations limited as kernels >= 6.14 do (the default
+/// follows the host's kernel release).
 fn ima_tcb() -> Ima {
-    ima_with(Config::default())
+    ima_with(Config {
+        violation_limit: ViolationLimit::Limited,
+        ..Config::default()
+    })
 }
 
 /// An engine whose active policy is exactly `rules` (loaded through the policy file).
@@ -1360,4 +1365,125 @@ fn attribute_change_forgets_cached_appraisal() {
     );
     ima.xattr_changed(f.id());
     assert_eq!(read_with_xattr(&ima, &f, None), Err(Errno::EACCES));
+}
+
+/// The open/close sequences of LTP's `ima_violations.sh` (tests 1-8) through the engine,
+/// with its expected violation counts for kernels >= 6.14 and, where it differs, before.
+#[test]
+fn ltp_ima_violations_sequences() {
+    struct Shell<'a> {
+        ima: &'a Ima,
+        f: &'a TestFile,
+    }
+    impl Shell<'_> {
+        /// `exec 3< $FILE`
+        fn open_read(&self) {
+            open_read(self.ima, self.f);
+        }
+        fn close_read(&self) {
+            close(self.ima, self.f, false);
+        }
+        /// `exec 4> $FILE; echo 'test writing' >&4` (O_TRUNC: MAY_WRITE)
+        fn open_write(&self) {
+            open_write(self.ima, self.f);
+            let mut w = OpenOptions::new().append(true).open(&self.f.path).unwrap();
+            w.write_all(b"test writing\n").unwrap();
+        }
+        fn close_write(&self) {
+            close(self.ima, self.f, true);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (limit, expected) in [
+        (ViolationLimit::Limited, [1, 1, 1, 1, 1, 2, 1, 2]),
+        (ViolationLimit::EveryOpen, [1, 1, 1, 2, 3, 3, 2, 2]),
+    ] {
+        let ima = ima_with(Config {
+            violation_limit: limit,
+            ..Config::default()
+        });
+        let f = TestFile::new(dir.path(), "/tmp/test.txt", b"");
+        let sh = Shell { ima: &ima, f: &f };
+        let mut counts = Vec::new();
+        let mut last = 0;
+        let mut step = |counts: &mut Vec<u64>| {
+            counts.push(ima.violations() - last);
+            last = ima.violations();
+        };
+        // test1: open writers
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        step(&mut counts);
+        // test2: ToMToU
+        sh.open_read();
+        sh.open_write();
+        sh.close_write();
+        sh.close_read();
+        step(&mut counts);
+        // test3: open_writers with a shared writable mapping held by another process
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        step(&mut counts);
+        // test4: single open writer, two readers
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        step(&mut counts);
+        // test5: multiple open writers
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        step(&mut counts);
+        // test6: a new open writer causes another violation
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        sh.open_write();
+        sh.open_read();
+        sh.close_read();
+        sh.close_write();
+        step(&mut counts);
+        // test7: single open reader, two writers
+        sh.open_read();
+        sh.open_write();
+        sh.close_write();
+        sh.open_write();
+        sh.close_write();
+        sh.close_read();
+        step(&mut counts);
+        // test8: a new open reader causes another violation
+        sh.open_read();
+        sh.open_write();
+        sh.close_write();
+        sh.close_read();
+        sh.open_read();
+        sh.open_write();
+        sh.close_write();
+        sh.close_read();
+        step(&mut counts);
+        assert_eq!(counts, expected, "{limit:?}");
+        // Every violation has its audit record, which LTP greps for.
+        let audited = records_of(&ima, audit::AUDIT_INTEGRITY_PCR)
+            .iter()
+            .filter(|r| r.body.contains("op=invalid_pcr") && r.body.contains("test.txt"))
+            .count() as u64;
+        assert_eq!(audited, ima.violations());
+    }
 }
