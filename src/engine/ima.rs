@@ -1,7 +1,28 @@
 //! The IMA state of one namespace: active policy, measurement list, PCR banks, violation
-//! counter, per-file cache and audit sink, and the hook entry points that tie them together
-//! the way security/integrity/ima/ima_main.c, ima_api.c, ima_queue.c, ima_fs.c and
-//! ima_init.c do (IMA-SPEC 2, 4, 5).
+//! counter, per-file cache, IMA keyring and audit sink, and the hook entry points that tie
+//! them together the way security/integrity/ima/ima_main.c, ima_api.c, ima_queue.c,
+//! ima_fs.c, ima_appraise.c and ima_init.c do (IMA-SPEC 2, 4, 5, 8).
+//!
+//! How a file system drives it:
+//!
+//! - Every open of a regular file is a FILE_CHECK [`Ima::process_file`] (or
+//!   [`Ima::process_file_with`], whose [`FileOutcome`] may ask for a `security.ima` write in
+//!   fix mode). It registers the open as a reader or writer; release it exactly once with
+//!   [`Ima::file_closed`] / [`Ima::file_closed_with`] (the latter returns the hash to store
+//!   when the last writer closes a changed file under an appraise or `hash` rule). A
+//!   refused open (`Err`) is already released. Exec and mmap hooks (BPRM_CHECK,
+//!   MMAP_CHECK, ...) on an open file register nothing.
+//! - `security.ima` set or removed: [`Ima::check_ima_xattr_write`] first (EINVAL/EACCES),
+//!   then [`Ima::xattr_changed`]; chmod/chown: [`Ima::attr_changed`].
+//! - The `policy` file: [`Ima::open_policy`], [`Ima::policy_write`] (or
+//!   [`Ima::policy_write_file`] to pass the policy file's `security.ima`) per write(2),
+//!   [`Ima::policy_release`] at close, [`Ima::policy_text`] for reads. Whole texts:
+//!   [`Ima::load_policy_text`].
+//! - List files: [`Ima::list`], [`Ima::file_banks`], [`Ima::violations`].
+//!
+//! Locking: the list and the PCR banks change under one lock (list order = extend order);
+//! each file's state has its own lock, held while the file is hashed, so different files
+//! are processed in parallel.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -149,7 +170,7 @@ impl PolicyHandle {
 }
 
 /// One file hook event: an open (FILE_CHECK), exec (BPRM_CHECK, CREDS_CHECK), mmap
-/// (MMAP_CHECK[_REQPROT]) or a kernel read (MODULE_CHECK, FIRMWARE_CHECK, ...).
+/// (MMAP_CHECK, MMAP_CHECK_REQPROT) or a kernel read (MODULE_CHECK, FIRMWARE_CHECK, ...).
 #[derive(Clone, Copy, Debug)]
 pub struct FileEvent<'a> {
     pub func: Func,
