@@ -243,6 +243,9 @@ struct PolicyState {
     file: PolicyFileState,
     /// `fail_securely` from `ima_policy=`.
     fail_securely: bool,
+    /// `ima_appraise & IMA_APPRAISE_POLICY`: set by any `appraise func=POLICY_CHECK` rule of a
+    /// policy that was ever active and never cleared (`ima_update_policy_flags` only ORs).
+    signed_policy_required: bool,
 }
 
 /// The list and the PCR banks change together under one lock so that the order of entries
@@ -458,6 +461,7 @@ impl Ima {
             list_banks,
             hash_slot,
             policy: RwLock::new(PolicyState {
+                signed_policy_required: Policy::new(builtin.rules.clone()).requires_signed_policy(),
                 active: Arc::new(Policy::new(builtin.rules)),
                 custom_loaded: false,
                 busy: false,
@@ -639,7 +643,7 @@ impl Ima {
         if data.first() == Some(&b'/') {
             return self.load_policy_file(h, data, loader);
         }
-        if self.policy.read().active.requires_signed_policy() {
+        if self.policy.read().signed_policy_required {
             log::error!("signed policy file (specified as an absolute pathname) required");
             self.audit.integrity(
                 AUDIT_INTEGRITY_STATUS,
@@ -668,7 +672,11 @@ impl Ima {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return Ok(len);
         }
-        let parsed = policy::parse_line(trimmed);
+        // Unresolvable LSM labels are accepted (never matching) once a custom policy is active.
+        let ctx = policy::ParseContext {
+            custom_policy_active: self.policy.read().custom_loaded,
+        };
+        let parsed = policy::parse_line_in(trimmed, ctx);
         if let Some(body) = &parsed.audit {
             self.audit.emit(AUDIT_INTEGRITY_POLICY_RULE, body);
         }
@@ -790,6 +798,7 @@ impl Ima {
             Policy::new(Vec::new())
         };
         next.extend(h.rules);
+        st.signed_policy_required |= next.requires_signed_policy();
         st.active = Arc::new(next);
         let first_load = !st.custom_loaded;
         st.custom_loaded = true;

@@ -1579,3 +1579,38 @@ fn random_policy_writes_never_panic() {
     }
     assert!(committed > 0, "no random session was ever committed");
 }
+
+/// `ima_update_policy_flags` only ORs IMA_APPRAISE_POLICY in: once a built-in policy required
+/// signed policies, a custom policy without such a rule does not lift the requirement.
+#[test]
+fn signed_policy_requirement_survives_the_switch_to_a_custom_policy() {
+    let ima = ima_with(Config {
+        builtin_policy: vec!["appraise_tcb".into()],
+        appraise: AppraiseMode::Log,
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy");
+    std::fs::write(&file, "measure func=BPRM_CHECK\n").unwrap();
+    let path = format!("{}\n", file.display());
+    load(&ima, &path).unwrap();
+    assert_eq!(ima.policy_text(), "measure func=BPRM_CHECK \n");
+    let mut h = ima.open_policy(PolicyAccess::Write, true).unwrap();
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure func=FILE_CHECK\n", &no_loader),
+        Err(Errno::EACCES)
+    );
+    ima.policy_release(h);
+}
+
+/// Once a custom policy is active, a rule whose LSM label cannot be resolved is accepted
+/// and never matches (here: no LSM at all), while the built-in policy is active it is refused.
+#[test]
+fn lsm_rules_are_refused_first_and_accepted_after_a_custom_load() {
+    let ima = ima_tcb();
+    assert_eq!(load(&ima, "measure obj_type=etc_t\n"), Err(Errno::EINVAL));
+    load(&ima, "measure func=BPRM_CHECK\n").unwrap();
+    load(&ima, "measure obj_type=etc_t\n").unwrap();
+    // Hidden from the read-back, as the kernel hides rules with stale LSM labels.
+    assert_eq!(ima.policy_text(), "measure func=BPRM_CHECK \n");
+}
