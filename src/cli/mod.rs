@@ -4,9 +4,11 @@ use clap::{Parser, Subcommand};
 
 pub mod demo;
 pub mod demo_rootfs;
+pub mod engine_args;
 pub mod overlay_mount;
 pub mod policy;
 pub mod run;
+pub mod serve;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -39,6 +41,12 @@ pub enum Command {
     /// Build a small rootfs, run a script in it under a bundled policy, and print what was
     /// measured.
     Demo(demo::DemoArgs),
+    /// Long-running daemon for one container: the securityfs view at --securityfs (and the
+    /// measuring overlay of --rootfs at --mount); clean unmount on SIGTERM/SIGINT.
+    Serve(serve::ServeArgs),
+    /// Internal: lazily unmount DIR once stdin reaches EOF (the serving daemon died).
+    #[command(hide = true)]
+    UnmountWatchdog { dir: std::path::PathBuf },
 }
 
 /// Set up logging from `--log-level` or `RUST_LOG` (default: warn).
@@ -64,5 +72,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Demo(args) => demo::main(args),
         Command::OverlayMount(args) => overlay_mount::run(args),
+        Command::Serve(args) => serve::main(args),
+        Command::UnmountWatchdog { dir } => match crate::fs::session::watchdog_main(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
     }
 }

@@ -18,10 +18,11 @@ use mount_helper::{Container, ContainerSpec, FuseMount, Scratch, UserNamespace};
 
 use std::process::ExitCode;
 
-use crate::engine::hash::HashAlgo;
-use crate::engine::ima::{Config, Ima};
+use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
+
+pub use super::engine_args::{load_policy, EngineArgs as EngineOptions};
 
 /// The kernel-side paths the daemon serves, for the file systems' constructors.
 pub struct Mounts {
@@ -170,22 +171,6 @@ fn detach(dir: &Path) {
     let _ = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH);
 }
 
-/// Load a policy text as a write session of the `policy` file would (the first custom
-/// policy replaces the built-in rules). Errors name the first bad line and its reason, as
-/// `imafs policy check` does.
-pub fn load_policy(ima: &Ima, text: &str) -> Result<(), String> {
-    crate::engine::policy::parse_text(text)
-        .map_err(|(line, e)| format!("policy line {line}: {e}"))?;
-    let no_files = |path: &str| -> io::Result<Vec<u8>> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("{path}: give the policy file itself to --policy"),
-        ))
-    };
-    ima.load_policy_text(text, &no_files)
-        .map_err(|e| e.to_string())
-}
-
 /// `imafs run` arguments.
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
@@ -220,50 +205,6 @@ impl From<UserNs> for UserNamespace {
             UserNs::Always => UserNamespace::Always,
             UserNs::Never => UserNamespace::Never,
         }
-    }
-}
-
-/// Engine options of `imafs run` (the CLI contract's common options).
-#[derive(clap::Args, Debug, Clone)]
-pub struct EngineOptions {
-    /// Policy text in kernel syntax, loaded as a first write of the `policy` file would.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Built-in policies like ima_policy= (tcb, appraise_tcb, secure_boot, critical_data,
-    /// fail_securely); default tcb.
-    #[arg(long, value_name = "NAME[,NAME]", default_value = "tcb")]
-    pub policy_builtin: String,
-    /// Default template (ima_template=).
-    #[arg(long, default_value = "ima-ng")]
-    pub template: String,
-    /// File hash algorithm (ima_hash=).
-    #[arg(long, default_value = "sha256")]
-    pub hash: String,
-}
-
-impl EngineOptions {
-    /// The engine with these options, and the `--policy` file loaded.
-    pub fn build(&self) -> Result<Ima, String> {
-        let hash = HashAlgo::from_name(&self.hash)
-            .ok_or_else(|| format!("--hash {}: unknown algorithm", self.hash))?;
-        let cfg = Config {
-            hash,
-            template: self.template.clone(),
-            builtin_policy: self
-                .policy_builtin
-                .split([',', '|'])
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            ..Config::default()
-        };
-        let ima = Ima::new(cfg)?;
-        if let Some(path) = &self.policy {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--policy {}: {e}", path.display()))?;
-            load_policy(&ima, &text)?;
-        }
-        Ok(ima)
     }
 }
 

@@ -1,3 +1,5 @@
 //! FUSE file systems served by the daemon.
 pub mod ima_hooks;
 pub mod overlay;
+pub mod securityfs;
+pub mod session;

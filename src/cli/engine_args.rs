@@ -1,0 +1,202 @@
+//! The engine options shared by `imafs run` and `imafs serve` (the CLI contract's common
+//! options): the boot-time configuration of one IMA instance, as the kernel's command line
+//! (`ima_hash=`, `ima_template=`, `ima_policy=`, `ima_appraise=`) and Kconfig
+//! (`CONFIG_IMA_READ_POLICY`, `CONFIG_IMA_WRITE_POLICY`) would give it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::engine::hash::HashAlgo;
+use crate::engine::ima::{AppraiseMode, Config, Ima};
+use crate::engine::policy::Subject;
+
+/// Engine options (`#[command(flatten)]` them into a subcommand).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Policy text in kernel syntax, loaded as a first write of the `policy` file would.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Built-in policies like ima_policy= (tcb, appraise_tcb, secure_boot, critical_data,
+    /// fail_securely), comma or `|` separated; default tcb.
+    #[arg(long, value_name = "NAME[,NAME]", default_value = "tcb")]
+    pub policy_builtin: String,
+    /// Default template (ima_template=), or a format string (ima_template_fmt=).
+    #[arg(long, default_value = "ima-ng")]
+    pub template: String,
+    /// File hash algorithm (ima_hash=).
+    #[arg(long, default_value = "sha256")]
+    pub hash: String,
+    /// The emulated TPM's PCR banks, in TPM order (an empty value: no TPM). Files exist for
+    /// these and for sha1.
+    #[arg(long, value_name = "ALG[,ALG]", default_value = "sha1,sha256")]
+    pub banks: String,
+    /// PCR that measurements extend (CONFIG_IMA_MEASURE_PCR_IDX).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(8..=14))]
+    pub pcr: u32,
+    /// Appraisal mode (ima_appraise=): enforce, fix, log, off.
+    #[arg(long, value_name = "MODE", default_value = "off")]
+    pub appraise: String,
+    /// X.509 certificate file (DER or PEM) or directory of them, for the IMA keyring.
+    #[arg(long, value_name = "PATH")]
+    pub keys: Vec<PathBuf>,
+    /// Append the kernel-format audit records to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Informational audit records too (integrity_audit=1).
+    #[arg(long)]
+    pub integrity_audit: bool,
+    /// Kernel without CONFIG_IMA_READ_POLICY: `policy` is write-only (0200).
+    #[arg(long)]
+    pub no_read_policy: bool,
+    /// Kernel without CONFIG_IMA_WRITE_POLICY: the policy can be loaded once.
+    #[arg(long)]
+    pub single_policy_write: bool,
+}
+
+fn algo(name: &str, what: &str) -> Result<HashAlgo, String> {
+    HashAlgo::from_name(name).ok_or_else(|| format!("{what} {name}: unknown algorithm"))
+}
+
+impl EngineArgs {
+    /// The engine configuration these options describe.
+    pub fn to_config(&self) -> Result<Config, String> {
+        let appraise = match self.appraise.as_str() {
+            "enforce" => AppraiseMode::Enforce,
+            "fix" => AppraiseMode::Fix,
+            "log" => AppraiseMode::Log,
+            "off" => AppraiseMode::Off,
+            other => return Err(format!("--appraise {other}: enforce, fix, log or off")),
+        };
+        let banks = self
+            .banks
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(|b| algo(b, "--banks"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config {
+            hash: algo(&self.hash, "--hash")?,
+            template: self.template.clone(),
+            banks,
+            pcr: self.pcr,
+            builtin_policy: self
+                .policy_builtin
+                .split([',', '|'])
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            read_policy: !self.no_read_policy,
+            write_policy: !self.single_policy_write,
+            appraise,
+            audit_file: self.audit.clone(),
+            integrity_audit: self.integrity_audit,
+            ..Config::default()
+        })
+    }
+
+    /// The engine with these options, its keys added and the `--policy` file loaded.
+    pub fn build(&self) -> Result<Ima, String> {
+        let ima = Ima::new(self.to_config()?)?;
+        for path in &self.keys {
+            add_keys_from(&ima, path)?;
+        }
+        if let Some(path) = &self.policy {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--policy {}: {e}", path.display()))?;
+            load_policy(&ima, &text)?;
+        }
+        Ok(ima)
+    }
+}
+
+/// Add the certificate at `path`, or every certificate in the directory `path`.
+fn add_keys_from(ima: &Ima, path: &Path) -> Result<(), String> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("--keys {}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    for file in files {
+        let bytes = std::fs::read(&file).map_err(|e| format!("--keys {}: {e}", file.display()))?;
+        ima.add_keys(&bytes, &Subject::default())
+            .map_err(|e| format!("--keys {}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// Load a policy text as a write session of the `policy` file would (the first custom
+/// policy replaces the built-in rules). Errors name the first bad line and its reason, as
+/// `imafs policy check` does.
+pub fn load_policy(ima: &Ima, text: &str) -> Result<(), String> {
+    crate::engine::policy::parse_text(text)
+        .map_err(|(line, e)| format!("policy line {line}: {e}"))?;
+    let no_files = |path: &str| -> io::Result<Vec<u8>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{path}: give the policy file itself to --policy"),
+        ))
+    };
+    ima.load_policy_text(text, &no_files)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        e: EngineArgs,
+    }
+
+    #[test]
+    fn defaults_match_the_kernel_defaults_we_model() {
+        let cfg = T::parse_from(["t"]).e.to_config().expect("config");
+        assert_eq!(cfg.hash, HashAlgo::Sha256);
+        assert_eq!(cfg.banks, [HashAlgo::Sha1, HashAlgo::Sha256]);
+        assert_eq!(cfg.builtin_policy, ["tcb"]);
+        assert!(cfg.read_policy && cfg.write_policy);
+        assert_eq!(cfg.appraise, AppraiseMode::Off);
+    }
+
+    #[test]
+    fn options_map_to_config() {
+        let t = T::parse_from([
+            "t",
+            "--hash",
+            "sha512",
+            "--banks",
+            "sha256",
+            "--policy-builtin",
+            "tcb|critical_data",
+            "--appraise",
+            "log",
+            "--no-read-policy",
+            "--single-policy-write",
+            "--pcr",
+            "11",
+        ]);
+        let cfg = t.e.to_config().expect("config");
+        assert_eq!(cfg.hash, HashAlgo::Sha512);
+        assert_eq!(cfg.banks, [HashAlgo::Sha256]);
+        assert_eq!(cfg.builtin_policy, ["tcb", "critical_data"]);
+        assert_eq!(cfg.appraise, AppraiseMode::Log);
+        assert_eq!(cfg.pcr, 11);
+        assert!(!cfg.read_policy && !cfg.write_policy);
+        let bad = T::parse_from(["t", "--appraise", "sometimes"])
+            .e
+            .to_config();
+        assert!(bad.is_err());
+        let bad = T::parse_from(["t", "--banks", "sha1,nope"]).e.to_config();
+        assert!(bad.is_err());
+    }
+}

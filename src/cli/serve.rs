@@ -1,0 +1,193 @@
+//! `imafs serve --securityfs DIR [--mount DIR --rootfs DIR] [ENGINE OPTIONS] [--events FILE]`:
+//! the long-running daemon for one container. The securityfs view is mounted at DIR; with
+//! `--mount`, the measuring overlay of `--rootfs` too. SIGTERM/SIGINT unmount both and exit 0.
+//!
+//! Fixture mode (`--events FILE`, for tests and replays): each line `read PATH`,
+//! `exec PATH` or `write PATH` opens the host file PATH as that access would (FILE_CHECK
+//! with MAY_READ; FILE_CHECK + BPRM_CHECK with MAY_EXEC; FILE_CHECK with MAY_WRITE), runs
+//! the engine's hooks with PATH as the container path, and closes it again. Blank lines
+//! and `#` comments are skipped. A regular file is replayed before the mount appears; a
+//! FIFO (or `-` for stdin) is followed while serving, so records can be appended live.
+//! Once the securityfs mount is live the daemon prints `ready` on stdout.
+
+use std::fs::File;
+use std::io::{self, BufRead, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::fs::ima_hooks::{ImaHooks, OpenInfo};
+use crate::fs::overlay::{Overlay, OverlayOptions};
+use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
+use crate::fs::session::UnmountWatchdog;
+
+use super::engine_args::EngineArgs;
+
+/// `imafs serve` arguments.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Where to mount the securityfs view (bind it to the container's /sys/kernel/security).
+    #[arg(long, value_name = "DIR")]
+    pub securityfs: PathBuf,
+    /// Where to mount the measuring overlay of --rootfs.
+    #[arg(long, value_name = "DIR", requires = "rootfs")]
+    pub mount: Option<PathBuf>,
+    /// Lower tree of the overlay.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Fixture events (`read|exec|write <host path>` per line); a FIFO or `-` is followed
+    /// while serving.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// FUSE worker threads of the securityfs view (at least 4).
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+}
+
+/// Replay one fixture line; `Ok(false)` for a blank or comment line.
+pub fn replay_event(hooks: &ImaHooks, line: &str) -> Result<bool, String> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let trimmed = line.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Ok(false);
+    }
+    let (verb, path) = trimmed
+        .split_once(' ')
+        .ok_or_else(|| format!("{line:?}: expected `read|exec|write PATH`"))?;
+    let (flags, exec) = match verb {
+        "read" => (libc::O_RDONLY, false),
+        "exec" => (libc::O_RDONLY, true),
+        "write" => (libc::O_WRONLY, false),
+        other => return Err(format!("{other:?}: unknown event (read, exec, write)")),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(flags == libc::O_RDONLY)
+        .write(flags == libc::O_WRONLY)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let info = OpenInfo {
+        flags,
+        exec,
+        created: false,
+        pid: std::process::id(),
+        uid: 0,
+        gid: 0,
+        path: path.as_bytes(),
+    };
+    let opened = hooks.open(&info, &file);
+    if opened.is_ok() {
+        if let Ok(meta) = file.metadata() {
+            hooks.release(&meta, flags);
+        }
+    }
+    opened.map_err(|e| format!("{path}: {verb} refused: {e}"))?;
+    Ok(true)
+}
+
+fn replay_stream(hooks: &ImaHooks, reader: impl BufRead) {
+    for line in reader.lines() {
+        match line {
+            Ok(line) => {
+                if let Err(e) = replay_event(hooks, &line) {
+                    eprintln!("imafs serve: event {e}");
+                }
+            }
+            Err(e) => {
+                eprintln!("imafs serve: events: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the events source is followed while serving (FIFO, stdin) or replayed first.
+fn is_live_source(path: &Path) -> bool {
+    path == Path::new("-")
+        || std::fs::metadata(path)
+            .map(|m| m.file_type().is_fifo())
+            .unwrap_or(false)
+}
+
+pub fn main(args: ServeArgs) -> ExitCode {
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imafs serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let ima = Arc::new(args.engine.build()?);
+    let hooks = Arc::new(ImaHooks::new(ima.clone()));
+    if let Some(events) = &args.events {
+        if !is_live_source(events) {
+            let f = File::open(events).map_err(|e| format!("{}: {e}", events.display()))?;
+            replay_stream(&hooks, io::BufReader::new(f));
+        }
+    }
+    let overlay = match (&args.mount, &args.rootfs) {
+        (Some(mount), Some(rootfs)) => {
+            let options = OverlayOptions {
+                hooks: hooks.clone(),
+                ..OverlayOptions::default()
+            };
+            let overlay = Overlay::new(rootfs, options)
+                .and_then(|o| o.mount(mount))
+                .map_err(|e| format!("overlay {}: {e}", mount.display()))?;
+            Some(overlay)
+        }
+        _ => None,
+    };
+    let fs = SecurityFs::new(
+        ima,
+        SecurityFsOptions {
+            threads: args.threads,
+            ..SecurityFsOptions::default()
+        },
+    );
+    // A kill -9 of this daemon must not leave dead mounts (ENOTCONN) behind.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut watchdogs = Vec::new();
+    for dir in std::iter::once(&args.securityfs).chain(args.mount.as_ref()) {
+        match UnmountWatchdog::spawn(&exe, &["unmount-watchdog"], dir) {
+            Ok(w) => watchdogs.push(w),
+            Err(e) => eprintln!("imafs serve: unmount watchdog: {e}"),
+        }
+    }
+    let live = args.events.clone().filter(|p| is_live_source(p));
+    let served = fs.serve_with(&args.securityfs, || {
+        if let Some(source) = live {
+            let hooks = hooks.clone();
+            let spawned = std::thread::Builder::new()
+                .name("imafs-events".into())
+                .spawn(move || {
+                    if source == Path::new("-") {
+                        replay_stream(&hooks, io::stdin().lock());
+                    } else {
+                        match File::open(&source) {
+                            Ok(f) => replay_stream(&hooks, io::BufReader::new(f)),
+                            Err(e) => eprintln!("imafs serve: {}: {e}", source.display()),
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("imafs serve: events thread: {e}");
+            }
+        }
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+    });
+    if let Some(overlay) = overlay {
+        if let Err(e) = overlay.unmount() {
+            eprintln!("imafs serve: overlay unmount: {e}");
+        }
+    }
+    drop(watchdogs);
+    served.map_err(|e| format!("securityfs {}: {e}", args.securityfs.display()))
+}

@@ -1,0 +1,965 @@
+//! The virtual securityfs served over FUSE: `integrity/ima/` as a 6.10+ kernel lays it out
+//! (IMA-SPEC 0.1, 1, 2), backed by one [`Ima`] engine.
+//!
+//! Tree (inode numbers are fixed, so they are stable across lookups and mounts):
+//!
+//! ```text
+//! /                                   dir 0755
+//! ima -> integrity/ima                symlink 0444
+//! integrity/                          dir 0755
+//! integrity/ima/                      dir 0755
+//!   ascii_runtime_measurements_<alg>  0440 (one pair per file bank: TPM banks + sha1 slot;
+//!   binary_runtime_measurements_<alg> 0440  never the extra ima_hash slot, IMA-SPEC 1.2)
+//!   ascii_runtime_measurements  -> ascii_runtime_measurements_sha1    symlink 0444
+//!   binary_runtime_measurements -> binary_runtime_measurements_sha1   symlink 0444
+//!   runtime_measurements_count        0440  "N\n", generated per read
+//!   violations                        0440  "N\n", generated per read
+//!   policy                            0600 / 0200 / 0400 / gone, per IMA-SPEC 2.1
+//!   pcrs                              0440  extension: "PCR-10 sha256 <hex>\n" per PCR and bank
+//!   keys                              0600  extension: read lists the IMA keyring; write loads
+//!                                             a certificate (DER/PEM bytes, or /path)
+//! ```
+//!
+//! Everything is owned by uid 0 / gid 0 of the FUSE connection's user namespace (the
+//! namespace's root inside a user namespace); timestamps are the mount time.
+//!
+//! **Sizes and `direct_io` (the busybox finding).** securityfs reports `st_size` 0 and
+//! readers read to EOF. Over FUSE every generated file must be opened with `direct_io`
+//! (content changes under the reader, and `policy` must see each write(2) as one request),
+//! but on this kernel (6.18) `splice`/`sendfile` from a FUSE file never goes through the
+//! direct path: `fuse_splice_read` uses `filemap_splice_read`, which stops at `i_size`. With
+//! `st_size` 0, busybox `cat` (which copies with `sendfile`) printed nothing while read(2)
+//! readers worked. We therefore report the *current* length of each generated file as its
+//! size (for the lists: the byte length of the view right now, which always falls on a
+//! record boundary). read(2) stays on the direct path and ignores the size, so a reader
+//! holding an fd sees appended records; a `sendfile` reader gets a consistent snapshot up
+//! to the size at its open (name lookups are never cached, so each path walk refreshes
+//! `i_size`, and a size change drops the file's page cache, so no stale page survives).
+//! The trade-off: `stat` shows a non-zero size where the kernel shows 0; no known client
+//! relies on the 0 (they all read to EOF).
+//!
+//! **`policy` writes.** securityfs never advances the file position, so every write(2) on
+//! one fd is at position 0 and anything else is EINVAL ("no partial writes"). FUSE advances
+//! the position by what each write returned, so each handle remembers where its position
+//! stands after its last write: a write at that offset (or at 0) is a write at kernel
+//! position 0; any other offset (`pwrite` at a non-zero offset as the first write, an
+//! `lseek` forward) is EINVAL as on a kernel. The kernel may return one byte more than was
+//! written (a line without `\n`); FUSE rejects a write reply larger than the request, so
+//! such a write returns the request's length instead (callers see a complete write either
+//! way).
+//!
+//! **Who may read the policy.** The kernel checks CAP_SYS_ADMIN of the opener; we read the
+//! effective capability set of the requesting thread from `/proc/<pid>/status` (`CapEff`,
+//! bit 21). The pid FUSE reports is in the daemon's pid namespace, and the capability is
+//! relative to the caller's user namespace, which is the daemon's for `imafs run`.
+//!
+//! **Policy files by path.** A write starting with `/` names a file as the writer sees it:
+//! it is read as `/proc/<pid>/root/<path>` (the writer's root directory), with its
+//! `security.ima`, by the daemon (the kernel reads it with kernel credentials too).
+
+use crate::engine::hash::HashAlgo;
+use crate::engine::ima::{Ima, PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle};
+use crate::engine::log::ViewKind;
+use crate::engine::policy::Subject;
+use crate::fs::ima_hooks::Caller;
+use fuser::{
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    SessionACL, TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// CAP_SYS_ADMIN (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+
+const ROOT: u64 = 1;
+const IMA_LINK: u64 = 2;
+const INTEGRITY: u64 = 3;
+const IMA_DIR: u64 = 4;
+const COUNT: u64 = 5;
+const VIOLATIONS: u64 = 6;
+const POLICY: u64 = 7;
+const PCRS: u64 = 8;
+const KEYS: u64 = 9;
+const ASCII_LEGACY: u64 = 10;
+const BINARY_LEGACY: u64 = 11;
+/// `ascii_runtime_measurements_<alg>` of file bank `i` is `LIST_BASE + 2i`, binary `+ 1`.
+const LIST_BASE: u64 = 16;
+
+/// What an inode is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Node {
+    Dir,
+    Symlink(String),
+    /// A measurement list view; `bank` indexes the list's banks.
+    List {
+        kind: ViewKind,
+        bank: usize,
+    },
+    Count,
+    Violations,
+    Policy,
+    Pcrs,
+    Keys,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    ino: u64,
+    parent: u64,
+    name: String,
+    node: Node,
+}
+
+/// How the securityfs view is served.
+#[derive(Clone, Debug)]
+pub struct SecurityFsOptions {
+    /// FUSE worker threads (at least 4).
+    pub threads: usize,
+    /// Let every user reach the mount (the kernel's modes still apply through
+    /// `default_permissions`); default: when the daemon is root.
+    pub allow_other: bool,
+    /// Owner of every node, in the FUSE connection's user namespace (default 0:0).
+    pub uid: u32,
+    pub gid: u32,
+    /// Ask `fusermount3` to unmount when the daemon dies (even by SIGKILL). Only for
+    /// [`SecurityFs::mount`]/[`SecurityFs::serve`]; needs `allow_other`.
+    pub auto_unmount: bool,
+}
+
+impl Default for SecurityFsOptions {
+    fn default() -> Self {
+        let root = rustix::process::geteuid().is_root();
+        SecurityFsOptions {
+            threads: 4,
+            allow_other: root,
+            uid: 0,
+            gid: 0,
+            auto_unmount: false,
+        }
+    }
+}
+
+/// One open file.
+enum Handle {
+    /// A measurement list: reads go straight to the engine.
+    List,
+    /// A text rendered at read time from offset 0 and kept for later offsets, as seq_file
+    /// does for one read sequence.
+    Text(Option<Vec<u8>>),
+    PolicyWrite {
+        session: Option<PolicyHandle>,
+        /// The FUSE file position after the last write (see the module docs).
+        position: u64,
+        pid: u32,
+    },
+    KeysWrite {
+        data: Vec<u8>,
+        pid: u32,
+        uid: u32,
+        gid: u32,
+    },
+}
+
+struct Inner {
+    ima: Arc<Ima>,
+    options: SecurityFsOptions,
+    entries: Vec<Entry>,
+    mount_time: SystemTime,
+    handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
+    next_fh: AtomicU64,
+}
+
+/// The securityfs view of one IMA engine, ready to be mounted.
+pub struct SecurityFs {
+    inner: Arc<Inner>,
+}
+
+fn bank_name(algo: HashAlgo) -> String {
+    algo.name().to_string()
+}
+
+fn build_entries(ima: &Ima) -> Vec<Entry> {
+    let mut e = vec![
+        Entry {
+            ino: IMA_LINK,
+            parent: ROOT,
+            name: "ima".into(),
+            node: Node::Symlink("integrity/ima".into()),
+        },
+        Entry {
+            ino: INTEGRITY,
+            parent: ROOT,
+            name: "integrity".into(),
+            node: Node::Dir,
+        },
+        Entry {
+            ino: IMA_DIR,
+            parent: INTEGRITY,
+            name: "ima".into(),
+            node: Node::Dir,
+        },
+    ];
+    // Creation order of ima_fs_init: per-bank files, legacy links, count, violations, policy.
+    for (i, algo) in ima.file_banks().into_iter().enumerate() {
+        let Some(bank) = ima.list().bank_index(algo) else {
+            continue;
+        };
+        let name = bank_name(algo);
+        for (k, (kind, prefix)) in [(ViewKind::Ascii, "ascii"), (ViewKind::Binary, "binary")]
+            .into_iter()
+            .enumerate()
+        {
+            e.push(Entry {
+                ino: LIST_BASE + 2 * i as u64 + k as u64,
+                parent: IMA_DIR,
+                name: format!("{prefix}_runtime_measurements_{name}"),
+                node: Node::List { kind, bank },
+            });
+        }
+    }
+    let plain = [
+        (
+            ASCII_LEGACY,
+            "ascii_runtime_measurements",
+            Node::Symlink("ascii_runtime_measurements_sha1".into()),
+        ),
+        (
+            BINARY_LEGACY,
+            "binary_runtime_measurements",
+            Node::Symlink("binary_runtime_measurements_sha1".into()),
+        ),
+        (COUNT, "runtime_measurements_count", Node::Count),
+        (VIOLATIONS, "violations", Node::Violations),
+        (POLICY, "policy", Node::Policy),
+        (PCRS, "pcrs", Node::Pcrs),
+        (KEYS, "keys", Node::Keys),
+    ];
+    for (ino, name, node) in plain {
+        e.push(Entry {
+            ino,
+            parent: IMA_DIR,
+            name: name.into(),
+            node,
+        });
+    }
+    e
+}
+
+fn err(code: i32) -> Errno {
+    Errno::from_i32(code)
+}
+
+fn engine_errno(e: crate::engine::Errno) -> Errno {
+    Errno::from_i32(e.0)
+}
+
+/// Whether the task's effective capabilities (from `/proc/<pid>/status`) hold `cap`.
+fn task_has_cap(pid: u32, cap: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1u64 << cap) != 0)
+}
+
+/// `path` (absolute) as task `pid` sees it.
+fn path_as_seen_by(pid: u32, path: &str) -> String {
+    format!("/proc/{pid}/root{path}")
+}
+
+/// Read a policy file named in a write, with its `security.ima`.
+fn read_policy_file(pid: u32, path: &str) -> io::Result<PolicyFile> {
+    let file = std::fs::File::open(path_as_seen_by(pid, path))?;
+    let mut content = Vec::new();
+    io::Read::read_to_end(&mut &file, &mut content)?;
+    let mut buf = vec![0u8; 1024];
+    let ima_xattr = match rustix::fs::fgetxattr(&file, "security.ima", &mut buf) {
+        Ok(n) => {
+            buf.truncate(n);
+            Some(buf)
+        }
+        Err(_) => None,
+    };
+    Ok(PolicyFile { content, ima_xattr })
+}
+
+impl Inner {
+    fn entry(&self, ino: u64) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.ino == ino)
+    }
+
+    /// Whether the entry currently exists (`policy` may be removed after the first load).
+    fn present(&self, e: &Entry) -> bool {
+        e.node != Node::Policy || self.ima.policy_file_state() != PolicyFileState::Removed
+    }
+
+    fn node(&self, ino: u64) -> Option<Node> {
+        if ino == ROOT {
+            return Some(Node::Dir);
+        }
+        self.entry(ino)
+            .filter(|e| self.present(e))
+            .map(|e| e.node.clone())
+    }
+
+    fn perm(&self, node: &Node) -> u16 {
+        match node {
+            Node::Dir => 0o755,
+            Node::Symlink(_) => 0o444,
+            Node::List { .. } | Node::Count | Node::Violations | Node::Pcrs => 0o440,
+            Node::Keys => 0o600,
+            Node::Policy => match self.ima.policy_file_state() {
+                PolicyFileState::ReadOnly => 0o400,
+                _ if self.ima.config().read_policy => 0o600,
+                _ => 0o200,
+            },
+        }
+    }
+
+    /// The current text of a generated file (not the lists).
+    fn render(&self, node: &Node) -> Vec<u8> {
+        match node {
+            Node::Count => format!("{}\n", self.ima.list().len()).into_bytes(),
+            Node::Violations => format!("{}\n", self.ima.violations()).into_bytes(),
+            Node::Policy => self.ima.policy_text().into_bytes(),
+            Node::Pcrs => {
+                let banks = self.ima.file_banks();
+                let mut out = String::new();
+                for (pcr, bank, value) in self.ima.pcr_values() {
+                    if banks.contains(&bank) {
+                        out.push_str(&format!("PCR-{pcr:02} {bank} {}\n", value.to_hex()));
+                    }
+                }
+                out.into_bytes()
+            }
+            Node::Keys => {
+                let mut out = String::new();
+                for line in self.ima.keyring().list() {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                out.into_bytes()
+            }
+            Node::Symlink(target) => target.clone().into_bytes(),
+            Node::Dir | Node::List { .. } => Vec::new(),
+        }
+    }
+
+    /// The size we report (see the module docs: the current length, for `sendfile`).
+    fn size(&self, node: &Node) -> u64 {
+        match node {
+            Node::Dir => 0,
+            Node::List { kind, bank } => self.ima.list().view_len(*kind, *bank),
+            Node::Policy if !self.ima.config().read_policy => 0,
+            other => self.render(other).len() as u64,
+        }
+    }
+
+    fn attr(&self, ino: u64, node: &Node) -> FileAttr {
+        let (kind, nlink) = match node {
+            Node::Dir => (
+                FileType::Directory,
+                2 + self
+                    .entries
+                    .iter()
+                    .filter(|e| e.parent == ino && e.node == Node::Dir)
+                    .count() as u32,
+            ),
+            Node::Symlink(_) => (FileType::Symlink, 1),
+            _ => (FileType::RegularFile, 1),
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size: self.size(node),
+            blocks: 0,
+            atime: self.mount_time,
+            mtime: self.mount_time,
+            ctime: self.mount_time,
+            crtime: self.mount_time,
+            kind,
+            perm: self.perm(node),
+            nlink,
+            uid: self.options.uid,
+            gid: self.options.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn add_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().insert(fh, Arc::new(Mutex::new(h)));
+        fh
+    }
+
+    fn handle(&self, fh: FileHandle) -> Result<Arc<Mutex<Handle>>, Errno> {
+        self.handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    fn open(&self, req: &Request, ino: u64, flags: i32) -> Result<Handle, Errno> {
+        let node = self.node(ino).ok_or(Errno::ENOENT)?;
+        let accmode = flags & libc::O_ACCMODE;
+        match node {
+            Node::Dir => Err(Errno::EISDIR),
+            Node::Symlink(_) => Err(Errno::ELOOP),
+            Node::List { .. } | Node::Count | Node::Violations | Node::Pcrs => {
+                if accmode != libc::O_RDONLY {
+                    return Err(Errno::EACCES);
+                }
+                Ok(match node {
+                    Node::List { .. } => Handle::List,
+                    _ => Handle::Text(None),
+                })
+            }
+            Node::Policy => {
+                // ima_open_policy tests the O_WRONLY bit only (IMA-SPEC 2.2).
+                let access = if flags & libc::O_WRONLY != 0 {
+                    PolicyAccess::Write
+                } else if accmode == libc::O_RDWR {
+                    PolicyAccess::ReadWrite
+                } else {
+                    PolicyAccess::Read
+                };
+                let admin = access == PolicyAccess::Read && task_has_cap(req.pid(), CAP_SYS_ADMIN);
+                let mut session = self.ima.open_policy(access, admin).map_err(engine_errno)?;
+                if !session.is_write() {
+                    self.ima.policy_release(session);
+                    return Ok(Handle::Text(None));
+                }
+                let caller = Caller::of_task(req.pid(), req.uid(), req.gid());
+                session.pid = req.pid();
+                session.uid = caller.subject_ids[0];
+                session.comm = caller.comm;
+                Ok(Handle::PolicyWrite {
+                    session: Some(session),
+                    position: 0,
+                    pid: req.pid(),
+                })
+            }
+            Node::Keys => {
+                if accmode == libc::O_RDONLY {
+                    Ok(Handle::Text(None))
+                } else {
+                    Ok(Handle::KeysWrite {
+                        data: Vec::new(),
+                        pid: req.pid(),
+                        uid: req.uid(),
+                        gid: req.gid(),
+                    })
+                }
+            }
+        }
+    }
+
+    fn read(&self, ino: u64, fh: FileHandle, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let handle = self.handle(fh)?;
+        let mut h = handle.lock();
+        match &mut *h {
+            Handle::List => {
+                let Some(Node::List { kind, bank }) = self.node(ino) else {
+                    return Err(Errno::EBADF);
+                };
+                let mut buf = vec![0u8; size as usize];
+                let n = self.ima.list().read(kind, bank, offset, &mut buf);
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Handle::Text(text) => {
+                let node = self
+                    .entry(ino)
+                    .map(|e| e.node.clone())
+                    .ok_or(Errno::EBADF)?;
+                // Counters are generated per read (simple_read_from_buffer); other texts
+                // once per read sequence from offset 0 (seq_file).
+                if offset == 0 || text.is_none() || matches!(node, Node::Count | Node::Violations) {
+                    *text = Some(self.render(&node));
+                }
+                let text = text.as_deref().unwrap_or_default();
+                let start = (offset as usize).min(text.len());
+                let end = start.saturating_add(size as usize).min(text.len());
+                Ok(text[start..end].to_vec())
+            }
+            Handle::PolicyWrite { .. } | Handle::KeysWrite { .. } => Err(Errno::EBADF),
+        }
+    }
+
+    fn write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        let handle = self.handle(fh)?;
+        let mut h = handle.lock();
+        match &mut *h {
+            Handle::PolicyWrite {
+                session,
+                position,
+                pid,
+            } => {
+                let session = session.as_mut().ok_or(Errno::EBADF)?;
+                // See the module docs: the kernel's position is always 0 for write(2).
+                let kernel_pos = if offset == *position { 0 } else { offset };
+                let pid = *pid;
+                let loader = |path: &str| read_policy_file(pid, path);
+                let n = self
+                    .ima
+                    .policy_write_file(session, kernel_pos, data, &loader)
+                    .map_err(engine_errno)?;
+                let n = n.min(data.len());
+                *position = offset + n as u64;
+                Ok(n as u32)
+            }
+            Handle::KeysWrite { data: buf, .. } => {
+                buf.extend_from_slice(data);
+                Ok(data.len() as u32)
+            }
+            Handle::List | Handle::Text(_) => Err(Errno::EBADF),
+        }
+    }
+
+    /// Load what was written to `keys` (at each close of the fd, so `close` reports errors).
+    fn flush_keys(&self, fh: FileHandle) -> Result<(), Errno> {
+        let handle = self.handle(fh)?;
+        let mut h = handle.lock();
+        let Handle::KeysWrite {
+            data,
+            pid,
+            uid,
+            gid,
+        } = &mut *h
+        else {
+            return Ok(());
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        let written = std::mem::take(data);
+        let bytes = if written.first() == Some(&b'/') {
+            let text = String::from_utf8_lossy(&written);
+            let path = text.trim_end_matches(['\n', '\0']);
+            std::fs::read(path_as_seen_by(*pid, path))
+                .map_err(|e| err(e.raw_os_error().unwrap_or(libc::EIO)))?
+        } else {
+            written
+        };
+        let subject: Subject = Caller::of_task(*pid, *uid, *gid).subject();
+        self.ima
+            .add_keys(&bytes, &subject)
+            .map(|_| ())
+            .map_err(|e| engine_errno(e.errno()))
+    }
+
+    fn release(&self, fh: FileHandle) {
+        let Some(handle) = self.handles.lock().remove(&fh.0) else {
+            return;
+        };
+        let mut h = handle.lock();
+        if let Handle::PolicyWrite { session, .. } = &mut *h {
+            if let Some(session) = session.take() {
+                self.ima.policy_release(session);
+            }
+        }
+    }
+
+    /// Directory entries of `ino` after `.` and `..`.
+    fn children(&self, ino: u64) -> Vec<(u64, FileType, String)> {
+        self.entries
+            .iter()
+            .filter(|e| e.parent == ino && self.present(e))
+            .map(|e| {
+                let kind = match e.node {
+                    Node::Dir => FileType::Directory,
+                    Node::Symlink(_) => FileType::Symlink,
+                    _ => FileType::RegularFile,
+                };
+                (e.ino, kind, e.name.clone())
+            })
+            .collect()
+    }
+}
+
+/// Nothing is cached by the kernel: each path walk looks the name up again, which refreshes
+/// the size (see the module docs) and makes a removed `policy` disappear at once.
+const TTL: Duration = Duration::ZERO;
+
+struct Adapter(Arc<Inner>);
+
+impl Filesystem for Adapter {
+    fn init(&mut self, _req: &Request, _config: &mut KernelConfig) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let fs = &self.0;
+        let found = fs
+            .entries
+            .iter()
+            .find(|e| e.parent == parent.0 && e.name.as_bytes() == name.as_bytes())
+            .filter(|e| fs.present(e));
+        match found {
+            Some(e) => reply.entry(&TTL, &fs.attr(e.ino, &e.node), Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.0.node(ino.0) {
+            Some(node) => reply.attr(&TTL, &self.0.attr(ino.0, &node)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let Some(node) = self.0.node(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        // O_TRUNC (`echo rule > policy`) arrives as a size change after the open: securityfs
+        // accepts and ignores it. Modes and owners are fixed here.
+        if mode.is_some() || uid.is_some() || gid.is_some() {
+            return reply.error(Errno::EPERM);
+        }
+        reply.attr(&TTL, &self.0.attr(ino.0, &node));
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.0.node(ino.0) {
+            Some(Node::Symlink(target)) => reply.data(target.as_bytes()),
+            Some(_) => reply.error(Errno::EINVAL),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.0.open(req, ino.0, flags.0) {
+            Ok(h) => {
+                let fh = self.0.add_handle(h);
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.0.read(ino.0, fh, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.0.write(fh, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.0.flush_keys(fh) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.0.release(fh);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.0.node(ino.0) {
+            Some(Node::Dir) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Some(_) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let fs = &self.0;
+        if fs.node(ino.0) != Some(Node::Dir) {
+            return reply.error(Errno::ENOTDIR);
+        }
+        let parent = fs.entry(ino.0).map_or(ROOT, |e| e.parent);
+        let mut all = vec![
+            (ino.0, FileType::Directory, ".".to_string()),
+            (parent, FileType::Directory, "..".to_string()),
+        ];
+        all.extend(fs.children(ino.0));
+        for (i, (child, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        // securityfs directories have no ->create.
+        reply.error(Errno::EACCES);
+    }
+}
+
+impl SecurityFs {
+    pub fn new(ima: Arc<Ima>, options: SecurityFsOptions) -> SecurityFs {
+        let entries = build_entries(&ima);
+        SecurityFs {
+            inner: Arc::new(Inner {
+                ima,
+                options,
+                entries,
+                mount_time: SystemTime::now(),
+                handles: Mutex::new(HashMap::new()),
+                next_fh: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Names of the files in `integrity/ima/`, in creation order (for tests and tools).
+    pub fn ima_dir_names(&self) -> Vec<String> {
+        self.inner
+            .children(IMA_DIR)
+            .into_iter()
+            .map(|c| c.2)
+            .collect()
+    }
+
+    /// fuser configuration: source `securityfs`, type `fuse.imafs-securityfs`,
+    /// `default_permissions` (the kernel enforces the modes), `allow_other` and
+    /// `auto_unmount` per the options, at least 4 worker threads with cloned fds.
+    pub fn fuser_config(&self) -> Config {
+        let o = &self.inner.options;
+        let mut cfg = Config::default();
+        cfg.mount_options = vec![
+            MountOption::FSName("securityfs".into()),
+            MountOption::Subtype("imafs-securityfs".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+            MountOption::NoExec,
+        ];
+        if o.auto_unmount && o.allow_other {
+            cfg.mount_options.push(MountOption::AutoUnmount);
+        }
+        cfg.acl = if o.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        cfg.n_threads = Some(o.threads.max(4));
+        cfg.clone_fd = true;
+        cfg
+    }
+
+    /// Mount at `mountpoint` and serve from background threads.
+    pub fn mount(self, mountpoint: &Path) -> io::Result<MountedSecurityFs> {
+        let cfg = self.fuser_config();
+        let session = fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?;
+        Ok(MountedSecurityFs {
+            session: Some(session.spawn()?),
+        })
+    }
+
+    /// Mount at `mountpoint` and serve until unmounted, or until SIGTERM/SIGINT (then
+    /// unmount cleanly and return).
+    pub fn serve(self, mountpoint: &Path) -> io::Result<()> {
+        self.serve_with(mountpoint, || {})
+    }
+
+    /// [`SecurityFs::serve`], calling `ready` once the mount is live.
+    pub fn serve_with(self, mountpoint: &Path, ready: impl FnOnce()) -> io::Result<()> {
+        let cfg = self.fuser_config();
+        let signals = super::session::stop_signals()?;
+        let session = fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?;
+        ready();
+        super::session::run_until_signal(session, signals, "securityfs")
+    }
+
+    /// Serve a `/dev/fuse` descriptor mounted by the caller (the mount helper) from
+    /// background threads.
+    pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<MountedSecurityFs> {
+        let cfg = self.fuser_config();
+        let session = fuser::Session::from_fd(Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
+        Ok(MountedSecurityFs {
+            session: Some(session.spawn()?),
+        })
+    }
+}
+
+/// A securityfs view served from background threads.
+pub struct MountedSecurityFs {
+    session: Option<fuser::BackgroundSession>,
+}
+
+impl MountedSecurityFs {
+    /// Unmount (when this process mounted it) and wait for the serving threads.
+    pub fn unmount(mut self) -> io::Result<()> {
+        match self.session.take() {
+            Some(s) => s.umount_and_join(),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until the file system is unmounted by someone else.
+    pub fn join(mut self) -> io::Result<()> {
+        match self.session.take() {
+            Some(s) => s.join(),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ima::Config as ImaConfig;
+
+    fn names(cfg: ImaConfig) -> Vec<String> {
+        let ima = Arc::new(Ima::new(cfg).expect("engine"));
+        SecurityFs::new(ima, SecurityFsOptions::default()).ima_dir_names()
+    }
+
+    #[test]
+    fn files_exist_for_tpm_banks_and_sha1_slot_only() {
+        // sha256-only TPM, ima_hash=sha512: files for sha256 and the extra sha1 slot, none
+        // for the ima_hash slot (IMA-SPEC 1.2).
+        let cfg = ImaConfig {
+            banks: vec![HashAlgo::Sha256],
+            hash: HashAlgo::Sha512,
+            ..ImaConfig::default()
+        };
+        assert_eq!(
+            names(cfg),
+            [
+                "ascii_runtime_measurements_sha256",
+                "binary_runtime_measurements_sha256",
+                "ascii_runtime_measurements_sha1",
+                "binary_runtime_measurements_sha1",
+                "ascii_runtime_measurements",
+                "binary_runtime_measurements",
+                "runtime_measurements_count",
+                "violations",
+                "policy",
+                "pcrs",
+                "keys",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_tpm_gives_sha1_files_only() {
+        let cfg = ImaConfig {
+            banks: vec![],
+            hash: HashAlgo::Sha256,
+            ..ImaConfig::default()
+        };
+        let n = names(cfg);
+        assert!(n.contains(&"ascii_runtime_measurements_sha1".to_string()));
+        assert!(!n.iter().any(|x| x.ends_with("_sha256")), "{n:?}");
+    }
+
+    #[test]
+    fn pcrs_lists_file_banks() {
+        let ima = Arc::new(Ima::new(ImaConfig::default()).expect("engine"));
+        let fs = SecurityFs::new(ima, SecurityFsOptions::default());
+        let text = String::from_utf8(fs.inner.render(&Node::Pcrs)).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("PCR-10 sha1 ") && lines[0].len() == 12 + 40);
+        assert!(lines[1].starts_with("PCR-10 sha256 ") && lines[1].len() == 14 + 64);
+    }
+}

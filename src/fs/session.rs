@@ -1,0 +1,102 @@
+//! Serving a FUSE session until it is unmounted or the daemon is asked to stop.
+//!
+//! * SIGTERM / SIGINT: the mount is taken down cleanly (fusermount or umount2) and the
+//!   session loop returns, so the daemon exits 0 with no mount left behind.
+//! * SIGKILL: nothing runs in the daemon. Mounts made by [`fuser::Session::new`] with
+//!   `MountOption::AutoUnmount` are unmounted by the `fusermount3` process that fuser leaves
+//!   waiting on a socket to the daemon (it sees the socket close); a mount made inside a
+//!   private mount namespace (the mount helper) goes away with the namespace.
+
+use fuser::{Filesystem, Session};
+use std::io;
+
+/// Catch SIGTERM and SIGINT from now on. Call this before mounting, so a stop request that
+/// arrives while the mount is being set up is not lost (nor kills the daemon with the
+/// mount left behind).
+pub fn stop_signals() -> io::Result<signal_hook::iterator::Signals> {
+    signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+}
+
+/// Run `session` on the calling thread until the file system is unmounted (by anyone) or
+/// one of `signals` arrives (then unmount it and return `Ok`).
+pub fn run_until_signal<FS: Filesystem + Send + Sync + 'static>(
+    mut session: Session<FS>,
+    mut signals: signal_hook::iterator::Signals,
+    name: &'static str,
+) -> io::Result<()> {
+    let mut unmounter = session.unmount_callable();
+    let handle = signals.handle();
+    let watcher = std::thread::Builder::new()
+        .name(format!("{name}-signals"))
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("{name}: signal {sig}, unmounting");
+                if let Err(e) = unmounter.unmount() {
+                    log::warn!("{name}: unmount on signal failed: {e}");
+                }
+            }
+        })?;
+    let result = session.run();
+    handle.close();
+    let _ = watcher.join();
+    result
+}
+
+/// A helper process that lazily unmounts a mount point once the daemon is gone, however
+/// it died (SIGKILL included): it waits for EOF on a pipe whose write end only the daemon
+/// holds, so no dead mount (ENOTCONN) is left behind. Dropping it (after a clean
+/// unmount) ends the helper without touching the mount point.
+pub struct UnmountWatchdog {
+    child: std::process::Child,
+}
+
+impl UnmountWatchdog {
+    /// Start `program args... <mountpoint>` (an `imafs` binary's hidden
+    /// `unmount-watchdog` subcommand) with its stdin on a pipe kept by this process.
+    pub fn spawn(
+        program: &std::path::Path,
+        args: &[&str],
+        mountpoint: &std::path::Path,
+    ) -> io::Result<UnmountWatchdog> {
+        let child = std::process::Command::new(program)
+            .args(args)
+            .arg(mountpoint)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(UnmountWatchdog { child })
+    }
+}
+
+impl Drop for UnmountWatchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The watchdog's side: ignore the stop signals a terminal or a process group gets, wait
+/// for EOF on stdin (the daemon is gone), then detach the mount.
+pub fn watchdog_main(mountpoint: &std::path::Path) -> io::Result<()> {
+    use std::io::Read;
+    let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, ignored.clone())?;
+    }
+    let mut sink = [0u8; 64];
+    let mut stdin = io::stdin().lock();
+    loop {
+        match stdin.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH)?;
+    Ok(())
+}
