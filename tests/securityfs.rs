@@ -79,7 +79,7 @@ impl Drop for Served {
             self.signal(rustix::process::Signal::TERM);
             let _ = self.wait();
         }
-        let _ = rustix::mount::unmount(&self.mnt(), rustix::mount::UnmountFlags::DETACH);
+        let _ = rustix::mount::unmount(self.mnt(), rustix::mount::UnmountFlags::DETACH);
     }
 }
 
