@@ -30,7 +30,7 @@ cat /tmp/g > /dev/null
 exec 4>&-
 sha256sum /etc/data.txt /bin/busybox > /out/sums
 cat $ima/ascii_runtime_measurements_sha256 > /out/list
-cat $ima/binary_runtime_measurements_sha256 > /out/binary_list
+cat $ima/binary_runtime_measurements > /out/binary_list
 cat $ima/runtime_measurements_count > /out/count
 cat $ima/violations > /out/violations
 dd if=$ima/ascii_runtime_measurements_sha256 bs=7 2>/dev/null > /out/list_by_7
@@ -274,6 +274,8 @@ fn check_replay(rootfs: &Rootfs, entries: usize) {
     std::fs::write(&pcr_file, file).expect("write pcr file");
     let out = Command::new("evmctl")
         .arg("ima_measurement")
+        // evmctl 1.4: extend violations with 0xff as the kernel does.
+        .arg("--ignore-violations")
         .arg("--pcrs")
         .arg(format!("sha256,{}", pcr_file.display()))
         .arg(&binary)

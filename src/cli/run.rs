@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
+use crate::fs::securityfs::{MountedSecurityFs, SecurityFs, SecurityFsOptions};
 
 pub use super::engine_args::{load_policy, EngineArgs as EngineOptions};
 
@@ -36,10 +37,9 @@ pub struct Mounts {
     pub user_ns: bool,
 }
 
-/// Whether the securityfs view is served (`crate::fs::securityfs` lands separately; until
-/// then the container has no `/sys/kernel/security` view and `imafs demo` prints the list
-/// from the daemon).
-pub const SECURITYFS_VIEW: bool = false;
+/// Whether the securityfs view (`crate::fs::securityfs`) is served at the container's
+/// `/sys/kernel/security`.
+pub const SECURITYFS_VIEW: bool = true;
 
 /// Something that keeps the FUSE sessions served until dropped (after the unmounts).
 pub type Daemons = Box<dyn std::any::Any>;
@@ -241,14 +241,20 @@ pub fn start_filesystems(ima: Arc<Ima>, mounts: Mounts) -> io::Result<Daemons> {
         ..OverlayOptions::default()
     };
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
+    let securityfs = match mounts.securityfs_fd {
+        Some(fd) => Some(SecurityFs::new(ima, SecurityFsOptions::default()).spawn_fd(fd)?),
+        None => None,
+    };
     Ok(Box::new(Served {
         overlay: Some(overlay),
+        securityfs,
     }))
 }
 
 /// The running sessions; dropping waits for them to end (after the unmounts).
 struct Served {
     overlay: Option<MountedOverlay>,
+    securityfs: Option<MountedSecurityFs>,
 }
 
 impl Drop for Served {
@@ -256,6 +262,11 @@ impl Drop for Served {
         if let Some(overlay) = self.overlay.take() {
             if let Err(e) = overlay.join() {
                 log::warn!("overlay session: {e}");
+            }
+        }
+        if let Some(securityfs) = self.securityfs.take() {
+            if let Err(e) = securityfs.join() {
+                log::warn!("securityfs session: {e}");
             }
         }
     }
