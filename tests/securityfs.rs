@@ -673,3 +673,104 @@ fn kill_9_leaves_no_dead_mount() {
     assert!(st.is_dir());
     assert!(std::fs::read_dir(s.mnt()).unwrap().next().is_none());
 }
+
+#[test]
+fn keys_file_lists_and_loads_certificates() {
+    if !common::have_tool("openssl") {
+        common::skip(
+            "keys_file_lists_and_loads_certificates",
+            "openssl not installed",
+        );
+        return;
+    }
+    if !can_run("keys_file_lists_and_loads_certificates") {
+        return;
+    }
+    // KEY_CHECK measured once a custom policy is active.
+    let s = Served::start(&[]);
+    std::fs::write(
+        s.ima("policy"),
+        "measure func=KEY_CHECK keyrings=_ima template=ima-buf\n",
+    )
+    .unwrap();
+    let cert = s.tmp("k.crt");
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=imafs test key",
+        ])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .arg("-keyout")
+        .arg(s.tmp("k.key"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(s.ima("keys")).unwrap(), "");
+    // `cat cert > keys`: the PEM arrives in pieces; it is loaded at close.
+    let sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat {} > {}",
+            cert.display(),
+            s.ima("keys").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(sh.success());
+    let keys = std::fs::read_to_string(s.ima("keys")).unwrap();
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(keys.contains("imafs test key"), "{keys}");
+    // The key was measured (ima-buf entry named after the keyring).
+    let ascii = std::fs::read_to_string(s.ima("ascii_runtime_measurements")).unwrap();
+    assert!(
+        ascii
+            .lines()
+            .any(|l| l.contains(" ima-buf ") && l.contains(" _ima ")),
+        "{ascii}"
+    );
+    // Garbage is refused at close, and nothing is added.
+    // (dd reports a failing close of its output.)
+    let dd = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'not a certificate' | dd of={} status=none",
+            s.ima("keys").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!dd.status.success());
+    assert!(
+        String::from_utf8_lossy(&dd.stderr).contains("Bad message"),
+        "{}",
+        String::from_utf8_lossy(&dd.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(s.ima("keys")).unwrap(), keys);
+}
+
+#[test]
+fn restarted_daemon_continues_a_saved_list() {
+    let Some(s) = serve_with_events("restarted_daemon_continues_a_saved_list") else {
+        return;
+    };
+    let saved = s.tmp("saved.bin");
+    std::fs::copy(s.ima("binary_runtime_measurements"), &saved).unwrap();
+    let ascii = std::fs::read(s.ima("ascii_runtime_measurements_sha256")).unwrap();
+    let pcrs = std::fs::read(s.ima("pcrs")).unwrap();
+    let again = Served::start(&["--restore-list", saved.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(again.ima("ascii_runtime_measurements_sha256")).unwrap(),
+        ascii
+    );
+    assert_eq!(std::fs::read(again.ima("pcrs")).unwrap(), pcrs);
+}

@@ -97,7 +97,18 @@ impl EngineArgs {
 
     /// The engine with these options, its keys added and the `--policy` file loaded.
     pub fn build(&self) -> Result<Ima, String> {
-        let ima = Ima::new(self.to_config()?)?;
+        self.build_restoring(None)
+    }
+
+    /// [`EngineArgs::build`], continuing a saved binary list (`saved`: the content of
+    /// `binary_runtime_measurements_<bank>` and that bank) as a restarted daemon would: the
+    /// records are restored and the PCRs re-extended, no new boot aggregate.
+    pub fn build_restoring(&self, saved: Option<(&[u8], HashAlgo)>) -> Result<Ima, String> {
+        let cfg = self.to_config()?;
+        let ima = match saved {
+            Some((bytes, bank)) => Ima::with_saved_list(cfg, bytes, bank, false)?,
+            None => Ima::new(cfg)?,
+        };
         for path in &self.keys {
             add_keys_from(&ima, path)?;
         }

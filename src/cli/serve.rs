@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::engine::hash::HashAlgo;
 use crate::fs::ima_hooks::{ImaHooks, OpenInfo};
 use crate::fs::overlay::{Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
@@ -42,6 +43,13 @@ pub struct ServeArgs {
     /// while serving.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Continue a saved binary measurement list (a restarted daemon; also how benchmarks
+    /// load large lists): the records are restored and the PCRs re-extended.
+    #[arg(long, value_name = "FILE")]
+    pub restore_list: Option<PathBuf>,
+    /// Template-digest bank of the --restore-list file.
+    #[arg(long, value_name = "ALG", default_value = "sha1")]
+    pub restore_bank: String,
     /// FUSE worker threads of the securityfs view (at least 4).
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
@@ -122,7 +130,21 @@ pub fn main(args: ServeArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    let ima = Arc::new(args.engine.build()?);
+    let saved = match &args.restore_list {
+        Some(path) => {
+            let bank = HashAlgo::from_name(&args.restore_bank).ok_or_else(|| {
+                format!("--restore-bank {}: unknown algorithm", args.restore_bank)
+            })?;
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some((bytes, bank))
+        }
+        None => None,
+    };
+    let ima = args
+        .engine
+        .build_restoring(saved.as_ref().map(|(b, bank)| (&b[..], *bank)))?;
+    drop(saved);
+    let ima = Arc::new(ima);
     let hooks = Arc::new(ImaHooks::new(ima.clone()));
     if let Some(events) = &args.events {
         if !is_live_source(events) {
