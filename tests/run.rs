@@ -466,13 +466,25 @@ fn demo_measures_the_same_as_root_and_unprivileged() {
         "{as_root}"
     );
     assert!(as_root.contains(", violations 1\n"), "{as_root}");
+    // The daemon's banks, and the same lines printed inside from integrity/ima/pcrs.
     let pcrs = |text: &str| -> Vec<String> {
-        text.lines()
+        let mut lines: Vec<String> = text
+            .lines()
             .filter(|l| l.trim_start().starts_with("PCR-10 "))
             .map(|l| l.trim().to_owned())
-            .collect()
+            .collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        lines.sort();
+        lines.dedup();
+        lines
     };
     assert_eq!(pcrs(&as_root).len(), 2, "{as_root}");
+    if common::have_tool("evmctl") {
+        assert!(
+            as_root.contains("Matched per TPM bank calculated digest(s). (exit 0)"),
+            "{as_root}"
+        );
+    }
     if Command::new("setpriv")
         .args([
             "--reuid=65534",

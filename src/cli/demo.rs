@@ -2,7 +2,8 @@
 //! runs a short script in it under `imafs run` with the bundled policy, and prints what was
 //! measured: the list as read inside the container, the count, violations and PCR values.
 
-use std::process::ExitCode;
+use std::path::Path;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,9 +100,13 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
         println!("imafs demo: the measurement list (ascii_runtime_measurements_sha256, from the daemon):");
         print!("{}", ascii_list(&ima, HashAlgo::Sha256));
     }
-    println!("imafs demo: PCR values (replay of the list, as `integrity/ima/pcrs` shows them):");
+    println!("imafs demo: the daemon's PCR banks (no TPM; `integrity/ima/pcrs` shows the same):");
     for (pcr, algo, digest) in ima.pcr_values() {
         println!("    PCR-{pcr} {algo} {}", hex::encode(digest.as_bytes()));
+    }
+    if let Some(report) = replay_with_evmctl(&ima, &rootfs.join("tmp/binary_runtime_measurements"))
+    {
+        println!("imafs demo: {report}");
     }
     println!(
         "imafs demo: timings: rootfs {} ms, container run {} ms, total {} ms",
@@ -125,4 +130,47 @@ fn ascii_list(ima: &Ima, bank: HashAlgo) -> String {
     let mut buf = vec![0u8; list.view_len(ViewKind::Ascii, bank) as usize];
     let n = list.read(ViewKind::Ascii, bank, 0, &mut buf);
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Replay the binary list the script saved (the legacy sha1 file) with `evmctl
+/// ima_measurement` against the PCR values the daemon holds, as a verifier would against a
+/// TPM quote. `None` when evmctl is not installed or the list was not saved.
+fn replay_with_evmctl(ima: &Ima, binary_list: &Path) -> Option<String> {
+    if !binary_list.is_file() {
+        return None;
+    }
+    let dir = binary_list.parent()?;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "ima_measurement".into(),
+        // evmctl replays violations with 0xff (as the kernel extends) only when asked to.
+        "--ignore-violations".into(),
+    ];
+    for (pcr, algo, digest) in ima.pcr_values() {
+        // evmctl's --pcrs file: lines `PCR-NN <hex>` from PCR 0 upwards.
+        let zero = "0".repeat(digest.as_bytes().len() * 2);
+        let mut text = String::new();
+        for n in 0..pcr {
+            text.push_str(&format!("PCR-{n:02} {zero}\n"));
+        }
+        text.push_str(&format!(
+            "PCR-{pcr:02} {}\n",
+            hex::encode(digest.as_bytes())
+        ));
+        let file = dir.join(format!("pcrs-{algo}"));
+        std::fs::write(&file, text).ok()?;
+        args.push("--pcrs".into());
+        args.push(format!("{algo},{}", file.display()).into());
+    }
+    args.push(binary_list.into());
+    let out = Command::new("evmctl").args(&args).output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = text.lines().last().unwrap_or("").trim().to_owned();
+    Some(format!(
+        "evmctl ima_measurement --ignore-violations on binary_runtime_measurements: {last} (exit {})",
+        out.status.code().unwrap_or(-1)
+    ))
 }
