@@ -321,6 +321,15 @@ fn list_content_matches_counters() {
         .lines()
         .all(|l| l.split(' ').nth(1).unwrap().len() == 64));
     assert_eq!(std::fs::read_to_string(s.ima("violations")).unwrap(), "0\n");
+    // Root may open the lists for write (DAC), but they have no write method: EINVAL.
+    let mut w = OpenOptions::new()
+        .write(true)
+        .open(s.ima("runtime_measurements_count"))
+        .unwrap();
+    assert_eq!(
+        w.write(b"7\n").unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
     // The sha256 file digest of /etc/passwd as sha256sum computes it.
     let sum = String::from_utf8(run("sha256sum", &["/etc/passwd"])).unwrap();
     let hex = sum.split(' ').next().unwrap();
@@ -773,4 +782,89 @@ fn restarted_daemon_continues_a_saved_list() {
         ascii
     );
     assert_eq!(std::fs::read(again.ima("pcrs")).unwrap(), pcrs);
+}
+
+#[test]
+fn policy_read_needs_cap_sys_admin() {
+    if !common::have_tool("setpriv") {
+        common::skip("policy_read_needs_cap_sys_admin", "setpriv not installed");
+        return;
+    }
+    let Some(s) = serve_with_events("policy_read_needs_cap_sys_admin") else {
+        return;
+    };
+    // Root (owner, so DAC passes) without CAP_SYS_ADMIN: EPERM from ima_open_policy.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "cat"])
+        .arg(s.ima("policy"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Writing needs no capability beyond DAC.
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps=-sys_admin",
+            "--bounding-set=-sys_admin",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "echo 'measure func=BPRM_CHECK' > {}",
+            s.ima("policy").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.ima("policy")).unwrap(),
+        "measure func=BPRM_CHECK \n"
+    );
+}
+
+#[test]
+fn serve_with_overlay_measures_container_paths() {
+    if !can_run("serve_with_overlay_measures_container_paths") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lower = dir.path().join("lower");
+    let mount = dir.path().join("mnt");
+    std::fs::create_dir_all(lower.join("etc")).unwrap();
+    std::fs::create_dir_all(&mount).unwrap();
+    std::fs::write(lower.join("etc/app.conf"), b"setting=1\n").unwrap();
+    let s = Served::start_in(
+        dir,
+        &[
+            "--mount",
+            mount.to_str().unwrap(),
+            "--rootfs",
+            lower.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(mount.join("etc/app.conf")).unwrap(),
+        b"setting=1\n"
+    );
+    let ascii = std::fs::read_to_string(s.ima("ascii_runtime_measurements_sha256")).unwrap();
+    let sum = String::from_utf8(run(
+        "sha256sum",
+        &[lower.join("etc/app.conf").to_str().unwrap()],
+    ))
+    .unwrap();
+    let hex = sum.split(' ').next().unwrap();
+    assert!(
+        ascii.contains(&format!("sha256:{hex} /etc/app.conf\n")),
+        "{ascii}"
+    );
+    drop(s);
+    assert!(!mounted(&mount), "overlay left mounted after SIGTERM");
 }

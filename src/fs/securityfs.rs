@@ -417,15 +417,12 @@ impl Inner {
         match node {
             Node::Dir => Err(Errno::EISDIR),
             Node::Symlink(_) => Err(Errno::ELOOP),
-            Node::List { .. } | Node::Count | Node::Violations | Node::Pcrs => {
-                if accmode != libc::O_RDONLY {
-                    return Err(Errno::EACCES);
-                }
-                Ok(match node {
-                    Node::List { .. } => Handle::List,
-                    _ => Handle::Text(None),
-                })
-            }
+            // Opening for write is left to DAC (only root passes); the kernel's files have no
+            // write method, so write(2) is EINVAL.
+            Node::List { .. } | Node::Count | Node::Violations | Node::Pcrs => Ok(match node {
+                Node::List { .. } => Handle::List,
+                _ => Handle::Text(None),
+            }),
             Node::Policy => {
                 // ima_open_policy tests the O_WRONLY bit only (IMA-SPEC 2.2).
                 let access = if flags & libc::O_WRONLY != 0 {
@@ -524,7 +521,7 @@ impl Inner {
                 buf.extend_from_slice(data);
                 Ok(data.len() as u32)
             }
-            Handle::List | Handle::Text(_) => Err(Errno::EBADF),
+            Handle::List | Handle::Text(_) => Err(Errno::EINVAL),
         }
     }
 
