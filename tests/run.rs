@@ -28,6 +28,9 @@ exec 3<&-
 exec 4> /tmp/g
 cat /tmp/g > /dev/null
 exec 4>&-
+printf '#!/bin/sh\nexit 0\n' > /tmp/s.sh
+chmod 755 /tmp/s.sh
+/tmp/s.sh
 sha256sum /etc/data.txt /bin/busybox > /out/sums
 cat $ima/ascii_runtime_measurements_sha256 > /out/list
 cat $ima/binary_runtime_measurements > /out/binary_list
@@ -86,7 +89,16 @@ fn make_rootfs(test: &str, owner: Option<u32>) -> Option<Rootfs> {
         std::fs::create_dir(root.join(d)).expect("mkdir");
     }
     std::fs::copy(&busybox, root.join("bin/busybox")).expect("copy busybox");
-    for applet in ["sh", "cat", "echo", "sha256sum", "dd", "true"] {
+    for applet in [
+        "sh",
+        "cat",
+        "echo",
+        "sha256sum",
+        "dd",
+        "true",
+        "chmod",
+        "printf",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
     }
     std::fs::write(root.join("etc/data.txt"), "configuration data\n").expect("write");
@@ -224,6 +236,9 @@ fn check_measurements(test: &str, prefix: &[&str], owner: Option<u32>) {
         // measured as usual (the empty file).
         format!("ima-ng sha256:{zero} /tmp/g"),
         entry("/tmp/g", &sha256_hex(b"")),
+        // A script written in the container, then executed (BPRM_CHECK); sh's read of it
+        // as the interpreter adds nothing (same file, same PCR).
+        entry("/tmp/s.sh", &sha256_hex(b"#!/bin/sh\nexit 0\n")),
     ];
     let got: Vec<String> = lines.iter().map(|l| fields(l)[2..].join(" ")).collect();
     assert_eq!(got, expected, "list:\n{list}\nstderr: {stderr}");
