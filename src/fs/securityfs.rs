@@ -132,9 +132,6 @@ pub struct SecurityFsOptions {
     /// Owner of every node, in the FUSE connection's user namespace (default 0:0).
     pub uid: u32,
     pub gid: u32,
-    /// Ask `fusermount3` to unmount when the daemon dies (even by SIGKILL). Only for
-    /// [`SecurityFs::mount`]/[`SecurityFs::serve`]; needs `allow_other`.
-    pub auto_unmount: bool,
 }
 
 impl Default for SecurityFsOptions {
@@ -145,7 +142,6 @@ impl Default for SecurityFsOptions {
             allow_other: root,
             uid: 0,
             gid: 0,
-            auto_unmount: false,
         }
     }
 }
@@ -836,8 +832,9 @@ impl SecurityFs {
     }
 
     /// fuser configuration: source `securityfs`, type `fuse.imafs-securityfs`,
-    /// `default_permissions` (the kernel enforces the modes), `allow_other` and
-    /// `auto_unmount` per the options, at least 4 worker threads with cloned fds.
+    /// `default_permissions` (the kernel enforces the modes), `allow_other` per the
+    /// options, at least 4 worker threads with cloned fds. (A dead daemon's mount is
+    /// cleaned up by [`super::session::UnmountWatchdog`], not fuser's `AutoUnmount`.)
     pub fn fuser_config(&self) -> Config {
         let o = &self.inner.options;
         let mut cfg = Config::default();
@@ -849,9 +846,6 @@ impl SecurityFs {
             MountOption::NoSuid,
             MountOption::NoExec,
         ];
-        if o.auto_unmount && o.allow_other {
-            cfg.mount_options.push(MountOption::AutoUnmount);
-        }
         cfg.acl = if o.allow_other {
             SessionACL::All
         } else {

@@ -1,11 +1,15 @@
 //! Serving a FUSE session until it is unmounted or the daemon is asked to stop.
 //!
-//! * SIGTERM / SIGINT: the mount is taken down cleanly (fusermount or umount2) and the
-//!   session loop returns, so the daemon exits 0 with no mount left behind.
-//! * SIGKILL: nothing runs in the daemon. Mounts made by [`fuser::Session::new`] with
-//!   `MountOption::AutoUnmount` are unmounted by the `fusermount3` process that fuser leaves
-//!   waiting on a socket to the daemon (it sees the socket close); a mount made inside a
-//!   private mount namespace (the mount helper) goes away with the namespace.
+//! * SIGTERM / SIGINT: caught from before the mount exists ([`stop_signals`]); the mount is
+//!   taken down cleanly and the session loop returns, so the daemon exits 0 with no mount
+//!   left behind.
+//! * SIGKILL (or any other death): nothing runs in the daemon, so a separate process does
+//!   it: [`UnmountWatchdog`] waits for EOF on a pipe only the daemon holds and then
+//!   detaches the mount, so `stat` of the mount point never gives ENOTCONN. (fuser's
+//!   `AutoUnmount`, which delegates the same job to `fusermount3`, was tried first: on
+//!   this machine the `fusermount3` helper exited right after mounting and the mount
+//!   survived a SIGKILL of the daemon, so it is not used.) A mount made inside a private
+//!   mount namespace (`imafs run`) goes away with the namespace and needs no watchdog.
 
 use fuser::{Filesystem, Session};
 use std::io;
