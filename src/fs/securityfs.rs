@@ -154,10 +154,15 @@ enum Handle {
     /// does for one read sequence.
     Text(Option<Vec<u8>>),
     PolicyWrite {
+        /// `None` once committed at a flush (see [`Inner::flush_policy`]).
         session: Option<PolicyHandle>,
         /// The FUSE file position after the last write (see the module docs).
         position: u64,
         pid: u32,
+        /// The lock owner (the writer's fd table) of the last write, when FUSE told it.
+        writer: Option<u64>,
+        /// Who opened the session, to start another after an early commit.
+        opener: (u32, u32, String),
     },
     KeysWrite {
         data: Vec<u8>,
@@ -437,11 +442,13 @@ impl Inner {
                 let caller = Caller::of_task(req.pid(), req.uid(), req.gid());
                 session.pid = req.pid();
                 session.uid = caller.subject_ids[0];
-                session.comm = caller.comm;
+                session.comm = caller.comm.clone();
                 Ok(Handle::PolicyWrite {
                     session: Some(session),
                     position: 0,
                     pid: req.pid(),
+                    writer: None,
+                    opener: (req.pid(), caller.subject_ids[0], caller.comm),
                 })
             }
             Node::Keys => {
@@ -491,7 +498,13 @@ impl Inner {
         }
     }
 
-    fn write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    fn write(
+        &self,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        lock_owner: Option<u64>,
+    ) -> Result<u32, Errno> {
         let handle = self.handle(fh)?;
         let mut h = handle.lock();
         match &mut *h {
@@ -499,7 +512,21 @@ impl Inner {
                 session,
                 position,
                 pid,
+                writer,
+                opener,
             } => {
+                *writer = lock_owner;
+                if session.is_none() {
+                    // Committed at an earlier flush while this file stayed open elsewhere
+                    // (a dup): carry on as a new write session, as a later open would.
+                    let mut s = self
+                        .ima
+                        .open_policy(PolicyAccess::Write, false)
+                        .map_err(engine_errno)?;
+                    (s.pid, s.uid, s.comm) = opener.clone();
+                    *session = Some(s);
+                    *position = offset;
+                }
                 let session = session.as_mut().ok_or(Errno::EBADF)?;
                 // See the module docs: the kernel's position is always 0 for write(2).
                 let kernel_pos = if offset == *position { 0 } else { offset };
@@ -553,6 +580,34 @@ impl Inner {
             .map_err(|e| engine_errno(e.errno()))
     }
 
+    /// Commit a policy write session at the flush of the close(2) by the process that wrote
+    /// it. The kernel commits in ->release, which runs before close(2) returns to the
+    /// caller; FUSE sends RELEASE asynchronously, and with several worker threads a
+    /// following `cat policy` or the next writer's open could overtake it (stale read-back,
+    /// spurious EBUSY). FLUSH is synchronous with close(2). It carries the closer's lock
+    /// owner (its fd table), which a direct-I/O WRITE carries too, so a flush by the
+    /// writer's own fd table commits; closes elsewhere (a shell's dup2 juggling before the
+    /// first write, a forked child) leave the session to RELEASE. The divergence: a writer
+    /// that dup()s the fd and closes one copy commits early; its later writes start a new
+    /// session.
+    fn flush_policy(&self, fh: FileHandle, lock_owner: u64) {
+        let Ok(handle) = self.handle(fh) else {
+            return;
+        };
+        let mut h = handle.lock();
+        if let Handle::PolicyWrite {
+            session, writer, ..
+        } = &mut *h
+        {
+            if *writer == Some(lock_owner) {
+                if let Some(session) = session.take() {
+                    let committed = self.ima.policy_release(session);
+                    log::debug!("policy write session closed at flush (committed: {committed})");
+                }
+            }
+        }
+    }
+
     fn release(&self, fh: FileHandle) {
         let Some(handle) = self.handles.lock().remove(&fh.0) else {
             return;
@@ -582,9 +637,16 @@ impl Inner {
     }
 }
 
-/// Nothing is cached by the kernel: each path walk looks the name up again, which refreshes
-/// the size (see the module docs) and makes a removed `policy` disappear at once.
-const TTL: Duration = Duration::ZERO;
+/// Files are never cached by the kernel: each path walk looks the name up again, which
+/// refreshes the size (see the module docs) and makes a removed `policy` disappear at once.
+/// Directories and symlinks never change, so their entries and attributes are cached (a
+/// path walk to a file then costs one LOOKUP instead of three).
+fn ttl(node: &Node) -> Duration {
+    match node {
+        Node::Dir | Node::Symlink(_) => Duration::from_secs(3600),
+        _ => Duration::ZERO,
+    }
+}
 
 struct Adapter(Arc<Inner>);
 
@@ -601,14 +663,14 @@ impl Filesystem for Adapter {
             .find(|e| e.parent == parent.0 && e.name.as_bytes() == name.as_bytes())
             .filter(|e| fs.present(e));
         match found {
-            Some(e) => reply.entry(&TTL, &fs.attr(e.ino, &e.node), Generation(0)),
+            Some(e) => reply.entry(&ttl(&e.node), &fs.attr(e.ino, &e.node), Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.0.node(ino.0) {
-            Some(node) => reply.attr(&TTL, &self.0.attr(ino.0, &node)),
+            Some(node) => reply.attr(&ttl(&node), &self.0.attr(ino.0, &node)),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -639,7 +701,7 @@ impl Filesystem for Adapter {
         if mode.is_some() || uid.is_some() || gid.is_some() {
             return reply.error(Errno::EPERM);
         }
-        reply.attr(&TTL, &self.0.attr(ino.0, &node));
+        reply.attr(&ttl(&node), &self.0.attr(ino.0, &node));
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -686,10 +748,10 @@ impl Filesystem for Adapter {
         data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.0.write(fh, offset, data) {
+        match self.0.write(fh, offset, data, lock_owner.map(|o| o.0)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -700,9 +762,10 @@ impl Filesystem for Adapter {
         _req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.0.flush_policy(fh, lock_owner.0);
         match self.0.flush_keys(fh) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -733,6 +796,22 @@ impl Filesystem for Adapter {
     ) {
         // securityfs has no xattr handlers.
         reply.error(Errno::EOPNOTSUPP);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // securityfs files have no ->unlocked_ioctl: isatty() and friends get ENOTTY.
+        reply.error(Errno::ENOTTY);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -840,7 +919,10 @@ impl SecurityFs {
         let mut cfg = Config::default();
         cfg.mount_options = vec![
             MountOption::FSName("securityfs".into()),
-            MountOption::Subtype("imafs-securityfs".into()),
+            // As a kernel option, so a direct mount(2) shows it too (fuser passes
+            // `Subtype` only to fusermount3); /proc/mounts then reads
+            // `securityfs <dir> fuse.imafs-securityfs ...`.
+            MountOption::CUSTOM("subtype=imafs-securityfs".into()),
             MountOption::DefaultPermissions,
             MountOption::NoDev,
             MountOption::NoSuid,
