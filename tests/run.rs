@@ -364,13 +364,16 @@ fn run_propagates_exit_status() {
         return;
     };
     for (script, code) in [("exit 7", 7), ("true", 0), ("kill -9 $$", 137)] {
-        // kill: pid 1 of a pid namespace cannot be killed from inside, so use the host's.
-        let out = imafs_run(
-            &[],
-            rootfs.path(),
-            &["--no-pid-ns", "--", "sh", "-c", script],
-        );
-        assert_eq!(out.status.code(), Some(code), "{script}: {out:?}");
+        for pid_ns in [&[][..], &["--no-pid-ns"][..]] {
+            let mut args = pid_ns.to_vec();
+            args.extend_from_slice(&["--", "sh", "-c", script]);
+            let out = imafs_run(&[], rootfs.path(), &args);
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{script} {pid_ns:?}: {out:?}"
+            );
+        }
     }
     let out = imafs_run(&[], rootfs.path(), &["--", "no-such-program"]);
     assert_eq!(out.status.code(), Some(127), "{out:?}");

@@ -200,7 +200,7 @@ fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd) -> ! {
         match sys::fork() {
             Ok(Forked::Child) => {
                 let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
-                enter_and_exec(spec, true, &mut errors)
+                enter_and_exec(spec, true, errors)
             }
             Ok(Forked::Parent(init)) => {
                 drop(errors);
@@ -213,7 +213,42 @@ fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd) -> ! {
             Err(e) => fail(&mut errors, EXIT_SETUP_FAILED, &annotate(e, "fork")),
         }
     }
-    enter_and_exec(spec, false, &mut errors)
+    enter_and_exec(spec, false, errors)
+}
+
+/// As pid 1 of the new pid namespace, fork CMD and reap until it exits, then exit with its
+/// status (the kernel then ends the namespace's other processes). CMD is not pid 1 itself
+/// because pid 1 does not get signals it has no handler for, so a Ctrl-C or `kill` would
+/// not end a plain program; this init has no handlers either, so it outlives them while
+/// CMD, in the terminal's foreground group, gets them. Returns the error pipe in the child,
+/// which goes on to exec CMD.
+fn be_init(mut errors: std::fs::File) -> std::fs::File {
+    let command = match sys::fork() {
+        Ok(Forked::Child) => {
+            let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+            return errors;
+        }
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => fail(&mut errors, EXIT_SETUP_FAILED, &annotate(e, "fork")),
+    };
+    // The child reports exec failures; the daemon's read ends when it execs, so this copy
+    // must not keep the pipe open.
+    drop(errors);
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, status))) if pid == command => {
+                let code = status
+                    .exit_status()
+                    .or_else(|| status.terminating_signal().map(|n| 128 + n))
+                    .unwrap_or(EXIT_SETUP_FAILED);
+                sys::exit_immediately(code);
+            }
+            // An orphan reparented to us.
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => sys::exit_immediately(EXIT_SETUP_FAILED),
+        }
+    }
 }
 
 /// Report a setup error to the daemon and exit.
@@ -222,9 +257,12 @@ fn fail(errors: &mut std::fs::File, code: i32, err: &io::Error) -> ! {
     sys::exit_immediately(code)
 }
 
-fn enter_and_exec(spec: &ContainerSpec, fresh_proc: bool, errors: &mut std::fs::File) -> ! {
-    if let Err(e) = prepare_root(spec, fresh_proc) {
-        fail(errors, EXIT_SETUP_FAILED, &e);
+fn enter_and_exec(spec: &ContainerSpec, pid_ns: bool, mut errors: std::fs::File) -> ! {
+    if let Err(e) = prepare_root(spec, pid_ns) {
+        fail(&mut errors, EXIT_SETUP_FAILED, &e);
+    }
+    if pid_ns {
+        errors = be_init(errors);
     }
     let err = std::process::Command::new(&spec.command[0])
         .args(&spec.command[1..])
@@ -235,7 +273,7 @@ fn enter_and_exec(spec: &ContainerSpec, fresh_proc: bool, errors: &mut std::fs::
         EXIT_CANNOT_EXECUTE
     };
     let cmd = spec.command[0].to_string_lossy();
-    fail(errors, code, &annotate(err, &format!("exec {cmd}")))
+    fail(&mut errors, code, &annotate(err, &format!("exec {cmd}")))
 }
 
 /// Mount what a container needs inside `spec.root`, then make it `/`.
