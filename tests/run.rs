@@ -531,3 +531,76 @@ fn demo_measures_the_same_as_root_and_unprivileged() {
     assert!(unprivileged.contains("user namespace"), "{unprivileged}");
     assert_eq!(pcrs(&unprivileged), pcrs(&as_root), "{unprivileged}");
 }
+
+/// Appraisal through the overlay: with `--appraise enforce`, a root read of a file without a
+/// good `security.ima` is refused with EACCES inside the container, one whose digest matches
+/// is allowed, and a file changed after hashing is refused.
+#[test]
+fn run_appraise_enforce_refuses_files_without_a_good_hash() {
+    let test = "run_appraise_enforce_refuses_files_without_a_good_hash";
+    if !common::is_root() || !common::have_tool("evmctl") {
+        common::skip(
+            test,
+            "needs root (security.* xattrs) and evmctl (ima-evm-utils)",
+        );
+        return;
+    }
+    let Some(rootfs) = make_rootfs(test, None) else {
+        return;
+    };
+    let etc = rootfs.path().join("etc");
+    for (name, text) in [
+        ("good", "good\n"),
+        ("bad", "bad\n"),
+        ("changed", "before\n"),
+    ] {
+        std::fs::write(etc.join(name), text).expect("write");
+    }
+    for name in ["good", "changed"] {
+        let status = Command::new("evmctl")
+            .args(["ima_hash", "-a", "sha256"])
+            .arg(etc.join(name))
+            .output()
+            .expect("evmctl ima_hash");
+        assert!(status.status.success(), "{status:?}");
+    }
+    // Appending keeps the xattr, which no longer matches.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(etc.join("changed"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"after\n"))
+        .expect("append");
+    std::fs::write(
+        rootfs.path().join("etc/appraise"),
+        "appraise func=FILE_CHECK mask=^MAY_READ fowner=0\n",
+    )
+    .expect("write policy");
+    let policy = rootfs.path().join("etc/appraise");
+    let script = "for f in good bad changed; do \
+                  if cat /etc/$f > /dev/null 2>/out/err-$f; then echo $f ok; else echo $f refused; fi; \
+                  done > /out/verdicts";
+    let out = imafs_run(
+        &[],
+        rootfs.path(),
+        &[
+            "--appraise",
+            "enforce",
+            "--policy",
+            policy.to_str().expect("utf-8"),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        rootfs.out("verdicts"),
+        "good ok\nbad refused\nchanged refused\n"
+    );
+    assert!(
+        rootfs.out("err-bad").contains("Permission denied"),
+        "{}",
+        rootfs.out("err-bad")
+    );
+}

@@ -175,7 +175,9 @@ fn detach(dir: &Path) {
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
 pub struct RunArgs {
-    /// Lower tree shown as the container's `/`.
+    /// Lower tree shown as the container's `/`. Without root, files of it that are not the
+    /// caller's are read-only inside (the kernel refuses writes to inodes whose owner is not
+    /// mapped in the user namespace).
     #[arg(long, default_value = "/")]
     pub rootfs: PathBuf,
     #[command(flatten)]
@@ -236,10 +238,8 @@ pub fn main(args: RunArgs) -> ExitCode {
 /// Serve the overlay (measuring through [`ImaHooks`]) and the securityfs view of `ima` on
 /// the mounts' descriptors. Runs after the container's fork: it may spawn threads.
 pub fn start_filesystems(ima: Arc<Ima>, mounts: Mounts) -> io::Result<Daemons> {
-    let options = OverlayOptions {
-        hooks: Arc::new(ImaHooks::new(ima.clone())),
-        ..OverlayOptions::default()
-    };
+    let mut options = OverlayOptions::default();
+    options.hooks = Arc::new(ImaHooks::new(ima.clone()).with_ima_xattr(&options.ima_xattr));
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
     let securityfs = match mounts.securityfs_fd {
         Some(fd) => Some(SecurityFs::new(ima, SecurityFsOptions::default()).spawn_fd(fd)?),

@@ -17,7 +17,7 @@ use crate::engine::ima::{FileEvent, Ima};
 use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::policy::{Func, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::engine::Errno;
-use crate::fs::overlay::{OpenEvent, OverlayHooks, ReleaseEvent};
+use crate::fs::overlay::{read_ima_xattr, OpenEvent, OverlayHooks, ReleaseEvent};
 use rustix::fs::FileType;
 
 /// One open of a lower file as the overlay saw it.
@@ -41,6 +41,8 @@ pub struct OpenInfo<'a> {
 pub struct ImaHooks {
     ima: Arc<Ima>,
     lower_fs: LowerFsCache,
+    /// The xattr holding IMA data (`security.ima`; the overlay's `ima_xattr` option).
+    ima_xattr: String,
 }
 
 impl ImaHooks {
@@ -48,7 +50,14 @@ impl ImaHooks {
         ImaHooks {
             ima,
             lower_fs: LowerFsCache::default(),
+            ima_xattr: "security.ima".to_owned(),
         }
+    }
+
+    /// Read IMA data from `name` instead of `security.ima` (as the overlay's `ima_xattr`).
+    pub fn with_ima_xattr(mut self, name: &str) -> ImaHooks {
+        self.ima_xattr = name.to_owned();
+        self
     }
 
     pub fn ima(&self) -> &Arc<Ima> {
@@ -73,7 +82,8 @@ impl ImaHooks {
         };
         let caller = Caller::of_task(info.pid, info.uid, info.gid);
         let fs = self.lower_fs.get(file);
-        let ima_xattr = read_ima_xattr(file);
+        // An unreadable xattr is treated as absent (appraisal then fails as without one).
+        let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         let hooks = open_hooks(info.flags, info.exec);
         let mut registered_open = false;
         for (func, mask) in hooks {
@@ -143,18 +153,6 @@ fn errno_of(e: &std::io::Error) -> Errno {
 /// A read-only descriptor of the same file (through `/proc/self/fd`), if permitted.
 fn reopen_read_only(file: &File) -> Option<File> {
     File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
-}
-
-/// The file's `security.ima`, if it has one.
-fn read_ima_xattr(file: &File) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 1024];
-    match rustix::fs::fgetxattr(file, "security.ima", &mut buf) {
-        Ok(n) => {
-            buf.truncate(n);
-            Some(buf)
-        }
-        Err(_) => None,
-    }
 }
 
 /// The hooks an open runs, in the kernel's order, with their masks (IMA-SPEC 4.3): an open
