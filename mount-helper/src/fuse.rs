@@ -73,8 +73,16 @@ pub fn mount_fuse(mountpoint: &Path, opts: &FuseMount) -> io::Result<OwnedFd> {
             format!("{} is not a directory", mountpoint.display()),
         ));
     }
-    let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| annotate(e.into(), "open /dev/fuse"))?;
+    let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(
+        |e| {
+            let hint = if e == rustix::io::Errno::ACCESS {
+                " (unprivileged use needs /dev/fuse mode 0666, as Debian's udev rules set it)"
+            } else {
+                ""
+            };
+            annotate(e.into(), &format!("open /dev/fuse{hint}"))
+        },
+    )?;
     let root_mode = st.st_mode & rustix::fs::FileType::Directory.as_raw_mode();
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();

@@ -56,8 +56,17 @@ pub fn enter(mode: UserNamespace) -> io::Result<Namespaces> {
         UserNamespace::Never => false,
     };
     if user_ns {
-        sys::unshare_namespaces(UnshareFlags::NEWUSER | UnshareFlags::NEWNS)
-            .map_err(|e| annotate(e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)"))?;
+        sys::unshare_namespaces(UnshareFlags::NEWUSER | UnshareFlags::NEWNS).map_err(|e| {
+            let hint = match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSPC) => {
+                    " (unprivileged user namespaces are disabled here: see the sysctls \
+                     user.max_user_namespaces, kernel.unprivileged_userns_clone and \
+                     kernel.apparmor_restrict_unprivileged_userns)"
+                }
+                _ => "",
+            };
+            annotate(e, &format!("unshare(CLONE_NEWUSER|CLONE_NEWNS){hint}"))
+        })?;
         write_id_maps(outside_uid, outside_gid)?;
     } else {
         sys::unshare_namespaces(UnshareFlags::NEWNS)
