@@ -604,3 +604,72 @@ fn run_appraise_enforce_refuses_files_without_a_good_hash() {
         rootfs.out("err-bad")
     );
 }
+
+/// `fsuuid=` rules match files by the UUID of the lower file system they live on: a file of
+/// an ext4 image made with a known UUID (loop-mounted inside the rootfs) is measured, a file
+/// of the rootfs's own file system is not.
+#[test]
+fn run_fsuuid_rule_matches_the_lower_file_system() {
+    let test = "run_fsuuid_rule_matches_the_lower_file_system";
+    if !common::is_root() || !common::have_tool("mkfs.ext4") {
+        common::skip(test, "needs root and mkfs.ext4 to loop-mount an ext4 image");
+        return;
+    }
+    let Some(rootfs) = make_rootfs(test, None) else {
+        return;
+    };
+    let uuid = "2b3c4d5e-0f1a-4b2c-8d3e-4f5a6b7c8d9e";
+    let image = rootfs.path().join("out/ext4.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(8 << 20))
+        .expect("image file");
+    let mkfs = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-U", uuid])
+        .arg(&image)
+        .output()
+        .expect("mkfs.ext4");
+    assert!(mkfs.status.success(), "{mkfs:?}");
+    let mnt = rootfs.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mount = Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&image)
+        .arg(&mnt)
+        .output()
+        .expect("mount");
+    if !mount.status.success() {
+        common::skip(test, &format!("cannot loop-mount: {mount:?}"));
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        std::fs::write(mnt.join("on-image"), "on the image\n").expect("write");
+        let policy = rootfs.path().join("etc/fsuuid-policy");
+        std::fs::write(
+            &policy,
+            format!("measure func=FILE_CHECK mask=^MAY_READ fsuuid={uuid}\n"),
+        )
+        .expect("policy");
+        let out = imafs_run(
+            &[],
+            rootfs.path(),
+            &[
+                "--policy",
+                policy.to_str().expect("utf-8"),
+                "--",
+                "sh",
+                "-c",
+                "cat /mnt/on-image /etc/data.txt > /dev/null; \
+                 cat /sys/kernel/security/ima/ascii_runtime_measurements_sha256 > /out/list",
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let list = rootfs.out("list");
+        let names: Vec<&str> = list.lines().map(|l| fields(l)[4]).collect();
+        assert_eq!(names, ["boot_aggregate", "/mnt/on-image"], "{list}");
+        assert!(list.contains(&sha256_hex(b"on the image\n")), "{list}");
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -287,7 +287,10 @@ impl LowerFsCache {
             .unwrap_or(0);
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let (name, device) = s_id_from_mountinfo(&mountinfo, dev).unwrap_or_default();
-        let uuid = device.as_deref().and_then(uuid_of_device);
+        let uuid = crate::sys::fsuuid::fs_uuid(file)
+            .ok()
+            .flatten()
+            .or_else(|| device.as_deref().and_then(uuid_of_device));
         let fs = LowerFs { magic, name, uuid };
         self.by_dev.lock().insert(dev, fs.clone());
         fs
@@ -318,7 +321,8 @@ pub fn s_id_from_mountinfo(mountinfo: &str, dev: u64) -> Option<(String, Option<
 }
 
 /// The UUID of a block device from `/dev/disk/by-uuid` (what udev derives from the
-/// superblock, equal to the kernel's `s_uuid` for ext4, xfs and btrfs).
+/// superblock, equal to the kernel's `s_uuid` for ext4, xfs and btrfs), for kernels before
+/// FS_IOC_GETFSUUID (6.5).
 fn uuid_of_device(device: &str) -> Option<[u8; 16]> {
     let target = std::fs::canonicalize(device).ok()?;
     for entry in std::fs::read_dir("/dev/disk/by-uuid").ok()? {
