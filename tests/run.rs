@@ -673,3 +673,44 @@ fn run_fsuuid_rule_matches_the_lower_file_system() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The emulated PCRs appear where tools look for a TPM's (`/sys/class/tpm/tpm0`), so an
+/// unmodified `evmctl ima_measurement` inside the container (the host's rootfs) replays the
+/// container's list against them; the host's other classes stay visible.
+#[test]
+fn run_evmctl_inside_replays_against_the_tpm_view() {
+    let test = "run_evmctl_inside_replays_against_the_tpm_view";
+    if !common::have_tool("evmctl") || !common::fuse_available() {
+        common::skip(test, "needs evmctl (ima-evm-utils) and /dev/fuse");
+        return;
+    }
+    let script = "cat /etc/hostname > /dev/null 2>&1; ls /sys/class | grep -c . ; \
+                  cat /sys/class/tpm/tpm0/pcr-sha256/10; \
+                  evmctl ima_measurement --ignore-violations \
+                  /sys/kernel/security/ima/binary_runtime_measurements 2>&1 | tail -1";
+    let host_classes = std::fs::read_dir("/sys/class")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let out = Command::new(common::imafs_bin())
+        .args(["run", "--", "sh", "-c", script])
+        .output()
+        .expect("imafs run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    // The host's classes plus tpm (when the host has none).
+    let classes: usize = lines[0].parse().expect("count");
+    assert!(
+        classes == host_classes || classes == host_classes + 1,
+        "{text}"
+    );
+    assert_eq!(lines[1].len(), 64, "{text}");
+    assert!(lines[1]
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+    assert_eq!(
+        lines[2], "Matched per TPM bank calculated digest(s).",
+        "{text}"
+    );
+}

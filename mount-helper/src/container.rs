@@ -53,6 +53,10 @@ pub struct ContainerSpec {
     pub root: PathBuf,
     /// Directory mounted at `/sys/kernel/security` (the securityfs view).
     pub securityfs: Option<PathBuf>,
+    /// Directory mounted at `/sys/class/tpm` (a view of emulated TPM PCRs). Without a host
+    /// TPM class directory, a tmpfs at `/sys/class` holds the host's classes bound back and
+    /// the new `tpm`.
+    pub sys_class_tpm: Option<PathBuf>,
     /// Mount a fresh `/proc` of a new pid namespace (CMD is its pid 1); when the kernel
     /// refuses, or when false, the daemon's `/proc` is bound instead.
     pub new_pid_ns: bool,
@@ -70,6 +74,7 @@ impl ContainerSpec {
         ContainerSpec {
             root: root.into(),
             securityfs: None,
+            sys_class_tpm: None,
             new_pid_ns: true,
             system_mounts: true,
             binds: Vec::new(),
@@ -292,6 +297,9 @@ fn prepare_root(spec: &ContainerSpec, fresh_proc: bool) -> io::Result<()> {
     if let Some(securityfs) = &spec.securityfs {
         mount_securityfs(root, securityfs)?;
     }
+    if let Some(tpm) = &spec.sys_class_tpm {
+        mount_sys_class_tpm(root, tpm)?;
+    }
     for bind in &spec.binds {
         let target = root.join(bind.target.strip_prefix("/").unwrap_or(&bind.target));
         bind_recursive(&bind.source, &target)?;
@@ -339,6 +347,43 @@ fn mount_securityfs(root: &Path, source: &Path) -> io::Result<()> {
             c"mode=755",
         )
         .map_err(|e| annotate(e.into(), &format!("mount tmpfs on {}", kernel.display())))?;
+        std::fs::create_dir(&target)
+            .map_err(|e| annotate(e, &format!("mkdir {}", target.display())))?;
+    }
+    bind_recursive(source, &target)
+}
+
+/// `source` at `<root>/sys/class/tpm`, over the host's TPM class directory when there is one,
+/// else in a tmpfs at `<root>/sys/class` to which every host class is bound back.
+fn mount_sys_class_tpm(root: &Path, source: &Path) -> io::Result<()> {
+    let class = root.join("sys/class");
+    let target = class.join("tpm");
+    if !target.is_dir() {
+        if !class.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} does not exist in the new root", class.display()),
+            ));
+        }
+        let host_classes: Vec<std::ffi::OsString> = std::fs::read_dir(&class)
+            .map_err(|e| annotate(e, &format!("read {}", class.display())))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        rustix::mount::mount(
+            "tmpfs",
+            &class,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            c"mode=755",
+        )
+        .map_err(|e| annotate(e.into(), &format!("mount tmpfs on {}", class.display())))?;
+        for name in host_classes {
+            let dir = class.join(&name);
+            std::fs::create_dir(&dir)
+                .map_err(|e| annotate(e, &format!("mkdir {}", dir.display())))?;
+            // The daemon's view of /sys is still reachable before pivot_root.
+            bind_recursive(&Path::new("/sys/class").join(&name), &dir)?;
+        }
         std::fs::create_dir(&target)
             .map_err(|e| annotate(e, &format!("mkdir {}", target.display())))?;
     }

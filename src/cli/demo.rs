@@ -83,6 +83,7 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
         user_ns: mount_helper::UserNamespace::Auto,
         new_pid_ns: true,
         securityfs: SECURITYFS_VIEW,
+        tpm_view: true,
     };
     let run_started = Instant::now();
     let engine = ima.clone();

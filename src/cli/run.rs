@@ -22,6 +22,7 @@ use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
 use crate::fs::securityfs::{MountedSecurityFs, SecurityFs, SecurityFsOptions};
+use crate::fs::tpm_sysfs::TpmSysfs;
 
 pub use super::engine_args::{load_policy, EngineArgs as EngineOptions};
 
@@ -33,6 +34,8 @@ pub struct Mounts {
     pub overlay_fd: OwnedFd,
     /// `/dev/fuse` of the securityfs view mount, when [`RunOptions::securityfs`] asks for it.
     pub securityfs_fd: Option<OwnedFd>,
+    /// `/dev/fuse` of the TPM sysfs view mount, when [`RunOptions::tpm_view`] asks for it.
+    pub tpm_fd: Option<OwnedFd>,
     /// Whether the daemon runs in a new user namespace (no FUSE passthrough then).
     pub user_ns: bool,
 }
@@ -53,6 +56,9 @@ pub struct RunOptions {
     pub new_pid_ns: bool,
     /// Mount the securityfs view at `/sys/kernel/security`.
     pub securityfs: bool,
+    /// Mount the emulated TPM's PCRs at `/sys/class/tpm` (`tpm0/pcr-<alg>/<n>`,
+    /// `tpm0/device/pcrs`), where tools such as `evmctl` read PCRs.
+    pub tpm_view: bool,
 }
 
 /// Run `opts.command` in the container; `start` turns the mounts' descriptors into served
@@ -73,6 +79,7 @@ pub fn run_container(
     let lower = scratch.subdir("lower")?;
     let root = scratch.subdir("root")?;
     let securityfs = scratch.subdir("securityfs")?;
+    let tpm = scratch.subdir("tpm")?;
     let namespaces = mount_helper::ns::enter(opts.user_ns)?;
     // Taken before the FUSE mounts exist, so the copy does not contain them.
     mount_helper::bind_recursive(&rootfs, &lower)?;
@@ -89,15 +96,25 @@ pub fn run_container(
     } else {
         None
     };
+    let tpm_fd = if opts.tpm_view {
+        let mut options = FuseMount::new("tpm", "imafs-tpm");
+        options.read_only = true;
+        let fd = mount_helper::mount_fuse(&tpm, &options)?;
+        spec.sys_class_tpm = Some(tpm.clone());
+        Some(fd)
+    } else {
+        None
+    };
     let status = serve_and_wait(&spec, |_| {
         start(Mounts {
             lower: lower.clone(),
             overlay_fd,
             securityfs_fd,
+            tpm_fd,
             user_ns: namespaces.user_ns,
         })
     });
-    for dir in [&root, &securityfs, &lower] {
+    for dir in [&root, &securityfs, &tpm, &lower] {
         detach(dir);
     }
     drop(scratch);
@@ -128,8 +145,11 @@ fn serve_and_wait(
         eprintln!("imafs run: {e}");
     }
     detach(&spec.root);
-    if let Some(securityfs) = &spec.securityfs {
-        detach(securityfs);
+    for view in [&spec.securityfs, &spec.sys_class_tpm]
+        .into_iter()
+        .flatten()
+    {
+        detach(view);
     }
     drop(daemons);
     let signal = stop.map(|(handle, received)| {
@@ -225,6 +245,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         user_ns: args.userns.into(),
         new_pid_ns: !args.no_pid_ns,
         securityfs: SECURITYFS_VIEW,
+        tpm_view: !ima.config().banks.is_empty(),
     };
     match run_container(&opts, move |mounts| start_filesystems(ima, mounts)) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
@@ -242,12 +263,17 @@ pub fn start_filesystems(ima: Arc<Ima>, mounts: Mounts) -> io::Result<Daemons> {
     options.hooks = Arc::new(ImaHooks::new(ima.clone()).with_ima_xattr(&options.ima_xattr));
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
     let securityfs = match mounts.securityfs_fd {
-        Some(fd) => Some(SecurityFs::new(ima, SecurityFsOptions::default()).spawn_fd(fd)?),
+        Some(fd) => Some(SecurityFs::new(ima.clone(), SecurityFsOptions::default()).spawn_fd(fd)?),
+        None => None,
+    };
+    let tpm = match mounts.tpm_fd {
+        Some(fd) => Some(TpmSysfs::new(ima).spawn_fd(fd)?),
         None => None,
     };
     Ok(Box::new(Served {
         overlay: Some(overlay),
         securityfs,
+        tpm,
     }))
 }
 
@@ -255,6 +281,7 @@ pub fn start_filesystems(ima: Arc<Ima>, mounts: Mounts) -> io::Result<Daemons> {
 struct Served {
     overlay: Option<MountedOverlay>,
     securityfs: Option<MountedSecurityFs>,
+    tpm: Option<fuser::BackgroundSession>,
 }
 
 impl Drop for Served {
@@ -267,6 +294,11 @@ impl Drop for Served {
         if let Some(securityfs) = self.securityfs.take() {
             if let Err(e) = securityfs.join() {
                 log::warn!("securityfs session: {e}");
+            }
+        }
+        if let Some(tpm) = self.tpm.take() {
+            if let Err(e) = tpm.join() {
+                log::warn!("TPM view session: {e}");
             }
         }
     }

@@ -3,3 +3,4 @@ pub mod ima_hooks;
 pub mod overlay;
 pub mod securityfs;
 pub mod session;
+pub mod tpm_sysfs;
