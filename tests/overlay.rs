@@ -737,3 +737,55 @@ fn hooks_see_exec_read_write_and_create_opens() {
     // A root daemon on a recent kernel serves data through kernel passthrough.
     assert!(status.passthrough_opens() > 0, "no passthrough opens");
 }
+
+#[test]
+fn user_namespace_daemon_falls_back_from_passthrough() {
+    let test = "user_namespace_daemon_falls_back_from_passthrough";
+    if !can_mount(test) {
+        return;
+    }
+    if !have_tool("unshare") {
+        return skip(test, "unshare not installed");
+    }
+    let t = tempfile::tempdir().unwrap();
+    let lower = t.path().join("lower");
+    let mnt = t.path().join("mnt");
+    fs::create_dir_all(&lower).unwrap();
+    fs::create_dir_all(&mnt).unwrap();
+    sh_ok(&lower, "head -c 3000000 /dev/urandom > f");
+    let want = sha256_of(&lower.join("f"));
+    let log = t.path().join("daemon.log");
+    // Root of a new user namespace may mount FUSE but may not register backing files.
+    let script = format!(
+        r#"RUST_LOG=imafs=info {bin} overlay-mount --lower {lower} --mount {mnt} 2>{log} &
+pid=$!
+i=0; until grep -q " {mnt} " /proc/self/mountinfo; do i=$((i+1)); [ $i -gt 1500 ] && exit 9; sleep 0.02; done
+sha256sum {mnt}/f | cut -d' ' -f1
+echo written > {mnt}/g && cat {mnt}/g
+kill -TERM $pid; wait $pid"#,
+        bin = imafs_bin().display(),
+        lower = lower.display(),
+        mnt = mnt.display(),
+        log = log.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unshare failed") {
+        return skip(test, "user namespaces not available");
+    }
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{want}\nwritten\n")
+    );
+    assert_eq!(fs::read(lower.join("g")).unwrap(), b"written\n");
+    let log = fs::read_to_string(&log).unwrap();
+    assert!(log.contains("passthrough unavailable"), "{log}");
+}
