@@ -83,6 +83,19 @@ pub fn nofile_soft_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit (what the daemon may use is bounded by its
+/// own descriptor cache; the soft default of 1024 would only make that cache smaller).
+/// Returns the new soft limit.
+pub fn raise_nofile_soft_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    getrlimit(Resource::Nofile).current
+}
+
 /// Number of file descriptors this process has open (from `/proc/self/fd`).
 pub fn open_fd_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())

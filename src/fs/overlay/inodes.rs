@@ -14,7 +14,7 @@
 use fuser::BackingId;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// The FUSE root node id.
 pub const ROOT: u64 = 1;
@@ -33,8 +33,9 @@ pub struct Node {
     pub pinned: Option<Arc<OwnedFd>>,
     /// The name was removed while the kernel still held the node (path gets " (deleted)").
     pub unlinked: bool,
-    /// Passthrough backing file shared by every open of this node (kernel requires one).
-    pub backing: Weak<BackingId>,
+    /// Passthrough backing file shared by every open of this node (the kernel requires one
+    /// per inode). Kept until `forget` so that re-opening a file costs no registration.
+    pub backing: Option<Arc<BackingId>>,
 }
 
 struct CachedFd {
@@ -115,7 +116,7 @@ impl Inodes {
                 nlookup: 1,
                 pinned: Some(Arc::new(root_fd)),
                 unlinked: false,
-                backing: Weak::new(),
+                backing: None,
             },
         );
         let mut by_id = HashMap::new();
@@ -183,7 +184,7 @@ impl Inodes {
                 nlookup: 1,
                 pinned: None,
                 unlinked: false,
-                backing: Weak::new(),
+                backing: None,
             },
         );
         self.by_id.insert((dev, ino), id);

@@ -44,7 +44,8 @@ pub struct OverlayOptions {
     /// How long the kernel may cache attributes and names (default 1 s).
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
-    /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4)).
+    /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4), after raising the soft
+    /// limit to the hard one).
     pub fd_cache: Option<usize>,
     /// Let the kernel check permissions from the attributes (default: when the daemon is root).
     /// Without it every request is performed with the daemon's credentials, so an unprivileged

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -167,7 +167,7 @@ impl Inner {
         let st = rustix::fs::fstat(&root)?;
         let lower_magic = rustix::fs::fstatfs(&root)?.f_type as u64;
         let capacity = options.fd_cache.unwrap_or_else(|| {
-            let limit = sysfd::nofile_soft_limit().unwrap_or(1024);
+            let limit = sysfd::raise_nofile_soft_limit().unwrap_or(1024);
             (limit / 4).clamp(16, 4096) as usize
         });
         // Read the umask without changing it for longer than this call.
@@ -377,6 +377,10 @@ impl Inner {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let path = self.inodes.lock().path(id);
         let fs = self.lower_fs_of(&node_fd, st.st_dev);
+        log::debug!(
+            "overlay: open {} flags {flags:#o} exec {exec} created {created}",
+            String::from_utf8_lossy(&path)
+        );
         if is_reg(&st) {
             let readable = flags & libc::O_ACCMODE != libc::O_WRONLY;
             let extra;
@@ -417,26 +421,39 @@ impl Inner {
         Ok((fh, open))
     }
 
-    /// The shared backing id of node `id`, registering `file` if none is live. `None` (and
+    /// The shared backing id of node `id`, registering the node if none is live. `None` (and
     /// the open is served by the daemon) when passthrough is off or registration fails.
+    ///
+    /// The node's `O_PATH` descriptor is registered, not the open file: the kernel keeps the
+    /// registered file while the node lives, and a writable one would make the lower file
+    /// "busy" for execve (ETXTBSY). The kernel opens its own backing file per FUSE open.
     fn backing_for(
         &self,
         id: u64,
-        file: &File,
-        register: impl FnOnce(&File) -> io::Result<BackingId>,
+        register: impl Fn(BorrowedFd<'_>) -> io::Result<BackingId>,
     ) -> Option<Arc<BackingId>> {
         if !self.passthrough_active() {
             return None;
         }
+        let opath = self.node_fd(id).ok()?;
         let mut t = self.inodes.lock();
         let node = t.nodes.get_mut(&id)?;
-        if let Some(b) = node.backing.upgrade() {
-            return Some(b);
+        if let Some(b) = &node.backing {
+            return Some(b.clone());
         }
-        match register(file) {
+        let registered = register(opath.as_fd()).or_else(|e| {
+            // Kernels that want a real open file: a read-only one.
+            if matches!(e.raw_os_error(), Some(libc::EBADF) | Some(libc::EINVAL)) {
+                let ro = reopen(opath.as_fd(), OFlags::RDONLY)?;
+                register(ro.as_fd())
+            } else {
+                Err(e)
+            }
+        });
+        match registered {
             Ok(b) => {
                 let b = Arc::new(b);
-                node.backing = Arc::downgrade(&b);
+                node.backing = Some(b.clone());
                 Some(b)
             }
             Err(e) => {
@@ -889,18 +906,21 @@ impl Filesystem for Adapter {
         let fs = &self.0;
         match fs.open_file(req, ino.0, flags.0, false, None) {
             Ok((fh, open)) => {
-                let backing = fs.backing_for(ino.0, &open.file, |f| reply.open_backing(f));
+                let backing = fs.backing_for(ino.0, |fd| reply.open_backing(fd));
                 match backing {
                     Some(b) => {
                         fs.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
                         let id = b.clone();
                         fs.install(fh, open, Some(b));
-                        reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                        reply.opened_passthrough(FileHandle(fh), FopenFlags::FOPEN_NOFLUSH, &id);
                     }
                     None => {
                         fs.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
                         fs.install(fh, open, None);
-                        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+                        reply.opened(
+                            FileHandle(fh),
+                            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+                        );
                     }
                 }
             }
@@ -964,6 +984,8 @@ impl Filesystem for Adapter {
         }
     }
 
+    // Opens are answered with FOPEN_NOFLUSH (nothing to do on close(): locks are the
+    // kernel's, data is written synchronously), so this only runs for older kernels.
     fn flush(
         &self,
         _req: &Request,
@@ -1283,22 +1305,36 @@ impl Filesystem for Adapter {
                 return Err(err(libc::EINVAL));
             }
             let pfd = fs.node_fd(parent.0)?;
-            let oflags = flags & !(FMODE_EXEC | libc::O_NOCTTY | libc::O_TRUNC) | libc::O_CREAT;
-            let fd = open_beneath(
+            let base = flags
+                & !(FMODE_EXEC | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CREAT | libc::O_EXCL);
+            let mode_bits = Mode::from_raw_mode(mode & 0o7777);
+            // Create exclusively so that only a file made by this request is handed to the
+            // caller; a name that appeared meanwhile is opened as it is (unless O_EXCL).
+            let (fd, created) = match open_beneath(
                 pfd.as_fd(),
                 name,
-                OFlags::from_bits_retain(oflags as u32),
-                Mode::from_raw_mode(mode & 0o7777),
-            )?;
+                OFlags::from_bits_retain((base | libc::O_CREAT | libc::O_EXCL) as u32),
+                mode_bits,
+            ) {
+                Ok(fd) => (fd, true),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
+                    let fd = open_beneath(
+                        pfd.as_fd(),
+                        name,
+                        OFlags::from_bits_retain(base as u32),
+                        Mode::empty(),
+                    )?;
+                    (fd, false)
+                }
+                Err(e) => return Err(e),
+            };
             let file = File::from(fd);
             let st = rustix::fs::fstat(&file)?;
-            // A new file (not an existing one opened by a racing O_CREAT without O_EXCL).
-            let created = st.st_size == 0 && st.st_nlink == 1;
             if created {
                 let opath = open_path_beneath(pfd.as_fd(), name)?;
                 fs.give_to_caller(req, &opath, &pfd)?;
                 if mode & fs.umask & 0o7777 != 0 {
-                    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))?;
+                    rustix::fs::fchmod(&file, mode_bits)?;
                 }
             }
             let id = {
@@ -1320,7 +1356,7 @@ impl Filesystem for Adapter {
             Ok((id, st, fh, open)) => {
                 let attr = attr_of(id, &st);
                 let ttl = fs.options.attr_ttl;
-                let backing = fs.backing_for(id, &open.file, |f| reply.open_backing(f));
+                let backing = fs.backing_for(id, |fd| reply.open_backing(fd));
                 match backing {
                     Some(b) => {
                         fs.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
@@ -1331,7 +1367,7 @@ impl Filesystem for Adapter {
                             &attr,
                             Generation(0),
                             FileHandle(fh),
-                            FopenFlags::empty(),
+                            FopenFlags::FOPEN_NOFLUSH,
                             &bid,
                         );
                     }
@@ -1343,7 +1379,7 @@ impl Filesystem for Adapter {
                             &attr,
                             Generation(0),
                             FileHandle(fh),
-                            FopenFlags::FOPEN_KEEP_CACHE,
+                            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
                         );
                     }
                 }
