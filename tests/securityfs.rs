@@ -67,9 +67,23 @@ impl Served {
         rustix::process::kill_process(pid, sig).unwrap();
     }
 
-    /// Wait for the daemon to exit; its exit status.
+    /// Wait for the daemon to exit; its exit status. A daemon still running after 60 s is
+    /// killed (a hang fails the test instead of blocking the suite).
     fn wait(&mut self) -> std::process::ExitStatus {
-        self.child.take().unwrap().wait().unwrap()
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                assert!(std::thread::panicking(), "daemon hung, killed: {status:?}");
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -671,6 +685,26 @@ fn sigterm_unmounts_cleanly() {
 }
 
 #[test]
+fn sigterm_while_a_reader_holds_a_file_detaches_then_exits() {
+    let Some(mut s) = serve_with_events("sigterm_while_a_reader_holds_a_file_detaches_then_exits")
+    else {
+        return;
+    };
+    // A busy mount makes umount(2) EBUSY; the daemon must not hang serving forever.
+    let mut held = File::open(s.ima("ascii_runtime_measurements")).unwrap();
+    s.signal(rustix::process::Signal::TERM);
+    assert!(wait_unmounted(&s.mnt()), "busy mount not detached");
+    // The reader keeps a working file until it closes it.
+    let mut text = String::new();
+    held.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("10 "), "{text}");
+    drop(held);
+    let status = s.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(std::fs::metadata(s.mnt()).unwrap().is_dir());
+}
+
+#[test]
 fn kill_9_leaves_no_dead_mount() {
     let Some(mut s) = serve_with_events("kill_9_leaves_no_dead_mount") else {
         return;
@@ -869,4 +903,92 @@ fn serve_with_overlay_measures_container_paths() {
     );
     drop(s);
     assert!(!mounted(&mount), "overlay left mounted after SIGTERM");
+}
+
+/// `cmd` run as uid/gid 65534 with no supplementary groups.
+fn as_nobody(cmd: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["sh", "-c", cmd])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unprivileged_serve_owns_its_view_and_leaves_no_dead_mount() {
+    let test = "unprivileged_serve_owns_its_view_and_leaves_no_dead_mount";
+    if !can_run(test) {
+        return;
+    }
+    if !common::have_tool("setpriv") || !common::have_tool("fusermount3") {
+        common::skip(test, "setpriv or fusermount3 not installed");
+        return;
+    }
+    // A directory the unprivileged daemon can reach, with its own copy of the binary
+    // (the build tree may not be reachable by uid 65534).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = dir.path().join("nobody");
+    let mnt = work.join("sfs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let bin = work.join("imafs");
+    std::fs::copy(common::imafs_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&work)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let ima = mnt.join("integrity/ima");
+    let start = format!(
+        "{} serve --securityfs {} > {}/out 2> {}/err & echo $!",
+        bin.display(),
+        mnt.display(),
+        work.display(),
+        work.display()
+    );
+    for (round, sig) in [
+        ("SIGTERM", rustix::process::Signal::TERM),
+        ("SIGKILL", rustix::process::Signal::KILL),
+    ] {
+        let out = as_nobody(&start);
+        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(work.join("out")).unwrap_or_default() != "ready\n" {
+            assert!(Instant::now() < deadline, "{round}: daemon did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The daemon's user owns the nodes, with the kernel's modes, and reads the view.
+        let ls = as_nobody(&format!("stat -c '%u:%g %a %n' {}/*", ima.display()));
+        let ls = String::from_utf8_lossy(&ls.stdout).into_owned();
+        assert!(
+            ls.contains(&format!(
+                "65534:65534 440 {}/runtime_measurements_count",
+                ima.display()
+            )),
+            "{ls}"
+        );
+        assert!(ls.lines().all(|l| l.starts_with("65534:65534 ")), "{ls}");
+        let count = as_nobody(&format!(
+            "busybox cat {}/runtime_measurements_count",
+            ima.display()
+        ));
+        assert_eq!(String::from_utf8_lossy(&count.stdout), "1\n", "{round}");
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        assert!(wait_unmounted(&mnt), "{round}: mount left behind");
+        // No ENOTCONN for the user either: a plain empty directory again.
+        let st = as_nobody(&format!(
+            "stat -c %F {}; ls -A {}",
+            mnt.display(),
+            mnt.display()
+        ));
+        assert_eq!(
+            String::from_utf8_lossy(&st.stdout),
+            "directory\n",
+            "{round}"
+        );
+        std::fs::remove_file(work.join("out")).unwrap();
+    }
 }

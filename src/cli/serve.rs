@@ -53,6 +53,24 @@ pub struct ServeArgs {
     /// FUSE worker threads of the securityfs view (at least 4).
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Owner of the securityfs nodes, as `UID:GID` in the daemon's user namespace. Default:
+    /// the daemon's effective ids, i.e. 0:0 (as on a kernel) when it runs as root or as a
+    /// user namespace's root; an unprivileged daemon owns them itself, since with the
+    /// kernel's modes (0440, 0600) nobody else could read a view it mounted without
+    /// allow_other.
+    #[arg(long, value_name = "UID:GID", value_parser = parse_owner)]
+    pub owner: Option<(u32, u32)>,
+}
+
+fn parse_owner(s: &str) -> Result<(u32, u32), String> {
+    let (uid, gid) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s}: expected UID:GID"))?;
+    let id = |v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| format!("{v}: not a numeric id"))
+    };
+    Ok((id(uid)?, id(gid)?))
 }
 
 /// Replay one fixture line; `Ok(false)` for a blank or comment line.
@@ -165,10 +183,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         _ => None,
     };
+    let (uid, gid) = args.owner.unwrap_or_else(|| {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )
+    });
     let fs = SecurityFs::new(
         ima,
         SecurityFsOptions {
             threads: args.threads,
+            uid,
+            gid,
             ..SecurityFsOptions::default()
         },
     );

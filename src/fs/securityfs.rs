@@ -959,7 +959,7 @@ impl SecurityFs {
         let signals = super::session::stop_signals()?;
         let session = fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?;
         ready();
-        super::session::run_until_signal(session, signals, "securityfs")
+        super::session::run_until_signal(session, signals, mountpoint, "securityfs")
     }
 
     /// Serve a `/dev/fuse` descriptor mounted by the caller (the mount helper) from

@@ -21,22 +21,33 @@ pub fn stop_signals() -> io::Result<signal_hook::iterator::Signals> {
     signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
 }
 
-/// Run `session` on the calling thread until the file system is unmounted (by anyone) or
-/// one of `signals` arrives (then unmount it and return `Ok`).
+/// Run `session` (mounted at `mountpoint`) on the calling thread until the file system is
+/// unmounted (by anyone) or one of `signals` arrives (then unmount it and return `Ok`).
+///
+/// fuser's unmount is a plain umount(2), which fails with EBUSY while anything still
+/// references the mount, even for an instant (a child forked by another thread between
+/// fork and exec inherits open files); the session would then serve on and the daemon
+/// never exit. So a failed unmount falls back to a lazy detach: the mount leaves the
+/// namespace at once and the session ends when its last open file is closed.
 pub fn run_until_signal<FS: Filesystem + Send + Sync + 'static>(
     mut session: Session<FS>,
     mut signals: signal_hook::iterator::Signals,
+    mountpoint: &std::path::Path,
     name: &'static str,
 ) -> io::Result<()> {
     let mut unmounter = session.unmount_callable();
     let handle = signals.handle();
+    let mountpoint = mountpoint.to_path_buf();
     let watcher = std::thread::Builder::new()
         .name(format!("{name}-signals"))
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
                 log::info!("{name}: signal {sig}, unmounting");
                 if let Err(e) = unmounter.unmount() {
-                    log::warn!("{name}: unmount on signal failed: {e}");
+                    log::info!("{name}: unmount: {e}; detaching {}", mountpoint.display());
+                    if let Err(e) = detach(&mountpoint) {
+                        log::warn!("{name}: detach {}: {e}", mountpoint.display());
+                    }
                 }
             }
         })?;
@@ -101,6 +112,36 @@ pub fn watchdog_main(mountpoint: &std::path::Path) -> io::Result<()> {
             Err(_) => break,
         }
     }
-    rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH)?;
-    Ok(())
+    detach(mountpoint)
+}
+
+/// Lazily unmount `mountpoint` (MNT_DETACH), through `fusermount3 -u -z` when this process
+/// may not unmount itself.
+pub fn detach(mountpoint: &std::path::Path) -> io::Result<()> {
+    match rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) => Ok(()),
+        // A daemon without CAP_SYS_ADMIN mounted through fusermount3 (setuid); only it
+        // may take the mount down again for us.
+        Err(rustix::io::Errno::PERM) => fusermount_unmount(mountpoint),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `fusermount3 -u -z DIR` (or `fusermount`): the unprivileged way to detach a FUSE mount
+/// that this user made.
+fn fusermount_unmount(mountpoint: &std::path::Path) -> io::Result<()> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no fusermount3 or fusermount");
+    for tool in ["fusermount3", "fusermount"] {
+        match std::process::Command::new(tool)
+            .args(["-u", "-z", "--"])
+            .arg(mountpoint)
+            .stdin(std::process::Stdio::null())
+            .status()
+        {
+            Ok(st) if st.success() => return Ok(()),
+            Ok(st) => last = io::Error::other(format!("{tool} -u -z: {st}")),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
