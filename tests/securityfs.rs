@@ -992,3 +992,39 @@ fn unprivileged_serve_owns_its_view_and_leaves_no_dead_mount() {
         std::fs::remove_file(work.join("out")).unwrap();
     }
 }
+
+#[test]
+fn policy_append_redirection_loads_rules() {
+    let Some(s) = serve_with_events("policy_append_redirection_loads_rules") else {
+        return;
+    };
+    let policy = s.ima("policy");
+    let before = std::fs::read_to_string(&policy).unwrap();
+    // `>>` opens with O_APPEND: FUSE then writes at i_size (the read-back length), the
+    // kernel's ima_write_policy still at position 0.
+    let sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo 'measure func=MODULE_CHECK' >> '{p}' && \
+             printf 'measure func=KEXEC_CMDLINE\\n# c\\nmeasure func=FIRMWARE_CHECK\\n' >> '{p}'",
+            p = policy.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        sh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sh.stderr)
+    );
+    // The first load replaces the built-in rules; the second session appends.
+    let after = std::fs::read_to_string(&policy).unwrap();
+    assert!(before.contains("dont_measure"), "{before}");
+    assert_eq!(
+        after,
+        "measure func=MODULE_CHECK \nmeasure func=KEXEC_CMDLINE \nmeasure func=FIRMWARE_CHECK \n"
+    );
+    // pwrite at a non-zero offset without O_APPEND stays EINVAL.
+    let f = write_policy_fd(&policy).unwrap();
+    let e = f.write_at(b"measure func=FILE_CHECK\n", 3).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+}

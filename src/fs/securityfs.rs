@@ -504,6 +504,7 @@ impl Inner {
         offset: u64,
         data: &[u8],
         lock_owner: Option<u64>,
+        append: bool,
     ) -> Result<u32, Errno> {
         let handle = self.handle(fh)?;
         let mut h = handle.lock();
@@ -528,8 +529,15 @@ impl Inner {
                     *position = offset;
                 }
                 let session = session.as_mut().ok_or(Errno::EBADF)?;
-                // See the module docs: the kernel's position is always 0 for write(2).
-                let kernel_pos = if offset == *position { 0 } else { offset };
+                // See the module docs: the kernel's position is always 0 for write(2). With
+                // O_APPEND (`echo rule >> policy`) FUSE writes at its cached i_size, while
+                // ima_write_policy, which never calls generic_write_checks, still sees
+                // f_pos 0: such a write is at position 0 too.
+                let kernel_pos = if append || offset == *position {
+                    0
+                } else {
+                    offset
+                };
                 let pid = *pid;
                 let loader = |path: &str| read_policy_file(pid, path);
                 let n = self
@@ -747,11 +755,15 @@ impl Filesystem for Adapter {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.0.write(fh, offset, data, lock_owner.map(|o| o.0)) {
+        let append = flags.0 & libc::O_APPEND != 0;
+        match self
+            .0
+            .write(fh, offset, data, lock_owner.map(|o| o.0), append)
+        {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
