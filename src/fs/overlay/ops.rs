@@ -43,7 +43,6 @@ pub struct Stats {
 
 /// One open of a regular file.
 struct OpenFile {
-    node: u64,
     file: File,
     flags: i32,
     backing: Option<Arc<BackingId>>,
@@ -411,7 +410,6 @@ impl Inner {
             file.set_len(0)?;
         }
         let open = Arc::new(OpenFile {
-            node: id,
             file,
             flags,
             backing: None,
@@ -499,7 +497,6 @@ impl Inner {
                 self.options.hooks.on_release(&ev);
             }
         }
-        let _ = open.node;
     }
 
     #[allow(clippy::too_many_arguments)]
