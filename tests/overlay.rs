@@ -423,6 +423,28 @@ fn symlinks_and_dot_dot_cannot_escape_the_lower_directory() {
     assert!(!text.contains("OUTSIDE"));
     // The daemon reports links as links (never following them itself).
     assert_eq!(fs::read_link(m.mnt.join("abs")).unwrap(), abs_outside);
+    // Operations on the link node (lgetxattr, lsetxattr, lchown, utimensat NOFOLLOW) act on
+    // the link, never on the outside file it names.
+    sh_ok(
+        t.path(),
+        "setfattr -n user.secret -v leaked outside/shadow && chown 0:0 outside/shadow",
+    );
+    let got = sh_ok(&m.mnt, "getfattr -h -d -m - abs");
+    assert!(!got.contains("leaked"), "{got}");
+    sh_ok(&m.mnt, "setfattr -h -n trusted.pwn -v 1 abs && chown -h 4321:4321 abs && touch -h -d 2001-01-01 abs");
+    let outside_attrs = sh_ok(
+        t.path(),
+        "getfattr -d -m - outside/shadow; stat -c '%u %Y' outside/shadow",
+    );
+    assert!(!outside_attrs.contains("pwn"), "{outside_attrs}");
+    let last = outside_attrs.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("0 ") && !last.ends_with(" 978307200"),
+        "{outside_attrs}"
+    );
+    let link = sh_ok(&lower, "getfattr -h -d -m - abs; stat -c '%u %Y' abs");
+    assert!(link.contains("trusted.pwn"), "{link}");
+    assert!(link.ends_with("4321 978307200\n"), "{link}");
 }
 
 #[test]
