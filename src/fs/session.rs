@@ -38,10 +38,13 @@ pub fn run_until_signal<FS: Filesystem + Send + Sync + 'static>(
     let mut unmounter = session.unmount_callable();
     let handle = signals.handle();
     let mountpoint = mountpoint.to_path_buf();
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_seen = stopping.clone();
     let watcher = std::thread::Builder::new()
         .name(format!("{name}-signals"))
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                stop_seen.store(true, std::sync::atomic::Ordering::SeqCst);
                 log::info!("{name}: signal {sig}, unmounting");
                 if let Err(e) = unmounter.unmount() {
                     log::info!("{name}: unmount: {e}; detaching {}", mountpoint.display());
@@ -54,7 +57,17 @@ pub fn run_until_signal<FS: Filesystem + Send + Sync + 'static>(
     let result = session.run();
     handle.close();
     let _ = watcher.join();
-    result
+    match result {
+        // After a detach the worker reading /dev/fuse when the last user lets go may see
+        // the connection aborted rather than ENODEV: still the end we asked for.
+        Err(e)
+            if e.raw_os_error() == Some(libc::ECONNABORTED)
+                && stopping.load(std::sync::atomic::Ordering::SeqCst) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// A helper process that lazily unmounts a mount point once the daemon is gone, however
