@@ -216,6 +216,34 @@ fn tree_names_modes_owners_and_links() {
 }
 
 #[test]
+fn directory_order_is_newest_first_as_dcache_readdir() {
+    let Some(s) = serve_with_events("directory_order_is_newest_first_as_dcache_readdir") else {
+        return;
+    };
+    let unsorted = |dir: &Path| -> Vec<String> {
+        String::from_utf8(run("ls", &["-U", dir.to_str().unwrap()]))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    // `integrity/` exists before ima_fs_init makes the `ima` link.
+    assert_eq!(unsorted(&s.mnt()), ["ima", "integrity"]);
+    // ima_fs_init creates count, then violations, then policy.
+    let names = unsorted(&s.mnt().join("integrity/ima"));
+    let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+    assert!(at("policy") < at("violations"), "{names:?}");
+    assert!(
+        at("violations") < at("runtime_measurements_count"),
+        "{names:?}"
+    );
+    assert!(
+        at("runtime_measurements_count") < at("ascii_runtime_measurements_sha1"),
+        "{names:?}"
+    );
+}
+
+#[test]
 fn proc_mounts_shows_securityfs_source_and_options() {
     let Some(s) = serve_with_events("proc_mounts_shows_securityfs_source_and_options") else {
         return;

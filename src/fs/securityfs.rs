@@ -191,13 +191,9 @@ fn bank_name(algo: HashAlgo) -> String {
 }
 
 fn build_entries(ima: &Ima) -> Vec<Entry> {
+    // In creation order (readdir lists it reversed): the integrity core makes
+    // `integrity/`, then ima_fs_init `integrity/ima/` and the `ima` link.
     let mut e = vec![
-        Entry {
-            ino: IMA_LINK,
-            parent: ROOT,
-            name: "ima".into(),
-            node: Node::Symlink("integrity/ima".into()),
-        },
         Entry {
             ino: INTEGRITY,
             parent: ROOT,
@@ -209,6 +205,12 @@ fn build_entries(ima: &Ima) -> Vec<Entry> {
             parent: INTEGRITY,
             name: "ima".into(),
             node: Node::Dir,
+        },
+        Entry {
+            ino: IMA_LINK,
+            parent: ROOT,
+            name: "ima".into(),
+            node: Node::Symlink("integrity/ima".into()),
         },
     ];
     // Creation order of ima_fs_init: per-bank files, legacy links, count, violations, policy.
@@ -859,7 +861,10 @@ impl Filesystem for Adapter {
             (ino.0, FileType::Directory, ".".to_string()),
             (parent, FileType::Directory, "..".to_string()),
         ];
-        all.extend(fs.children(ino.0));
+        // securityfs lists a directory with dcache_readdir, which walks the children
+        // newest first (`ls -U` on this machine's securityfs shows `lockdown` before the
+        // earlier `lsm`): reverse creation order after `.` and `..`.
+        all.extend(fs.children(ino.0).into_iter().rev());
         for (i, (child, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
                 break;
