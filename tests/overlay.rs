@@ -811,3 +811,37 @@ kill -TERM $pid; wait $pid"#,
     let log = fs::read_to_string(&log).unwrap();
     assert!(log.contains("passthrough unavailable"), "{log}");
 }
+
+#[test]
+fn changes_made_on_the_lower_side_become_visible() {
+    let test = "changes_made_on_the_lower_side_become_visible";
+    if !can_mount(test) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let lower = t.path().join("lower");
+    fs::create_dir_all(lower.join("dir")).unwrap();
+    fs::write(lower.join("dir/a"), b"1").unwrap();
+    let m = Mounted::new(&lower, &t.path().join("mnt"), &MountOpts::default());
+    let list = || {
+        let mut names: Vec<String> = fs::read_dir(m.mnt.join("dir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(list(), ["a"]);
+    assert_eq!(list(), ["a"]); // served from the kernel's directory cache
+                               // Changed behind the overlay's back: visible once the kernel revalidates (attribute TTL).
+    fs::write(lower.join("dir/b"), b"2").unwrap();
+    wait_until("the new lower file in the listing", || list() == ["a", "b"]);
+    fs::remove_file(lower.join("dir/a")).unwrap();
+    wait_until("the removed lower file to leave the listing", || {
+        list() == ["b"]
+    });
+    fs::write(lower.join("dir/b"), b"changed").unwrap();
+    wait_until("the new content", || {
+        fs::read(m.mnt.join("dir/b")).unwrap() == b"changed"
+    });
+}

@@ -231,11 +231,24 @@ impl Inner {
         Ok(fd)
     }
 
-    /// Current attributes of node `id`.
+    /// Current attributes of node `id`: `fstat` of its descriptor when one is open, else one
+    /// `fstatat` under the parent's (usually cached) descriptor, checked against `(dev, ino)`,
+    /// so stat-heavy walks do not churn the descriptor cache.
     fn node_stat(&self, id: u64) -> io::Result<Stat> {
-        let cached = self.inodes.lock().cached_fd(id);
-        if let Some(fd) = cached {
-            return sysfd::stat_fd(fd.as_fd());
+        let (parent, name, dev, ino) = {
+            let mut t = self.inodes.lock();
+            if let Some(fd) = t.cached_fd(id) {
+                drop(t);
+                return sysfd::stat_fd(fd.as_fd());
+            }
+            let node = t.nodes.get(&id).ok_or_else(|| err(libc::ESTALE))?;
+            (node.parent, node.name.clone(), node.dev, node.ino)
+        };
+        let pfd = self.node_fd(parent)?;
+        if let Ok(st) = sysfd::stat_beneath(pfd.as_fd(), &name) {
+            if (st.st_dev, st.st_ino) == (dev, ino) {
+                return Ok(st);
+            }
         }
         let fd = self.node_fd(id)?;
         sysfd::stat_fd(fd.as_fd())
@@ -1052,7 +1065,13 @@ impl Filesystem for Adapter {
                         stream: Mutex::new((stream, 0)),
                     }),
                 );
-                reply.opened(FileHandle(fh), FopenFlags::empty());
+                // The kernel may keep directory listings in its page cache: changes made
+                // through this mount invalidate them, and a changed mtime seen on a
+                // revalidation (a change made on the lower side) drops them.
+                reply.opened(
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+                );
             }
             Err(e) => reply.error(errno_of(&e)),
         }
