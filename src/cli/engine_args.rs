@@ -39,6 +39,12 @@ pub struct EngineArgs {
     /// X.509 certificate file (DER or PEM) or directory of them, for the IMA keyring.
     #[arg(long, value_name = "PATH")]
     pub keys: Vec<PathBuf>,
+    /// The lower file's xattr holding IMA data. Default: `security.ima` when the daemon is
+    /// root, `user.ima` (what `evmctl --xattr-user` writes) otherwise, since an unprivileged
+    /// daemon cannot write `security.*` on the host. The container always sees
+    /// `security.ima`; the overlay maps it onto this name.
+    #[arg(long, value_name = "NAME")]
+    pub ima_xattr: Option<String>,
     /// Append the kernel-format audit records to FILE.
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
@@ -93,6 +99,15 @@ impl EngineArgs {
             integrity_audit: self.integrity_audit,
             ..Config::default()
         })
+    }
+
+    /// The lower xattr name for IMA data (`--ima-xattr`, or the default for this daemon).
+    pub fn ima_xattr_name(&self) -> String {
+        match &self.ima_xattr {
+            Some(name) => name.clone(),
+            None if rustix::process::geteuid().is_root() => "security.ima".to_owned(),
+            None => "user.ima".to_owned(),
+        }
     }
 
     /// The engine with these options, its keys added and the `--policy` file loaded.

@@ -247,7 +247,10 @@ pub fn main(args: RunArgs) -> ExitCode {
         securityfs: SECURITYFS_VIEW,
         tpm_view: !ima.config().banks.is_empty(),
     };
-    match run_container(&opts, move |mounts| start_filesystems(ima, mounts)) {
+    let ima_xattr = args.engine.ima_xattr_name();
+    match run_container(&opts, move |mounts| {
+        start_filesystems_with(ima, mounts, ima_xattr)
+    }) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("imafs run: {e}");
@@ -259,7 +262,20 @@ pub fn main(args: RunArgs) -> ExitCode {
 /// Serve the overlay (measuring through [`ImaHooks`]) and the securityfs view of `ima` on
 /// the mounts' descriptors. Runs after the container's fork: it may spawn threads.
 pub fn start_filesystems(ima: Arc<Ima>, mounts: Mounts) -> io::Result<Daemons> {
-    let mut options = OverlayOptions::default();
+    let ima_xattr = OverlayOptions::default().ima_xattr;
+    start_filesystems_with(ima, mounts, ima_xattr)
+}
+
+/// [`start_filesystems`] with the lower xattr that stores the container's `security.ima`.
+pub fn start_filesystems_with(
+    ima: Arc<Ima>,
+    mounts: Mounts,
+    ima_xattr: String,
+) -> io::Result<Daemons> {
+    let mut options = OverlayOptions {
+        ima_xattr,
+        ..OverlayOptions::default()
+    };
     options.hooks = Arc::new(ImaHooks::new(ima.clone()).with_ima_xattr(&options.ima_xattr));
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
     let securityfs = match mounts.securityfs_fd {

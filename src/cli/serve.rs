@@ -163,7 +163,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .build_restoring(saved.as_ref().map(|(b, bank)| (&b[..], *bank)))?;
     drop(saved);
     let ima = Arc::new(ima);
-    let hooks = Arc::new(ImaHooks::new(ima.clone()));
+    let ima_xattr = args.engine.ima_xattr_name();
+    let hooks = Arc::new(ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr));
     if let Some(events) = &args.events {
         if !is_live_source(events) {
             let f = File::open(events).map_err(|e| format!("{}: {e}", events.display()))?;
@@ -174,6 +175,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         (Some(mount), Some(rootfs)) => {
             let options = OverlayOptions {
                 hooks: hooks.clone(),
+                ima_xattr: ima_xattr.clone(),
                 ..OverlayOptions::default()
             };
             let overlay = Overlay::new(rootfs, options)

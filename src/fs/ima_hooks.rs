@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::engine::audit::AuditTask;
 use crate::engine::ima::{FileEvent, Ima};
 use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::policy::{Func, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::engine::Errno;
-use crate::fs::overlay::{read_ima_xattr, OpenEvent, OverlayHooks, ReleaseEvent};
+use crate::fs::overlay::{read_ima_xattr, AttrEvent, OpenEvent, OverlayHooks, ReleaseEvent};
 use rustix::fs::FileType;
 
 /// One open of a lower file as the overlay saw it.
@@ -106,17 +107,43 @@ impl ImaHooks {
                 opened_for_write: opened_for_write(info.flags),
                 created: info.created,
             };
-            if let Err(e) = self.ima.process_file(&ev, file) {
-                // A failed FILE_CHECK was released by the engine; a later hook's failure
-                // must release the open the FILE_CHECK registered.
-                if registered_open {
-                    self.ima.file_closed(ev.id, ev.opened_for_write, ev.version);
+            match self.ima.process_file_with(&ev, file) {
+                Ok(outcome) => {
+                    // Fix mode repaired the hash (`ima_fix_xattr`).
+                    if let Some(value) = outcome.set_ima_xattr {
+                        self.write_ima_xattr(file, &value, info.path);
+                    }
                 }
-                return Err(e);
+                Err(e) => {
+                    // A failed FILE_CHECK was released by the engine; a later hook's failure
+                    // must release the open the FILE_CHECK registered.
+                    if registered_open {
+                        self.ima.file_closed(ev.id, ev.opened_for_write, ev.version);
+                    }
+                    return Err(e);
+                }
             }
             registered_open |= func == Func::FileCheck;
         }
         Ok(())
+    }
+
+    /// Store an IMA xattr value the engine computed on the lower file (under the configured
+    /// name). A failure leaves the file as it was: the kernel ignores `ima_fix_xattr` errors.
+    fn write_ima_xattr(&self, file: &File, value: &[u8], path: &[u8]) {
+        let r = rustix::fs::fsetxattr(
+            file,
+            self.ima_xattr.as_str(),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        );
+        if let Err(e) = r {
+            log::info!(
+                "ima: cannot write {} of {}: {e}",
+                self.ima_xattr,
+                String::from_utf8_lossy(path)
+            );
+        }
     }
 
     /// The release of an open accepted by [`ImaHooks::open`]; `meta` is the file's state now.
@@ -546,6 +573,76 @@ impl OverlayHooks for ImaHooks {
             ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec as i64,
             change_cookie: None,
         };
-        self.ima.file_closed(id, ev.opened_for_write, version);
+        // The last writer's close of a file under an appraise or hash rule rehashes it
+        // (`ima_update_xattr`): the engine reads through a readable descriptor.
+        let readable = if ev.flags & libc::O_ACCMODE == libc::O_WRONLY {
+            reopen_read_only(ev.file)
+        } else {
+            None
+        };
+        let file = readable.as_ref().unwrap_or(ev.file);
+        if let Some(value) = self
+            .ima
+            .file_closed_with(id, ev.opened_for_write, version, Some(file))
+        {
+            self.write_ima_xattr(ev.file, &value, ev.path);
+        }
     }
+
+    fn on_ima_xattr_write(&self, ev: &AttrEvent<'_>, value: Option<&[u8]>) -> Result<(), i32> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", ev.pid)).unwrap_or_default();
+        // `ima_protect_xattr`: only CAP_SYS_ADMIN may set or remove IMA data. This holds for
+        // the stored name too (`user.ima`), or any writer of a file could forge it.
+        if !has_cap_sys_admin(&status) {
+            return Err(libc::EPERM);
+        }
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let caller = parse_status(&status).unwrap_or(Caller {
+            subject_ids: [ev.uid, ev.uid, ev.uid, ev.gid, ev.gid, ev.gid],
+            ..Caller::default()
+        });
+        let [uid, euid, suid, gid, egid, sgid] = caller.subject_ids;
+        let task = AuditTask {
+            pid: ev.pid,
+            uid,
+            gid,
+            euid,
+            suid,
+            fsuid: ev.uid,
+            egid,
+            sgid,
+            fsgid: ev.gid,
+            comm: caller.comm.as_bytes(),
+            ..AuditTask::default()
+        };
+        self.ima
+            .check_ima_xattr_write(value, ev.path, &task)
+            .map_err(|e| e.0)
+    }
+
+    fn on_ima_xattr_changed(&self, ev: &AttrEvent<'_>) {
+        self.ima.xattr_changed(FileId {
+            dev: ev.stat.st_dev,
+            ino: ev.stat.st_ino,
+        });
+    }
+
+    fn on_attr_changed(&self, ev: &AttrEvent<'_>) {
+        self.ima.attr_changed(FileId {
+            dev: ev.stat.st_dev,
+            ino: ev.stat.st_ino,
+        });
+    }
+}
+
+/// CAP_SYS_ADMIN (bit 21) in the `CapEff:` line of `/proc/<pid>/status`.
+pub fn has_cap_sys_admin(status: &str) -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
 }

@@ -70,6 +70,22 @@ pub struct ReleaseEvent<'a> {
     pub fs: &'a LowerFs,
     /// The [`OpenEvent::open_id`] of the open being released.
     pub open_id: u64,
+    /// The caller's descriptor of the lower file (opened with [`ReleaseEvent::flags`]; it may
+    /// be write-only). IMA data the hooks compute (fix mode) is written through it.
+    pub file: &'a File,
+}
+
+/// A change of a regular file's metadata that IMA watches: a set or removal of the IMA
+/// xattr (`security.ima` as the container names it), a chmod or chown.
+pub struct AttrEvent<'a> {
+    /// Path as the container sees it (see [`OpenEvent::path`]).
+    pub path: &'a [u8],
+    /// Caller credentials and process id, as FUSE reports them.
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+    /// The lower file (before the change for [`OverlayHooks::on_ima_xattr_write`]).
+    pub stat: &'a rustix::fs::Stat,
 }
 
 /// Measurement hooks called by the overlay.
@@ -80,6 +96,16 @@ pub trait OverlayHooks: Send + Sync + 'static {
     fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), i32>;
     /// Called when the last handle of that open is released.
     fn on_release(&self, ev: &ReleaseEvent<'_>);
+    /// Called before a set (`Some(value)`) or removal (`None`) of the IMA xattr of a regular
+    /// file (`ima_inode_setxattr` / `ima_inode_removexattr`); an `Err` refuses it with that
+    /// errno.
+    fn on_ima_xattr_write(&self, _ev: &AttrEvent<'_>, _value: Option<&[u8]>) -> Result<(), i32> {
+        Ok(())
+    }
+    /// Called after the IMA xattr of a regular file was set or removed.
+    fn on_ima_xattr_changed(&self, _ev: &AttrEvent<'_>) {}
+    /// Called after a chmod or chown of a regular file (`ima_inode_post_setattr`).
+    fn on_attr_changed(&self, _ev: &AttrEvent<'_>) {}
 }
 
 /// Hooks that allow everything and record nothing.

@@ -24,7 +24,7 @@ mod lowerfs;
 mod ops;
 
 pub use hooks::{
-    read_ima_xattr, LowerFs, NoHooks, OpenEvent, OverlayHooks, ReleaseEvent, FMODE_EXEC,
+    read_ima_xattr, AttrEvent, LowerFs, NoHooks, OpenEvent, OverlayHooks, ReleaseEvent, FMODE_EXEC,
 };
 
 use fuser::{Config, MountOption, SessionACL};
@@ -53,8 +53,11 @@ pub struct OverlayOptions {
     pub default_permissions: bool,
     /// Allow users other than the daemon's to access the mount (default: when root).
     pub allow_other: bool,
-    /// Name of the xattr holding IMA data for the glue (default `security.ima`; `user.ima`
-    /// where `security.*` cannot be written).
+    /// The lower xattr holding IMA data (default `security.ima` when the daemon is root,
+    /// `user.ima`, where `evmctl --xattr-user` writes, otherwise: an unprivileged daemon cannot
+    /// write `security.*`). When it is not `security.ima`, the container's `security.ima` is
+    /// mapped onto it: getxattr, setxattr, removexattr and listxattr of `security.ima` act on
+    /// this name, so the container sees `security.ima` as on a host.
     pub ima_xattr: String,
     /// Hooks called on opens and releases (default [`NoHooks`]).
     pub hooks: Arc<dyn OverlayHooks>,
@@ -74,7 +77,7 @@ impl Default for OverlayOptions {
             fd_cache: None,
             default_permissions: root,
             allow_other: root,
-            ima_xattr: "security.ima".into(),
+            ima_xattr: if root { "security.ima" } else { "user.ima" }.into(),
             hooks: Arc::new(NoHooks),
         }
     }

@@ -1,6 +1,6 @@
 //! The FUSE operations of the overlay.
 
-use super::hooks::{LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
+use super::hooks::{AttrEvent, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
 use super::inodes::{Inodes, ROOT};
 use super::{lowerfs, OverlayOptions};
 use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};
@@ -493,6 +493,48 @@ impl Inner {
         self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
+    /// The lower name of the container's xattr `name`: `security.ima` maps to the configured
+    /// IMA xattr.
+    fn lower_xattr_name<'n>(&'n self, name: &'n [u8]) -> &'n [u8] {
+        if name == SECURITY_IMA.as_bytes() {
+            self.options.ima_xattr.as_bytes()
+        } else {
+            name
+        }
+    }
+
+    /// Perform `write` (a set or removal of the lower xattr `name` of node `id`), passing
+    /// writes of the IMA xattr of a regular file through the hooks before and after.
+    fn ima_xattr_write(
+        &self,
+        req: &Request,
+        id: u64,
+        fd: BorrowedFd<'_>,
+        name: &[u8],
+        value: Option<&[u8]>,
+        write: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if name != self.options.ima_xattr.as_bytes() {
+            return write();
+        }
+        let st = sysfd::stat_fd(fd)?;
+        if !is_reg(&st) {
+            return write();
+        }
+        let path = self.inodes.lock().path(id);
+        let ev = attr_event(req, &path, &st);
+        self.options
+            .hooks
+            .on_ima_xattr_write(&ev, value)
+            .map_err(|code| err(if code > 0 { code } else { libc::EACCES }))?;
+        write()?;
+        let st = sysfd::stat_fd(fd).unwrap_or(st);
+        self.options
+            .hooks
+            .on_ima_xattr_changed(&attr_event(req, &path, &st));
+        Ok(())
+    }
+
     fn release_file(&self, fh: FileHandle) {
         let Some(open) = self.files.lock().remove(&fh.0) else {
             return;
@@ -506,6 +548,7 @@ impl Inner {
                     stat: &st,
                     fs: &open.fs,
                     open_id: fh.0,
+                    file: &open.file,
                 };
                 self.options.hooks.on_release(&ev);
             }
@@ -762,7 +805,14 @@ impl Filesystem for Adapter {
             .0
             .setattr_inner(ino.0, mode, uid, gid, size, atime, mtime, fh)
         {
-            Ok(st) => reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st)),
+            Ok(st) => {
+                if (mode.is_some() || uid.is_some() || gid.is_some()) && is_reg(&st) {
+                    let path = self.0.inodes.lock().path(ino.0);
+                    let ev = attr_event(_req, &path, &st);
+                    self.0.options.hooks.on_attr_changed(&ev);
+                }
+                reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st))
+            }
             Err(e) => reply.error(errno_of(&e)),
         }
     }
@@ -1231,7 +1281,7 @@ impl Filesystem for Adapter {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -1239,10 +1289,12 @@ impl Filesystem for Adapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let r = self
-            .0
-            .node_fd(ino.0)
-            .and_then(|fd| xattr::set_path_fd(fd.as_fd(), name.as_bytes(), value, flags));
+        let r = self.0.node_fd(ino.0).and_then(|fd| {
+            let name = self.0.lower_xattr_name(name.as_bytes());
+            self.0.ima_xattr_write(req, ino.0, fd.as_fd(), name, Some(value), || {
+                xattr::set_path_fd(fd.as_fd(), name, value, flags)
+            })
+        });
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno_of(&e)),
@@ -1250,10 +1302,10 @@ impl Filesystem for Adapter {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let r = self
-            .0
-            .node_fd(ino.0)
-            .and_then(|fd| xattr::get_path_fd(fd.as_fd(), name.as_bytes(), size as usize));
+        let r = self.0.node_fd(ino.0).and_then(|fd| {
+            let name = self.0.lower_xattr_name(name.as_bytes());
+            xattr::get_path_fd(fd.as_fd(), name, size as usize)
+        });
         match r {
             Ok((_, n)) if size == 0 => reply.size(n as u32),
             Ok((data, _)) => reply.data(&data),
@@ -1262,10 +1314,24 @@ impl Filesystem for Adapter {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let r = self
-            .0
-            .node_fd(ino.0)
-            .and_then(|fd| xattr::list_path_fd(fd.as_fd(), size as usize));
+        let r = self.0.node_fd(ino.0).and_then(|fd| {
+            if self.0.options.ima_xattr == SECURITY_IMA {
+                return xattr::list_path_fd(fd.as_fd(), size as usize);
+            }
+            // The mapped name is listed as `security.ima` too.
+            let (mut names, _) = xattr::list_path_fd(fd.as_fd(), XATTR_LIST_MAX)?;
+            let stored = self.0.options.ima_xattr.as_bytes();
+            let has = |n: &[u8]| names.split(|b| *b == 0).any(|x| x == n);
+            if has(stored) && !has(SECURITY_IMA.as_bytes()) {
+                names.extend_from_slice(SECURITY_IMA.as_bytes());
+                names.push(0);
+            }
+            let n = names.len();
+            if size != 0 && (size as usize) < n {
+                return Err(err(libc::ERANGE));
+            }
+            Ok((names, n))
+        });
         match r {
             Ok((_, n)) if size == 0 => reply.size(n as u32),
             Ok((data, _)) => reply.data(&data),
@@ -1273,11 +1339,13 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .0
-            .node_fd(ino.0)
-            .and_then(|fd| xattr::remove_path_fd(fd.as_fd(), name.as_bytes()));
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.0.node_fd(ino.0).and_then(|fd| {
+            let name = self.0.lower_xattr_name(name.as_bytes());
+            self.0.ima_xattr_write(req, ino.0, fd.as_fd(), name, None, || {
+                xattr::remove_path_fd(fd.as_fd(), name)
+            })
+        });
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno_of(&e)),
@@ -1502,5 +1570,21 @@ impl Filesystem for Adapter {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
         }
+    }
+}
+
+/// The container's name of the IMA xattr.
+const SECURITY_IMA: &str = "security.ima";
+
+/// The kernel's limit on the size of an xattr name list.
+const XATTR_LIST_MAX: usize = 65536;
+
+fn attr_event<'a>(req: &Request, path: &'a [u8], stat: &'a Stat) -> AttrEvent<'a> {
+    AttrEvent {
+        path,
+        uid: req.uid(),
+        gid: req.gid(),
+        pid: req.pid(),
+        stat,
     }
 }
