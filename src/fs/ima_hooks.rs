@@ -590,7 +590,8 @@ impl OverlayHooks for ImaHooks {
     }
 
     fn on_ima_xattr_write(&self, ev: &AttrEvent<'_>, value: Option<&[u8]>) -> Result<(), i32> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", ev.pid)).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", ev.pid)).unwrap_or_default();
         // `ima_protect_xattr`: only CAP_SYS_ADMIN may set or remove IMA data. This holds for
         // the stored name too (`user.ima`), or any writer of a file could forge it.
         if !has_cap_sys_admin(&status) {

@@ -1291,9 +1291,10 @@ impl Filesystem for Adapter {
     ) {
         let r = self.0.node_fd(ino.0).and_then(|fd| {
             let name = self.0.lower_xattr_name(name.as_bytes());
-            self.0.ima_xattr_write(req, ino.0, fd.as_fd(), name, Some(value), || {
-                xattr::set_path_fd(fd.as_fd(), name, value, flags)
-            })
+            self.0
+                .ima_xattr_write(req, ino.0, fd.as_fd(), name, Some(value), || {
+                    xattr::set_path_fd(fd.as_fd(), name, value, flags)
+                })
         });
         match r {
             Ok(()) => reply.ok(),
@@ -1342,9 +1343,10 @@ impl Filesystem for Adapter {
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = self.0.node_fd(ino.0).and_then(|fd| {
             let name = self.0.lower_xattr_name(name.as_bytes());
-            self.0.ima_xattr_write(req, ino.0, fd.as_fd(), name, None, || {
-                xattr::remove_path_fd(fd.as_fd(), name)
-            })
+            self.0
+                .ima_xattr_write(req, ino.0, fd.as_fd(), name, None, || {
+                    xattr::remove_path_fd(fd.as_fd(), name)
+                })
         });
         match r {
             Ok(()) => reply.ok(),
