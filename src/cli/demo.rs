@@ -10,10 +10,8 @@ use std::time::Instant;
 use clap::Args;
 
 use super::demo_rootfs;
-use super::run::{load_policy, run_container, start_filesystems, RunOptions, SECURITYFS_VIEW};
-use crate::engine::hash::HashAlgo;
+use super::run::{load_policy, run_container, start_filesystems, RunOptions};
 use crate::engine::ima::{Config, Ima};
-use crate::engine::log::ViewKind;
 
 /// The bundled policy (kernel syntax).
 pub const POLICY: &str = include_str!("../../fixtures/demo/policy");
@@ -82,7 +80,7 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
         command: vec!["sh".into(), "-c".into(), SCRIPT.into()],
         user_ns: mount_helper::UserNamespace::Auto,
         new_pid_ns: true,
-        securityfs: SECURITYFS_VIEW,
+        securityfs: true,
         tpm_view: true,
     };
     let run_started = Instant::now();
@@ -97,10 +95,6 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
         ima.list().len(),
         ima.violations()
     );
-    if !SECURITYFS_VIEW {
-        println!("imafs demo: the measurement list (ascii_runtime_measurements_sha256, from the daemon):");
-        print!("{}", ascii_list(&ima, HashAlgo::Sha256));
-    }
     println!("imafs demo: the daemon's PCR banks (no TPM; `integrity/ima/pcrs` shows the same):");
     for (pcr, algo, digest) in ima.pcr_values() {
         println!("    PCR-{pcr} {algo} {}", hex::encode(digest.as_bytes()));
@@ -120,17 +114,6 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
         println!("imafs demo: kept {}", kept.display());
     }
     Ok(status)
-}
-
-/// The whole ascii list of one bank, as the securityfs file shows it.
-fn ascii_list(ima: &Ima, bank: HashAlgo) -> String {
-    let list = ima.list();
-    let Some(bank) = list.bank_index(bank) else {
-        return String::new();
-    };
-    let mut buf = vec![0u8; list.view_len(ViewKind::Ascii, bank) as usize];
-    let n = list.read(ViewKind::Ascii, bank, 0, &mut buf);
-    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 /// Replay the binary list the script saved (the legacy sha1 file) with `evmctl

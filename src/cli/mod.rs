@@ -27,8 +27,6 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print the version of the engine's kernel model.
-    Version,
     /// IMA policy tools (`imafs policy check [FILE|-]`).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -64,10 +62,6 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
     match cli.command {
-        Command::Version => {
-            println!("imafs {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
         Command::Policy(cmd) => policy::run(cmd),
         Command::Run(args) => run::main(args),
         Command::Demo(args) => demo::main(args),

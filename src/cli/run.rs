@@ -40,10 +40,6 @@ pub struct Mounts {
     pub user_ns: bool,
 }
 
-/// Whether the securityfs view (`crate::fs::securityfs`) is served at the container's
-/// `/sys/kernel/security`.
-pub const SECURITYFS_VIEW: bool = true;
-
 /// Something that keeps the FUSE sessions served until dropped (after the unmounts).
 pub type Daemons = Box<dyn std::any::Any>;
 
@@ -244,7 +240,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         command: args.command,
         user_ns: args.userns.into(),
         new_pid_ns: !args.no_pid_ns,
-        securityfs: SECURITYFS_VIEW,
+        securityfs: true,
         tpm_view: !ima.config().banks.is_empty(),
     };
     let ima_xattr = args.engine.ima_xattr_name();
