@@ -449,3 +449,134 @@ fn appraise_through_imafs_run_unprivileged_with_user_ima() {
         true,
     );
 }
+
+/// Inside one container: a certificate written to the `keys` file loads and is measured
+/// (KEY_CHECK, ima-buf); `setfattr` of security.ima is checked as the kernel does (EINVAL for
+/// an unknown type, EPERM without CAP_SYS_ADMIN) and a removal resets the cached verdict; a
+/// file changed on the host while the container runs is appraised again on its next open.
+fn changes_scenario(test: &str, unprivileged: bool) {
+    let Some(s) = setup(test, unprivileged) else {
+        return;
+    };
+    let p256_only = s.path("p256-only");
+    std::fs::create_dir(&p256_only).expect("mkdir");
+    std::fs::copy(s.path("certs/p256.der"), p256_only.join("p256.der")).expect("copy");
+    let policy = s.policy(
+        "policy",
+        "measure func=KEY_CHECK keyrings=_ima template=ima-buf\n\
+         appraise func=FILE_CHECK fowner=FOWNER appraise_type=imasig\n",
+    );
+    let hash_policy = s.policy("hash-policy", HASH_POLICY);
+    let audit = s.path("audit");
+    let ima = "/sys/kernel/security/ima";
+    // Non-root callers exist only in the root setup (the unprivileged container maps one id).
+    let eperm = if unprivileged {
+        String::new()
+    } else {
+        "setpriv --reuid=1 --regid=1 --clear-groups setfattr -x security.ima $W/tree/ec.txt \
+         > $W/eperm 2>&1 || echo refused >> $W/eperm\n"
+            .to_owned()
+    };
+    let script = format!(
+        "{VERDICTS}\nverdicts ec.txt > $W/v1\n\
+         cat $W/certs/rsa.der > {ima}/keys\n\
+         verdicts rsa.txt > $W/v2\n\
+         setfattr -n security.ima -v 0x09 $W/tree/ec.txt > $W/einval 2>&1 || echo refused >> $W/einval\n\
+         {eperm}\
+         setfattr -x security.ima $W/tree/ec.txt\n\
+         verdicts ec.txt > $W/v3\n\
+         cat {ima}/ascii_runtime_measurements > $W/list\n"
+    );
+    let out = s.run(
+        &[
+            "--appraise",
+            "enforce",
+            "--keys",
+            p256_only.to_str().expect("utf-8"),
+            "--policy",
+            policy.to_str().expect("utf-8"),
+            "--audit",
+            audit.to_str().expect("utf-8"),
+        ],
+        &script,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(s.text("v1"), "ec.txt ok\n");
+    assert_eq!(s.text("v2"), "rsa.txt ok\n", "{}", s.audit());
+    assert!(
+        s.text("einval").contains("Invalid argument"),
+        "{}",
+        s.text("einval")
+    );
+    if !unprivileged {
+        assert!(
+            s.text("eperm").contains("Operation not permitted"),
+            "{}",
+            s.text("eperm")
+        );
+    }
+    assert_eq!(s.text("v3"), "ec.txt denied\n");
+    assert_eq!(s.stored_xattr("ec.txt"), None);
+    // Both keys measured as ima-buf entries of the _ima keyring, the buffer the DER.
+    let list = s.text("list");
+    for cert in ["p256.der", "rsa.der"] {
+        let der = std::fs::read(s.path("certs").join(cert)).expect("der");
+        let want = format!(
+            " ima-buf sha256:{} _ima {}",
+            hex::encode(Sha256::digest(&der)),
+            hex::encode(&der)
+        );
+        assert!(list.lines().any(|l| l.ends_with(&want)), "{cert}: {list}");
+    }
+
+    // A change made on the host while the container runs: the next open is appraised again.
+    let script = format!(
+        "{VERDICTS}\nverdicts hashed.txt > $W/t1\n: > $W/ready\n\
+         while [ ! -e $W/go ]; do sleep 0.05; done\nverdicts hashed.txt > $W/t2\n"
+    );
+    let child = {
+        let s = &s;
+        let hash_policy = hash_policy.clone();
+        let audit = audit.clone();
+        std::thread::scope(|scope| {
+            let h = scope.spawn(move || {
+                s.run(
+                    &[
+                        "--appraise",
+                        "enforce",
+                        "--policy",
+                        hash_policy.to_str().expect("utf-8"),
+                        "--audit",
+                        audit.to_str().expect("utf-8"),
+                    ],
+                    &script,
+                )
+            });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !s.path("ready").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(s.tree("hashed.txt"))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"tampered\n"))
+                .expect("append");
+            std::fs::write(s.path("go"), "").expect("go");
+            h.join().expect("join")
+        })
+    };
+    assert!(child.status.success(), "{child:?}");
+    assert_eq!(s.text("t1"), "hashed.txt ok\n");
+    assert_eq!(s.text("t2"), "hashed.txt denied\n");
+    assert!(audit_has(&s.audit(), "invalid-hash", &s.tree("hashed.txt")));
+}
+
+#[test]
+fn keys_xattr_writes_and_host_changes_as_root() {
+    changes_scenario("keys_xattr_writes_and_host_changes_as_root", false);
+}
+
+#[test]
+fn keys_xattr_writes_and_host_changes_unprivileged() {
+    changes_scenario("keys_xattr_writes_and_host_changes_unprivileged", true);
+}
