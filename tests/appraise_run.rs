@@ -247,6 +247,13 @@ const VERDICTS: &str = r#"verdicts() { for f in "$@"; do
     else case "$msg" in *"Permission denied"*) echo "$f denied";; *) echo "$f $msg";; esac; fi
   done; }"#;
 
+/// FUSE sends RELEASE asynchronously after close(2), so the hash the last writer's close
+/// produces lands shortly after; wait (at most 10 s) until `security.ima` holds the sha256
+/// of the content.
+const WAIT_FOR_HASH: &str = r#"wait_for_hash() { i=0; want="0x0404$(sha256sum < "$1" | cut -d' ' -f1)";
+    while [ $i -lt 200 ] && ! getfattr -n security.ima -e hex "$1" 2>/dev/null | grep -q "$want"; do
+      sleep 0.05; i=$((i + 1)); done; }; wait_for_hash"#;
+
 fn audit_has(audit: &str, cause: &str, path: &Path) -> bool {
     let name = format!("name=\"{}\"", path.display());
     audit.lines().any(|l| {
@@ -406,7 +413,8 @@ fn scenario(test: &str, unprivileged: bool) {
     let script = format!(
         "{VERDICTS}\nverdicts stale.txt unsigned.txt > $W/fix-verdicts\n\
          getfattr -n security.ima -e hex $W/tree/stale.txt > $W/stale-inside 2>&1\n\
-         echo appended >> $W/tree/hashed.txt\n"
+         echo appended >> $W/tree/hashed.txt\n\
+         {WAIT_FOR_HASH} $W/tree/hashed.txt\n"
     );
     let args = strs(&engine("fix", &hash_policy));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -569,6 +577,46 @@ fn changes_scenario(test: &str, unprivileged: bool) {
     assert_eq!(s.text("t1"), "hashed.txt ok\n");
     assert_eq!(s.text("t2"), "hashed.txt denied\n");
     assert!(audit_has(&s.audit(), "invalid-hash", &s.tree("hashed.txt")));
+
+    // appraise_algos=: a good sha256 signature is refused where only sha384/sha512 are
+    // allowed (`collect_data`/`denied-hash-algorithm`); appraise_flag= is accepted and ignored.
+    std::fs::remove_file(&audit).expect("rm audit");
+    let algos = s.policy(
+        "algos-policy",
+        "appraise func=FILE_CHECK fowner=FOWNER appraise_type=imasig \
+         appraise_algos=sha384,sha512 appraise_flag=check_blacklist\n",
+    );
+    // To stdout: a file the container creates is under this rule in the unprivileged setup,
+    // and a new file's default algorithm (sha256) is not allowed either.
+    let script = format!("{VERDICTS}\nverdicts rsa.txt\n");
+    let out = s.run(
+        &[
+            "--appraise",
+            "enforce",
+            "--keys",
+            s.path("certs").to_str().expect("utf-8"),
+            "--policy",
+            algos.to_str().expect("utf-8"),
+            "--audit",
+            audit.to_str().expect("utf-8"),
+        ],
+        &script,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "rsa.txt denied\n",
+        "{}",
+        s.audit()
+    );
+    let name = format!("name=\"{}\"", s.tree("rsa.txt").display());
+    assert!(
+        s.audit().lines().any(
+            |l| l.contains("op=collect_data cause=denied-hash-algorithm ") && l.contains(&name)
+        ),
+        "{}",
+        s.audit()
+    );
 }
 
 #[test]
