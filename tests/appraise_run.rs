@@ -482,7 +482,8 @@ fn changes_scenario(test: &str, unprivileged: bool) {
         String::new()
     } else {
         "setpriv --reuid=1 --regid=1 --clear-groups setfattr -x security.ima $W/tree/ec.txt \
-         > $W/eperm 2>&1 || echo refused >> $W/eperm\n"
+         > $W/eperm 2>&1 || echo refused >> $W/eperm\n\
+         chmod 600 $W/tree/run.sh && chown 1235 $W/tree/rsa.txt\n"
             .to_owned()
     };
     let script = format!(
@@ -522,6 +523,12 @@ fn changes_scenario(test: &str, unprivileged: bool) {
             "{}",
             s.text("eperm")
         );
+    }
+    if !unprivileged {
+        // ima_inode_post_setattr: out of the rules' fowner=, the IMA xattr goes; still
+        // covered after a chmod, it stays.
+        assert_eq!(s.stored_xattr("rsa.txt"), None);
+        assert_eq!(s.stored_xattr("run.sh").map(|v| v[0]), Some(3));
     }
     assert_eq!(s.text("v3"), "ec.txt denied\n");
     assert_eq!(s.stored_xattr("ec.txt"), None);
@@ -578,7 +585,7 @@ fn changes_scenario(test: &str, unprivileged: bool) {
     assert_eq!(s.text("t2"), "hashed.txt denied\n");
     assert!(audit_has(&s.audit(), "invalid-hash", &s.tree("hashed.txt")));
 
-    // appraise_algos=: a good sha256 signature is refused where only sha384/sha512 are
+    // appraise_algos=: run.sh's good sha256 signature is refused where only sha384/sha512 are
     // allowed (`collect_data`/`denied-hash-algorithm`); appraise_flag= is accepted and ignored.
     std::fs::remove_file(&audit).expect("rm audit");
     let algos = s.policy(
@@ -588,7 +595,7 @@ fn changes_scenario(test: &str, unprivileged: bool) {
     );
     // To stdout: a file the container creates is under this rule in the unprivileged setup,
     // and a new file's default algorithm (sha256) is not allowed either.
-    let script = format!("{VERDICTS}\nverdicts rsa.txt\n");
+    let script = format!("{VERDICTS}\nverdicts run.sh\n");
     let out = s.run(
         &[
             "--appraise",
@@ -605,11 +612,11 @@ fn changes_scenario(test: &str, unprivileged: bool) {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "rsa.txt denied\n",
+        "run.sh denied\n",
         "{}",
         s.audit()
     );
-    let name = format!("name=\"{}\"", s.tree("rsa.txt").display());
+    let name = format!("name=\"{}\"", s.tree("run.sh").display());
     assert!(
         s.audit().lines().any(
             |l| l.contains("op=collect_data cause=denied-hash-algorithm ") && l.contains(&name)

@@ -14,9 +14,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::engine::audit::AuditTask;
-use crate::engine::ima::{FileEvent, Ima};
+use crate::engine::ima::{AppraiseMode, FileEvent, Ima};
 use crate::engine::measure::{FileId, FileVersion};
-use crate::engine::policy::{Func, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::engine::policy::{
+    Actions, Func, MatchInput, Object, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
+};
 use crate::engine::Errno;
 use crate::fs::overlay::{read_ima_xattr, AttrEvent, OpenEvent, OverlayHooks, ReleaseEvent};
 use rustix::fs::FileType;
@@ -631,12 +633,67 @@ impl OverlayHooks for ImaHooks {
     }
 
     fn on_attr_changed(&self, ev: &AttrEvent<'_>) {
-        self.ima.attr_changed(FileId {
+        let id = FileId {
             dev: ev.stat.st_dev,
             ino: ev.stat.st_ino,
-        });
+        };
+        self.ima.attr_changed(id);
+        if !self.still_appraised(ev) {
+            // `ima_inode_post_setattr`: a file no appraise or hash rule covers any more
+            // (a chown out of an `fowner=` rule) loses its IMA xattr.
+            match crate::sys::xattr::remove_path_fd(ev.fd, self.ima_xattr.as_bytes()) {
+                Ok(()) => self.ima.xattr_changed(id),
+                Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+                Err(e) => log::info!(
+                    "ima: cannot remove {} of {}: {e}",
+                    self.ima_xattr,
+                    String::from_utf8_lossy(ev.path)
+                ),
+            }
+        }
     }
 }
+
+impl ImaHooks {
+    /// `ima_must_appraise(POST_SETATTR)` after a chmod or chown; true when appraisal is off
+    /// altogether (`ima_policy_flag` without IMA_APPRAISE: nothing is removed).
+    fn still_appraised(&self, ev: &AttrEvent<'_>) -> bool {
+        if self.ima.config().appraise == AppraiseMode::Off {
+            return true;
+        }
+        let policy = self.ima.active_policy();
+        if !policy.actions_used().contains(Actions::APPRAISE) {
+            return true;
+        }
+        let Ok(file) = ev.fd.try_clone_to_owned().map(File::from) else {
+            return true;
+        };
+        let fs = self.lower_fs.get(&file);
+        let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
+        let subject = caller.subject();
+        let object = Object {
+            uid: ev.stat.st_uid,
+            gid: ev.stat.st_gid,
+            fsmagic: fs.magic,
+            fsname: &fs.name,
+            fs_subtype: "",
+            fsuuid: fs.uuid,
+        };
+        let input = MatchInput {
+            func: Func::PostSetattr,
+            mask: MAY_ACCESS,
+            subject: &subject,
+            object: Some(&object),
+            keyring: None,
+            label: None,
+        };
+        let decision = policy.evaluate(&input, Actions::APPRAISE | Actions::HASH);
+        !decision.actions.is_empty()
+    }
+}
+
+/// The kernel's `MAY_ACCESS` (include/linux/fs.h), the mask `ima_must_appraise` passes.
+const MAY_ACCESS: u32 = 0x10;
 
 /// CAP_SYS_ADMIN (bit 21) in the `CapEff:` line of `/proc/<pid>/status`.
 pub fn has_cap_sys_admin(status: &str) -> bool {

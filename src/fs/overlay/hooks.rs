@@ -86,6 +86,9 @@ pub struct AttrEvent<'a> {
     pub pid: u32,
     /// The lower file (before the change for [`OverlayHooks::on_ima_xattr_write`]).
     pub stat: &'a rustix::fs::Stat,
+    /// The lower file (an `O_PATH` descriptor: use it for `fstat`, `fstatfs` and, through
+    /// `/proc/self/fd`, xattrs).
+    pub fd: std::os::fd::BorrowedFd<'a>,
 }
 
 /// Measurement hooks called by the overlay.

@@ -522,7 +522,7 @@ impl Inner {
             return write();
         }
         let path = self.inodes.lock().path(id);
-        let ev = attr_event(req, &path, &st);
+        let ev = attr_event(req, &path, &st, fd);
         self.options
             .hooks
             .on_ima_xattr_write(&ev, value)
@@ -531,7 +531,7 @@ impl Inner {
         let st = sysfd::stat_fd(fd).unwrap_or(st);
         self.options
             .hooks
-            .on_ima_xattr_changed(&attr_event(req, &path, &st));
+            .on_ima_xattr_changed(&attr_event(req, &path, &st, fd));
         Ok(())
     }
 
@@ -807,9 +807,11 @@ impl Filesystem for Adapter {
         {
             Ok(st) => {
                 if (mode.is_some() || uid.is_some() || gid.is_some()) && is_reg(&st) {
-                    let path = self.0.inodes.lock().path(ino.0);
-                    let ev = attr_event(_req, &path, &st);
-                    self.0.options.hooks.on_attr_changed(&ev);
+                    if let Ok(fd) = self.0.node_fd(ino.0) {
+                        let path = self.0.inodes.lock().path(ino.0);
+                        let ev = attr_event(_req, &path, &st, fd.as_fd());
+                        self.0.options.hooks.on_attr_changed(&ev);
+                    }
                 }
                 reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st))
             }
@@ -1581,12 +1583,18 @@ const SECURITY_IMA: &str = "security.ima";
 /// The kernel's limit on the size of an xattr name list.
 const XATTR_LIST_MAX: usize = 65536;
 
-fn attr_event<'a>(req: &Request, path: &'a [u8], stat: &'a Stat) -> AttrEvent<'a> {
+fn attr_event<'a>(
+    req: &Request,
+    path: &'a [u8],
+    stat: &'a Stat,
+    fd: BorrowedFd<'a>,
+) -> AttrEvent<'a> {
     AttrEvent {
         path,
         uid: req.uid(),
         gid: req.gid(),
         pid: req.pid(),
         stat,
+        fd,
     }
 }
