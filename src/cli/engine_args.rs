@@ -40,8 +40,9 @@ pub struct EngineArgs {
     #[arg(long, value_name = "PATH")]
     pub keys: Vec<PathBuf>,
     /// The lower file's xattr holding IMA data. Default: `security.ima` when the daemon is
-    /// root, `user.ima` (what `evmctl --xattr-user` writes) otherwise, since an unprivileged
-    /// daemon cannot write `security.*` on the host. The container always sees
+    /// root, `user.ima` (what `evmctl --xattr-user` writes) otherwise or with `imafs run
+    /// --userns always`, since a daemon that is unprivileged or in a user namespace cannot
+    /// write `security.*` on the host. The container always sees
     /// `security.ima`; the overlay maps it onto this name.
     #[arg(long, value_name = "NAME")]
     pub ima_xattr: Option<String>,

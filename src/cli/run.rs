@@ -243,7 +243,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         securityfs: true,
         tpm_view: !ima.config().banks.is_empty(),
     };
-    let ima_xattr = args.engine.ima_xattr_name();
+    // A daemon in a user namespace cannot write `security.*` on the host's files.
+    let ima_xattr = match (&args.engine.ima_xattr, args.userns) {
+        (None, UserNs::Always) => "user.ima".to_owned(),
+        _ => args.engine.ima_xattr_name(),
+    };
     match run_container(&opts, move |mounts| {
         start_filesystems_with(ima, mounts, ima_xattr)
     }) {
