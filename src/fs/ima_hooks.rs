@@ -219,8 +219,8 @@ pub fn opened_for_write(flags: i32) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Caller {
     pub subject_ids: [u32; 6],
-    pub cap_setuid: bool,
-    pub cap_setgid: bool,
+    /// The effective capability set (`CapEff`).
+    pub cap_effective: u64,
     pub comm: String,
 }
 
@@ -234,9 +234,14 @@ impl Caller {
             gid,
             egid,
             sgid,
-            cap_setuid: self.cap_setuid,
-            cap_setgid: self.cap_setgid,
+            cap_setuid: self.has_cap(CAP_SETUID),
+            cap_setgid: self.has_cap(CAP_SETGID),
         }
+    }
+
+    /// Whether the effective set holds capability number `cap` (linux/capability.h).
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.cap_effective & (1u64 << cap) != 0
     }
 
     /// The task `pid` (a thread id, as FUSE requests carry) from `/proc/<pid>/status` and
@@ -257,6 +262,7 @@ impl Caller {
 /// Capability bit numbers (linux/capability.h).
 const CAP_SETGID: u32 = 6;
 const CAP_SETUID: u32 = 7;
+pub const CAP_SYS_ADMIN: u32 = 21;
 
 /// Parse the `Uid:`, `Gid:`, `CapEff:` and `Name:` lines of `/proc/<pid>/status`.
 pub fn parse_status(status: &str) -> Option<Caller> {
@@ -269,7 +275,7 @@ pub fn parse_status(status: &str) -> Option<Caller> {
     };
     let [uid, euid, suid] = ids("Uid:")?;
     let [gid, egid, sgid] = ids("Gid:")?;
-    let caps = status
+    let cap_effective = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
@@ -281,8 +287,7 @@ pub fn parse_status(status: &str) -> Option<Caller> {
         .unwrap_or_default();
     Some(Caller {
         subject_ids: [uid, euid, suid, gid, egid, sgid],
-        cap_setuid: caps & (1 << CAP_SETUID) != 0,
-        cap_setgid: caps & (1 << CAP_SETGID) != 0,
+        cap_effective,
         comm,
     })
 }
@@ -408,7 +413,8 @@ mod tests {
             CapInh:\t0000000000000000\nCapEff:\t00000000000000c0\n";
         let caller = parse_status(status).expect("parses");
         assert_eq!(caller.subject_ids, [1000, 0, 1001, 100, 101, 102]);
-        assert!(caller.cap_setuid && caller.cap_setgid);
+        assert!(caller.has_cap(CAP_SETUID) && caller.has_cap(CAP_SETGID));
+        assert!(!caller.has_cap(CAP_SYS_ADMIN));
         assert_eq!(caller.comm, "cat");
         let s = caller.subject();
         assert_eq!((s.uid, s.euid, s.gid, s.egid), (1000, 0, 100, 101));
@@ -592,20 +598,15 @@ impl OverlayHooks for ImaHooks {
     }
 
     fn on_ima_xattr_write(&self, ev: &AttrEvent<'_>, value: Option<&[u8]>) -> Result<(), i32> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", ev.pid)).unwrap_or_default();
+        let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
         // `ima_protect_xattr`: only CAP_SYS_ADMIN may set or remove IMA data. This holds for
         // the stored name too (`user.ima`), or any writer of a file could forge it.
-        if !has_cap_sys_admin(&status) {
+        if !caller.has_cap(CAP_SYS_ADMIN) {
             return Err(libc::EPERM);
         }
         let Some(value) = value else {
             return Ok(());
         };
-        let caller = parse_status(&status).unwrap_or(Caller {
-            subject_ids: [ev.uid, ev.uid, ev.uid, ev.gid, ev.gid, ev.gid],
-            ..Caller::default()
-        });
         let [uid, euid, suid, gid, egid, sgid] = caller.subject_ids;
         let task = AuditTask {
             pid: ev.pid,
@@ -694,13 +695,3 @@ impl ImaHooks {
 
 /// The kernel's `MAY_ACCESS` (include/linux/fs.h), the mask `ima_must_appraise` passes.
 const MAY_ACCESS: u32 = 0x10;
-
-/// CAP_SYS_ADMIN (bit 21) in the `CapEff:` line of `/proc/<pid>/status`.
-pub fn has_cap_sys_admin(status: &str) -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
-}

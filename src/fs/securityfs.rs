@@ -61,7 +61,7 @@ use crate::engine::hash::HashAlgo;
 use crate::engine::ima::{Ima, PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle};
 use crate::engine::log::ViewKind;
 use crate::engine::policy::Subject;
-use crate::fs::ima_hooks::Caller;
+use crate::fs::ima_hooks::{Caller, CAP_SYS_ADMIN};
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -78,9 +78,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// CAP_SYS_ADMIN (linux/capability.h).
-const CAP_SYS_ADMIN: u32 = 21;
 
 const ROOT: u64 = 1;
 const IMA_LINK: u64 = 2;
@@ -267,18 +264,6 @@ fn engine_errno(e: crate::engine::Errno) -> Errno {
     Errno::from_i32(e.0)
 }
 
-/// Whether the task's effective capabilities (from `/proc/<pid>/status`) hold `cap`.
-fn task_has_cap(pid: u32, cap: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1u64 << cap) != 0)
-}
-
 /// `path` (absolute) as task `pid` sees it.
 fn path_as_seen_by(pid: u32, path: &str) -> String {
     format!("/proc/{pid}/root{path}")
@@ -435,7 +420,8 @@ impl Inner {
                 } else {
                     PolicyAccess::Read
                 };
-                let admin = access == PolicyAccess::Read && task_has_cap(req.pid(), CAP_SYS_ADMIN);
+                let admin = access == PolicyAccess::Read
+                    && Caller::of_task(req.pid(), req.uid(), req.gid()).has_cap(CAP_SYS_ADMIN);
                 let mut session = self.ima.open_policy(access, admin).map_err(engine_errno)?;
                 if !session.is_write() {
                     self.ima.policy_release(session);
