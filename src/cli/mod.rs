@@ -9,6 +9,8 @@ pub mod overlay_mount;
 pub mod policy;
 pub mod run;
 pub mod serve;
+pub mod status;
+pub mod verify;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -42,6 +44,11 @@ pub enum Command {
     /// Long-running daemon for one container: the securityfs view at --securityfs (and the
     /// measuring overlay of --rootfs at --mount); clean unmount on SIGTERM/SIGINT.
     Serve(serve::ServeArgs),
+    /// Check a measurement list: replay it to PCRs, compare with the reported PCR values,
+    /// check every file against an allowlist or a reference tree; exit 1 if anything failed.
+    Verify(verify::VerifyArgs),
+    /// A readable summary of a running namespace's securityfs (or a kernel's).
+    Status(status::StatusArgs),
     /// Internal: lazily unmount DIR once stdin reaches EOF (the serving daemon died).
     #[command(hide = true)]
     UnmountWatchdog { dir: std::path::PathBuf },
@@ -67,6 +74,8 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::main(args),
         Command::OverlayMount(args) => overlay_mount::run(args),
         Command::Serve(args) => serve::main(args),
+        Command::Verify(args) => verify::main(args),
+        Command::Status(args) => status::main(args),
         Command::UnmountWatchdog { dir } => match crate::fs::session::watchdog_main(&dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,

@@ -1,6 +1,7 @@
 //! The IMA engine: everything the kernel's `security/integrity/ima/` does, in-process.
 
 pub mod appraise;
+pub mod ascii;
 pub mod audit;
 pub mod hash;
 pub mod ima;
