@@ -47,7 +47,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub securityfs: Option<PathBuf>,
     /// PCR values to compare with: imafs `pcrs` (`PCR-10 sha256 HEX`), `tpm2_pcrread`
-    /// output, or TPM 1.2 `PCR-10: HEX BYTES` lines. Default with a securityfs: its `pcrs`
+    /// output, TPM 1.2 `PCR-10: HEX BYTES` lines, or evmctl's `PCR-10 HEX` (bank by size). Default with a securityfs: its `pcrs`
     /// file, else the TPM's /sys/class/tpm/tpm0/pcr-<alg>/<n>.
     #[arg(long, value_name = "FILE")]
     pub pcrs: Option<PathBuf>,
@@ -260,19 +260,22 @@ fn parse_pcrs(text: &str) -> BTreeMap<(u32, HashAlgo), Digest> {
             let (num, rest) = match rest.split_once(':') {
                 Some((num, hexbytes)) => (num, ("sha1", hexbytes.replace(' ', ""))),
                 None => {
-                    let mut it = rest.split_whitespace();
-                    let num = it.next().unwrap_or_default();
-                    let alg = it.next().unwrap_or_default();
-                    let hex = it.next().unwrap_or_default().to_string();
-                    (num, (alg, hex))
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    match fields[..] {
+                        [num, alg, hex] => (num, (alg, hex.to_string())),
+                        // evmctl's --pcrs file: `PCR-NN HEX`, the bank given on its command line.
+                        [num, hex] => (num, ("", hex.to_string())),
+                        _ => continue,
+                    }
                 }
             };
             let (alg, hex) = rest;
-            if let (Ok(n), Some(a), Ok(bytes)) = (
-                num.trim().parse(),
-                HashAlgo::from_name(alg),
-                hex::decode(hex),
-            ) {
+            let bytes = hex::decode(hex);
+            let algo = match (alg, &bytes) {
+                ("", Ok(b)) => ascii::bank_for_digest_len(b.len()),
+                _ => HashAlgo::from_name(alg),
+            };
+            if let (Ok(n), Some(a), Ok(bytes)) = (num.trim().parse(), algo, bytes) {
                 if let Some(d) = Digest::from_bytes(a, &bytes) {
                     values.insert((n, a), d);
                 }
@@ -1076,7 +1079,12 @@ mod tests {
         assert_eq!(v[&(10, HashAlgo::Sha256)].to_hex(), h256);
         let tpm12 = "PCR-10: 65 2F 26 BA 86 00 DE C4 90 D4 F7 02 14 BC 63 BC 5B 9F 03 4B\n";
         assert_eq!(parse_pcrs(tpm12)[&(10, HashAlgo::Sha1)].to_hex(), h1);
-        assert!(parse_pcrs("garbage\nPCR-x sha1 zz\nPCR-10: 11\n").is_empty());
+        assert!(parse_pcrs("garbage\nPCR-x sha1 zz\nPCR-10: 11\nPCR-10 a b c d\n").is_empty());
+        // evmctl's --pcrs file: the bank by digest size.
+        let evmctl = format!("PCR-00 {}\nPCR-10 {h256}\n", "00".repeat(32));
+        let v = parse_pcrs(&evmctl);
+        assert_eq!(v[&(10, HashAlgo::Sha256)].to_hex(), h256);
+        assert_eq!(v.len(), 2);
     }
 
     #[test]
