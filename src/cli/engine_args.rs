@@ -7,8 +7,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::engine::hash::HashAlgo;
-use crate::engine::ima::{AppraiseMode, Config, Ima};
+use crate::engine::ima::{AppraiseMode, Backing, Config, Ima};
+use crate::engine::journal::Journal;
 use crate::engine::policy::Subject;
+use crate::engine::tpm::Tpm;
 
 /// Engine options (`#[command(flatten)]` them into a subcommand).
 #[derive(clap::Args, Debug, Clone)]
@@ -58,6 +60,19 @@ pub struct EngineArgs {
     /// Kernel without CONFIG_IMA_WRITE_POLICY: the policy can be loaded once.
     #[arg(long)]
     pub single_policy_write: bool,
+    /// Keep the list, PCRs, violations and policy in DIR's journal and continue them when
+    /// restarted with the same DIR (README "Persistence (--state)"). DIR is locked: one
+    /// daemon at a time.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// fdatasync every journal entry before it becomes visible (survives power loss, not
+    /// only a daemon crash).
+    #[arg(long, requires = "state")]
+    pub state_sync: bool,
+    /// Extend a TPM 2.0 too and compute boot_aggregate from its PCRs: `swtpm:SOCKET`,
+    /// `swtpm:host=H,port=P`, or a device (`/dev/tpmrm0`). Its banks replace --banks.
+    #[arg(long, value_name = "SPEC")]
+    pub tpm: Option<String>,
 }
 
 fn algo(name: &str, what: &str) -> Result<HashAlgo, String> {
@@ -122,18 +137,57 @@ impl EngineArgs {
     pub fn build_restoring(&self, saved: Option<(&[u8], HashAlgo)>) -> Result<Ima, String> {
         let cfg = self.to_config()?;
         let ima = match saved {
+            Some(_) if self.state.is_some() || self.tpm.is_some() => {
+                return Err(
+                    "a saved list cannot be restored with --state or --tpm (the state \
+                     directory restores its own list)"
+                        .to_string(),
+                )
+            }
             Some((bytes, bank)) => Ima::with_saved_list(cfg, bytes, bank, false)?,
-            None => Ima::new(cfg)?,
+            None => Ima::with_backing(cfg, self.backing()?)?,
         };
         for path in &self.keys {
             add_keys_from(&ima, path)?;
         }
         if let Some(path) = &self.policy {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--policy {}: {e}", path.display()))?;
-            load_policy(&ima, &text)?;
+            if self.state.is_some() && ima.custom_policy_loaded() {
+                // Loading it again would append its rules a second time.
+                log::warn!(
+                    "--policy {}: not loaded, the state directory's policy is in force",
+                    path.display()
+                );
+            } else {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--policy {}: {e}", path.display()))?;
+                load_policy(&ima, &text)?;
+            }
         }
         Ok(ima)
+    }
+
+    /// Open `--state` (reporting a cut torn tail on stderr) and `--tpm`.
+    pub fn backing(&self) -> Result<Backing, String> {
+        let mut backing = Backing::default();
+        if let Some(dir) = &self.state {
+            let (journal, recovery) = Journal::open(dir, self.state_sync)?;
+            if let Some(torn) = &recovery.torn {
+                eprintln!(
+                    "imafs: journal {}: torn tail at offset {}: {} bytes cut ({}); {} entries kept",
+                    recovery.path.display(),
+                    torn.offset,
+                    torn.bytes,
+                    torn.reason,
+                    recovery.entries.len()
+                );
+            }
+            backing.journal = Some(journal);
+            backing.replay = recovery.entries;
+        }
+        if let Some(spec) = &self.tpm {
+            backing.tpm = Some(Tpm::open(spec)?);
+        }
+        Ok(backing)
     }
 }
 

@@ -38,6 +38,7 @@ use super::audit::{
     AUDIT_INTEGRITY_POLICY_RULE, AUDIT_INTEGRITY_RULE, AUDIT_INTEGRITY_STATUS,
 };
 use super::hash::{Digest, HashAlgo};
+use super::journal::{Entry, Journal};
 use super::keys::{KeyError, KeyId, Keyring};
 use super::log::{MeasurementList, Record};
 use super::measure::{
@@ -48,6 +49,7 @@ use super::policy::{
     self, Actions, Decision, Func, MatchInput, Object, Policy, Rule, Subject, MAY_READ, MAY_WRITE,
 };
 use super::template::{EventData, TemplateDesc};
+use super::tpm::Tpm;
 use super::xattr;
 use super::Errno;
 
@@ -134,6 +136,8 @@ pub struct PolicyHandle {
     rules: Vec<Rule>,
     /// No write in this session failed (the kernel's `valid_policy`).
     valid: bool,
+    /// The accepted rule lines, as written (what the journal keeps of a committed load).
+    lines: Vec<String>,
     /// The writing process, for audit records (set by the file system after open).
     pub pid: u32,
     pub uid: u32,
@@ -252,6 +256,20 @@ struct PolicyState {
 /// is the order of extends (`ima_extend_list_mutex`).
 struct Store {
     pcrs: PcrBanks,
+    /// `--state`: every change is journaled here before it becomes visible.
+    journal: Option<Journal>,
+    /// `--tpm`: extends go to this TPM too.
+    tpm: Option<Tpm>,
+}
+
+/// What backs one namespace's state beyond memory: a journal (`--state`) with the entries
+/// recovered from it, and a TPM (`--tpm`).
+#[derive(Debug, Default)]
+pub struct Backing {
+    pub journal: Option<Journal>,
+    /// The journal's entries at open, replayed before anything new is recorded.
+    pub replay: Vec<Entry>,
+    pub tpm: Option<Tpm>,
 }
 
 /// The kernel's default hash when `ima_hash=` is ignored (template `ima`).
@@ -351,10 +369,7 @@ fn errno_of(e: &std::io::Error) -> Errno {
 impl Ima {
     /// Validate `cfg`, build the built-in policy and append the boot aggregate.
     pub fn new(cfg: Config) -> Result<Ima, String> {
-        let ima = Ima::build(cfg)?;
-        ima.add_boot_aggregate();
-        ima.measure_kernel_version();
-        Ok(ima)
+        Ima::with_backing(cfg, Backing::default())
     }
 
     /// `ima_init` measures the kernel release as critical data (label `kernel_info`,
@@ -374,8 +389,9 @@ impl Ima {
     /// Like [`Ima::new`], but first restore a saved binary measurement list (`saved`, the
     /// content of `binary_runtime_measurements_<bank>`), re-extending the PCRs with it, as
     /// `ima_restore_measurement_list` does after kexec. The new boot aggregate follows the
-    /// restored entries when `append_boot_aggregate` (a kexec); a daemon that merely
-    /// restarted passes `false` and continues the list as it was.
+    /// restored entries when `append_boot_aggregate` (a kexec); `false` continues the list
+    /// as it was (benchmarks load large lists this way). A daemon that must survive
+    /// restarts uses [`Ima::with_backing`] with a journal instead.
     pub fn with_saved_list(
         cfg: Config,
         saved: &[u8],
@@ -384,22 +400,220 @@ impl Ima {
     ) -> Result<Ima, String> {
         let ima = Ima::build(cfg)?;
         let records = super::log::parse_binary_list(saved, bank, &ima.list_banks)?;
-        {
-            let mut store = ima.store.lock();
-            for record in records {
-                let extend: Vec<Digest> = (0..ima.list_banks.len())
-                    .map(|i| record.extend_value(i))
-                    .collect();
-                let pcr = record.pcr();
-                ima.list.append(record);
-                store.pcrs.extend(pcr, &extend);
-            }
+        for record in records {
+            ima.restore_record(record);
         }
         if append_boot_aggregate || ima.list.is_empty() {
-            ima.add_boot_aggregate();
-            ima.measure_kernel_version();
+            ima.start_fresh()?;
         }
         Ok(ima)
+    }
+
+    /// [`Ima::new`] backed by a journal and/or a TPM (see [`Backing`]).
+    ///
+    /// With a TPM, its allocated banks (those the engine can compute) replace
+    /// `cfg.banks`. With a journal, its entries are replayed first: the records come back
+    /// byte for byte and re-extend the emulated PCRs (not the TPM, which kept its values
+    /// across the daemon's restart, as across a kexec), the violation counter and every
+    /// committed policy load are restored, and no new boot aggregate is added. The journal
+    /// must have been written with the same hash, template, banks, PCR and built-in
+    /// policy. A fresh journal gets its configuration entry, then the boot aggregate.
+    pub fn with_backing(mut cfg: Config, backing: Backing) -> Result<Ima, String> {
+        let Backing {
+            journal,
+            replay,
+            tpm,
+        } = backing;
+        if let Some(tpm) = &tpm {
+            let banks = tpm.banks();
+            if banks.is_empty() {
+                return Err(format!(
+                    "TPM {}: no allocated PCR bank of a known algorithm",
+                    tpm.spec()
+                ));
+            }
+            if banks != cfg.banks {
+                log::info!(
+                    "TPM {}: PCR banks {:?} (replacing {:?})",
+                    tpm.spec(),
+                    banks,
+                    cfg.banks
+                );
+            }
+            cfg.banks = banks;
+        }
+        let ima = Ima::build(cfg)?;
+        let fingerprint = ima.state_fingerprint();
+        let where_ = journal
+            .as_ref()
+            .map(|j| j.path().display().to_string())
+            .unwrap_or_default();
+        let had_config = !replay.is_empty();
+        if had_config {
+            ima.replay(replay, &fingerprint)
+                .map_err(|e| format!("journal {where_}: {e}"))?;
+        }
+        {
+            let mut store = ima.store.lock();
+            store.journal = journal;
+            store.tpm = tpm;
+        }
+        if !had_config {
+            ima.journal(&Entry::Config(fingerprint))
+                .map_err(|e| format!("journal {where_}: {e}"))?;
+        }
+        if ima.list.is_empty() {
+            ima.start_fresh()?;
+        } else {
+            ima.check_tpm_pcrs();
+        }
+        Ok(ima)
+    }
+
+    /// The boot aggregate (and the kernel version as critical data) of a fresh list.
+    fn start_fresh(&self) -> Result<(), String> {
+        self.add_boot_aggregate()
+            .map_err(|e| format!("boot_aggregate cannot be journaled: {e}"))?;
+        self.measure_kernel_version();
+        Ok(())
+    }
+
+    /// The options a journal must be replayed with (its first entry).
+    fn state_fingerprint(&self) -> String {
+        let banks: Vec<String> = self.list_banks.iter().map(|b| b.to_string()).collect();
+        format!(
+            "hash={} template={} banks={} pcr={} ima_policy={}",
+            self.hash,
+            self.default_template.display_name(),
+            banks.join(","),
+            self.cfg.pcr,
+            self.cfg.builtin_policy.join("|"),
+        )
+    }
+
+    /// Append a record restored from a saved list or a journal and re-extend the emulated
+    /// PCRs with it (neither journaled nor sent to the TPM).
+    fn restore_record(&self, record: Record) {
+        let mut store = self.store.lock();
+        let extend: Vec<Digest> = (0..self.list_banks.len())
+            .map(|i| record.extend_value(i))
+            .collect();
+        let pcr = record.pcr();
+        self.list.append(record);
+        store.pcrs.extend(pcr, &extend);
+    }
+
+    /// Apply a journal's entries (see [`Ima::with_backing`]).
+    fn replay(&self, entries: Vec<Entry>, fingerprint: &str) -> Result<(), String> {
+        let mut entries = entries.into_iter().enumerate();
+        match entries.next() {
+            Some((_, Entry::Config(c))) if c == fingerprint => {}
+            Some((_, Entry::Config(c))) => {
+                return Err(format!(
+                    "written with `{c}`, this daemon runs with `{fingerprint}`: start it \
+                     with the same options, or give it another state directory"
+                ))
+            }
+            _ => return Err("does not start with its configuration entry".to_string()),
+        }
+        let mut templates: HashMap<String, Arc<TemplateDesc>> = HashMap::new();
+        for (i, entry) in entries {
+            match entry {
+                Entry::Config(_) => return Err(format!("entry {i}: a second configuration")),
+                Entry::Record {
+                    pcr,
+                    violation,
+                    template,
+                    data,
+                } => {
+                    let t = match templates.get(&template) {
+                        Some(t) => Arc::clone(t),
+                        None => {
+                            let t = TemplateDesc::builtin(&template)
+                                .map_or_else(|| TemplateDesc::from_fmt(&template), Ok)
+                                .map(Arc::new)
+                                .map_err(|e| format!("entry {i}: template {template:?}: {e}"))?;
+                            templates.insert(template.clone(), Arc::clone(&t));
+                            t
+                        }
+                    };
+                    let fields = t.split_fields(&data);
+                    let encoded: usize = fields.iter().map(|(_, d)| 4 + d.len()).sum();
+                    if fields.len() != t.fields().len() || encoded != data.len() {
+                        return Err(format!(
+                            "entry {i}: data does not match template {template}"
+                        ));
+                    }
+                    let record = Record::from_data(pcr, t, data, violation, &self.list_banks);
+                    self.restore_record(record);
+                }
+                Entry::Violation => {
+                    self.violations.fetch_add(1, Ordering::Relaxed);
+                }
+                Entry::Policy(text) => self
+                    .replay_policy(&text)
+                    .map_err(|e| format!("entry {i}: policy: {e}"))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit a journaled policy load again, parsed in the same context as the first time.
+    fn replay_policy(&self, text: &str) -> Result<(), String> {
+        let mut st = self.policy.write();
+        let ctx = policy::ParseContext {
+            custom_policy_active: st.custom_loaded,
+        };
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            match policy::parse_line_in(line, ctx).result {
+                Ok(Some(rule)) => rules.push(rule),
+                Ok(None) => {}
+                Err(e) => return Err(format!("{line:?}: {}", e.reason)),
+            }
+        }
+        if rules.is_empty() {
+            return Err("no rule".to_string());
+        }
+        self.commit_rules(&mut st, rules);
+        Ok(())
+    }
+
+    /// After a restart with a TPM: its PCRs should still hold what the restored list
+    /// replays to; if not (the TPM was reset, or someone else extended them), say so.
+    fn check_tpm_pcrs(&self) {
+        let mut store = self.store.lock();
+        let Store { pcrs, tpm, .. } = &mut *store;
+        let Some(tpm) = tpm.as_mut() else {
+            return;
+        };
+        for pcr in pcrs.used() {
+            for bank in tpm.banks() {
+                let want = pcrs.value(pcr, bank);
+                match tpm.pcr_read(pcr, bank) {
+                    Ok(have) if have == want => {}
+                    Ok(have) => log::warn!(
+                        "TPM {}: PCR {pcr} {bank} is {}, the restored list replays to {}: \
+                         the TPM was reset or extended by someone else since the journal \
+                         was written; a verifier will find the list does not match it",
+                        tpm.spec(),
+                        have.to_hex(),
+                        want.to_hex()
+                    ),
+                    Err(e) => log::warn!("TPM {}: PCR {pcr} {bank}: {e}", tpm.spec()),
+                }
+            }
+        }
+    }
+
+    /// Whether a custom policy has been loaded (the built-in rules no longer apply).
+    pub fn custom_policy_loaded(&self) -> bool {
+        self.policy.read().custom_loaded
+    }
+
+    /// Whether a TPM backs the PCRs (`--tpm`).
+    pub fn has_tpm(&self) -> bool {
+        self.store.lock().tpm.is_some()
     }
 
     fn build(cfg: Config) -> Result<Ima, String> {
@@ -456,6 +670,8 @@ impl Ima {
             list: MeasurementList::new(&list_banks),
             store: Mutex::new(Store {
                 pcrs: PcrBanks::new(&list_banks),
+                journal: None,
+                tpm: None,
             }),
             file_banks,
             list_banks,
@@ -578,6 +794,7 @@ impl Ima {
         Ok(PolicyHandle {
             write,
             rules: Vec::new(),
+            lines: Vec::new(),
             valid: true,
             pid: 0,
             uid: 0,
@@ -683,6 +900,7 @@ impl Ima {
         match parsed.result {
             Ok(Some(rule)) => {
                 h.rules.push(rule);
+                h.lines.push(trimmed.to_string());
                 Ok(len)
             }
             Ok(None) => Ok(len),
@@ -774,6 +992,14 @@ impl Ima {
         if valid && h.rules.is_empty() {
             valid = false;
         }
+        // Journaled before it is committed; one write session at a time (busy), so journal
+        // order is commit order. A load that cannot be journaled fails.
+        if valid {
+            if let Err(errno) = self.journal(&Entry::Policy(h.lines.join("\n"))) {
+                log::error!("ima: policy update cannot be journaled: {errno}");
+                valid = false;
+            }
+        }
         let cause = if valid { "completed" } else { "failed" };
         log::info!("ima: policy update {cause}");
         self.audit.integrity(
@@ -791,23 +1017,7 @@ impl Ima {
             st.busy = false;
             return false;
         }
-        // ima_update_policy: the first load replaces the built-in rules, later ones append.
-        let mut next = if st.custom_loaded {
-            (*st.active).clone()
-        } else {
-            Policy::new(Vec::new())
-        };
-        next.extend(h.rules);
-        st.signed_policy_required |= next.requires_signed_policy();
-        st.active = Arc::new(next);
-        let first_load = !st.custom_loaded;
-        st.custom_loaded = true;
-        match (self.cfg.write_policy, self.cfg.read_policy) {
-            (true, _) => st.busy = false,
-            // The busy flag stays set: later write opens get EBUSY.
-            (false, true) => st.file = PolicyFileState::ReadOnly,
-            (false, false) => st.file = PolicyFileState::Removed,
-        }
+        let first_load = self.commit_rules(&mut st, h.rules);
         drop(st);
         if first_load {
             // ima_process_queued_keys.
@@ -824,6 +1034,31 @@ impl Ima {
             }
         }
         true
+    }
+
+    /// `ima_update_policy`: the first load replaces the built-in rules, later ones append.
+    /// Returns whether this was the first custom policy.
+    fn commit_rules(&self, st: &mut PolicyState, rules: Vec<Rule>) -> bool {
+        let mut next = if st.custom_loaded {
+            (*st.active).clone()
+        } else {
+            Policy::new(Vec::new())
+        };
+        next.extend(rules);
+        st.signed_policy_required |= next.requires_signed_policy();
+        st.active = Arc::new(next);
+        let first_load = !st.custom_loaded;
+        st.custom_loaded = true;
+        match (self.cfg.write_policy, self.cfg.read_policy) {
+            (true, _) => st.busy = false,
+            // The busy flag stays set: later write opens get EBUSY.
+            (false, true) => {
+                st.busy = true;
+                st.file = PolicyFileState::ReadOnly;
+            }
+            (false, false) => st.file = PolicyFileState::Removed,
+        }
+        first_load
     }
 
     /// Load a whole policy text the way `cat FILE > .../ima/policy` does: one write
@@ -898,7 +1133,8 @@ impl Ima {
 
     /// Append `record` and extend the PCRs, unless a record with the same template digest
     /// already exists in that PCR (`ima_add_template_entry`; violations are never
-    /// suppressed). Returns whether it was added.
+    /// suppressed). Returns whether it was added; `Err` when it could not be journaled
+    /// (`--state`): then it is not in the list either, and the measurement failed.
     fn add_entry(
         &self,
         record: Record,
@@ -907,27 +1143,52 @@ impl Ima {
         task: &AuditTask<'_>,
         name: &[u8],
         inode: Option<AuditInode<'_>>,
-    ) -> bool {
-        let added;
-        {
+    ) -> Result<bool, Errno> {
+        let mut tpm_error = None;
+        let outcome = {
             let mut store = self.store.lock();
             let pcr = record.pcr();
             let digest = record.digest(self.hash_slot);
             if !violation && self.list.contains_digest(pcr, self.hash_slot, &digest) {
-                added = false;
+                Ok(false)
+            } else if let Err(errno) = store
+                .journal
+                .as_mut()
+                .map_or(Ok(()), |j| j.append_record(&record))
+            {
+                Err(errno)
             } else {
                 let extend: Vec<Digest> = (0..self.list_banks.len())
                     .map(|i| record.extend_value(i))
                     .collect();
                 self.list.append(record);
                 store.pcrs.extend(pcr, &extend);
-                added = true;
+                // ima_pcr_extend: a TPM failure is logged and audited; the entry stays and
+                // the emulated banks stay authoritative.
+                if let Some(tpm) = store.tpm.as_mut() {
+                    if let Err(e) = tpm.pcr_extend(pcr, &extend) {
+                        log::error!("Error Communicating to TPM chip, result: {e}");
+                        tpm_error = Some(e.code());
+                    }
+                }
+                Ok(true)
             }
-        }
-        let (cause, result) = if added {
-            ("hash_added", 0)
-        } else {
-            ("hash_exists", -libc::EEXIST)
+        };
+        let tpm_cause;
+        let (cause, result, info) = match (&outcome, tpm_error) {
+            (Ok(true), None) => ("hash_added", 0, true),
+            (Ok(true), Some(code)) => {
+                tpm_cause = format!("TPM_error({code})");
+                (tpm_cause.as_str(), 0, false)
+            }
+            (Ok(false), _) => ("hash_exists", -libc::EEXIST, true),
+            (Err(errno), _) => {
+                log::error!(
+                    "ima: measurement of {:?} not recorded: journal: {errno}",
+                    String::from_utf8_lossy(name)
+                );
+                ("journal_error", -errno.0, false)
+            }
         };
         self.audit.integrity(
             AUDIT_INTEGRITY_PCR,
@@ -937,14 +1198,44 @@ impl Ima {
             Some(name),
             inode,
             result,
-            true,
+            info,
         );
-        added
+        outcome
     }
 
-    /// `ima_add_boot_aggregate` without a TPM: a zero digest of `ima_hash` (IMA-SPEC 5.5).
-    fn add_boot_aggregate(&self) {
-        let ev = super::pcr::boot_aggregate_event(self.hash);
+    /// Journal `entry` (no-op without `--state`), under the lock that orders the list.
+    fn journal(&self, entry: &Entry) -> Result<(), Errno> {
+        match self.store.lock().journal.as_mut() {
+            Some(j) => j.append(entry),
+            None => Ok(()),
+        }
+    }
+
+    /// `ima_add_boot_aggregate` (IMA-SPEC 5.5): without a TPM a zero digest of `ima_hash`;
+    /// with one, `ima_calc_boot_aggregate` over its PCRs 0-7 (0-9 for a non-sha1 bank).
+    fn add_boot_aggregate(&self) -> Result<bool, Errno> {
+        let ev = {
+            let mut store = self.store.lock();
+            match store.tpm.as_mut() {
+                None => super::pcr::boot_aggregate_event(self.hash),
+                Some(tpm) => {
+                    let aggregate = tpm.boot_aggregate(self.hash).unwrap_or_else(|e| {
+                        log::error!("ima: boot aggregate: {e}");
+                        None
+                    });
+                    // The `ima` template's `d` gets the sha1 aggregate when the TPM has sha1.
+                    let sha1 = if tpm.banks().contains(&HashAlgo::Sha1) {
+                        tpm.aggregate_of(HashAlgo::Sha1).ok()
+                    } else {
+                        None
+                    };
+                    match aggregate {
+                        Some(a) => super::pcr::boot_aggregate_event_tpm(self.hash, a, sha1),
+                        None => super::pcr::boot_aggregate_event(self.hash),
+                    }
+                }
+            }
+        };
         let name = ev.name;
         let record = Record::new(
             self.cfg.pcr,
@@ -956,13 +1247,19 @@ impl Ima {
             comm: b"swapper/0",
             ..AuditTask::default()
         };
-        self.add_entry(record, false, "add_boot_aggregate", &task, name, None);
+        self.add_entry(record, false, "add_boot_aggregate", &task, name, None)
     }
 
     /// `ima_add_violation`: count it, append a zero entry (default template and PCR) that
     /// extends with 0xff, and audit `invalid_pcr`.
     fn add_violation(&self, ev: &FileEvent<'_>, cause: &str) {
-        self.violations.fetch_add(1, Ordering::Relaxed);
+        // Counted only once journaled (nothing is visible that a restart would lose).
+        match self.journal(&Entry::Violation) {
+            Ok(()) => {
+                self.violations.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(errno) => log::error!("ima: violation not counted: journal: {errno}"),
+        }
         let data = EventData {
             violation: true,
             hash_algo: self.hash,
@@ -979,7 +1276,7 @@ impl Ima {
             &self.list_banks,
         );
         let task = ev.task();
-        self.add_entry(
+        let _ = self.add_entry(
             record,
             true,
             "add_template_measure",
@@ -1199,7 +1496,7 @@ impl Ima {
                 ..EventData::default()
             };
             let record = Record::new(pcr, template, &data, &self.list_banks);
-            self.add_entry(
+            let stored = self.add_entry(
                 record,
                 false,
                 "add_template_measure",
@@ -1207,8 +1504,11 @@ impl Ima {
                 ev.path,
                 Some(ev.inode()),
             );
-            // Set also when the entry was a duplicate (-EEXIST).
-            state.set_measured(pcr);
+            // Set also when the entry was a duplicate (-EEXIST); a failed store is retried
+            // at the next access (ima_store_measurement).
+            if stored.is_ok() {
+                state.set_measured(pcr);
+            }
         }
 
         let mut result = match cached {
@@ -1459,7 +1759,7 @@ impl Ima {
                 };
                 let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
                 let record = Record::new(pcr, template, &data, &self.list_banks);
-                self.add_entry(record, false, "add_template_measure", task, name, None);
+                let _ = self.add_entry(record, false, "add_template_measure", task, name, None);
             }
         }
         if !must_appraise {
@@ -1557,7 +1857,7 @@ impl Ima {
             euid: subject.euid,
             ..AuditTask::default()
         };
-        self.add_entry(
+        let _ = self.add_entry(
             record,
             false,
             "add_template_measure",

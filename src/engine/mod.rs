@@ -5,12 +5,14 @@ pub mod ascii;
 pub mod audit;
 pub mod hash;
 pub mod ima;
+pub mod journal;
 pub mod keys;
 pub mod log;
 pub mod measure;
 pub mod pcr;
 pub mod policy;
 pub mod template;
+pub mod tpm;
 pub mod xattr;
 
 /// An errno value as the kernel would return it (positive, e.g. `Errno::EINVAL`).
