@@ -385,8 +385,9 @@ impl Allowlist {
                     "signed runtime policies are not supported; pass the unsigned policy".into(),
                 ));
             }
-            // Keylime: `digests` for files, `keyrings` for keys, `ima-buf` for buffers.
-            for section in ["digests", "keyrings", "ima-buf"] {
+            // Keylime: `digests` for files, `keyrings` for keys, `ima-buf` for buffers;
+            // `hashes` in the JSON allowlists of Keylime before runtime policies.
+            for section in ["digests", "keyrings", "ima-buf", "hashes"] {
                 if let Some(map) = v.get(section).and_then(Value::as_object) {
                     for (name, list) in map {
                         let set = self.digests.entry(name.as_bytes().to_vec()).or_default();
@@ -1085,6 +1086,46 @@ mod tests {
         let v = parse_pcrs(&evmctl);
         assert_eq!(v[&(10, HashAlgo::Sha256)].to_hex(), h256);
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn allowlists_in_keylime_and_sha256sum_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("policy.json");
+        std::fs::write(
+            &json,
+            r#"{"digests": {"/bin/sh": ["AB12", "cd34"]}, "keyrings": {".ima": ["ee"]},
+                "hashes": {"/old": ["ff"]}, "excludes": ["/tmp/.*", "/var/log"]}"#,
+        )
+        .unwrap();
+        let sums = dir.path().join("sums");
+        std::fs::write(&sums, "# comment\n0011  ./etc/a b\n2233 *usr/bin/x\n\n").unwrap();
+        let mut allow = Allowlist::default();
+        allow.load(&json).unwrap();
+        allow.load(&sums).unwrap();
+        assert_eq!(allow.labels.len(), 2);
+        let set = |p: &[u8]| allow.digests.get(p).cloned().unwrap_or_default();
+        assert_eq!(
+            set(b"/bin/sh"),
+            ["ab12".to_string(), "cd34".to_string()].into()
+        );
+        assert!(set(b".ima").contains("ee") && set(b"/old").contains("ff"));
+        assert!(set(b"/etc/a b").contains("0011") && set(b"/usr/bin/x").contains("2233"));
+        // re.match semantics: anchored at the start only.
+        assert!(allow.excluded(b"/tmp/x") && allow.excluded(b"/var/log/syslog"));
+        assert!(!allow.excluded(b"/x/tmp/y"));
+
+        for (text, why) in [
+            ("{\"digests\": ", "EOF"),
+            ("{\"excludes\": [\"(\"]}", "exclude"),
+            ("{\"payload\": \"x\"}", "signed"),
+            ("zz  /x\n", "line 1: digest is not hex"),
+            ("0011\n", "line 1: expected `HEX  PATH`"),
+        ] {
+            std::fs::write(&json, text).unwrap();
+            let e = Allowlist::default().load(&json).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
     }
 
     #[test]
