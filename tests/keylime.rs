@@ -451,3 +451,216 @@ fn keylime_agent_resumes_at_remembered_offsets_of_a_live_list() {
     drop(to_agent);
     let _ = agent.wait();
 }
+
+/// Kills the software TPM on drop.
+struct Swtpm(Child);
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A tpm2-tools command against the software TPM at `tcti`; its stdout.
+fn tpm2(tcti: &str, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .env("TPM2TOOLS_TCTI", tcti)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The whole verifier check of a TPM quote: imafs extends a software TPM (`--tpm`), tpm2-tools
+/// quote PCR 10 with an attestation key, and Keylime's `Tpm.check_quote` verifies the quote's
+/// signature, nonce and PCR digest, then replays imafs's list against the quoted PCR 10 and
+/// validates it with the generated policy.
+#[test]
+fn keylime_checks_a_tpm_quote_of_the_pcr_imafs_extended() {
+    let test = "keylime_checks_a_tpm_quote_of_the_pcr_imafs_extended";
+    for tool in [
+        "swtpm",
+        "tpm2_createek",
+        "tpm2_createak",
+        "tpm2_quote",
+        "tpm2_flushcontext",
+    ] {
+        if !common::have_tool(tool) {
+            common::skip(
+                test,
+                &format!("{tool} not installed (apt-get install swtpm tpm2-tools)"),
+            );
+            return;
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("imafs-keylime-quote")
+        .tempdir()
+        .expect("tempdir");
+    let Some(root) = make_rootfs(test, dir.path()) else {
+        return;
+    };
+    let Some(python) = python_or_skip(test) else {
+        return;
+    };
+    let tpm_dir = dir.path().join("tpm");
+    std::fs::create_dir(&tpm_dir).expect("mkdir");
+    let sock = tpm_dir.join("sock");
+    // tpm2-tss's swtpm TCTI finds the control channel at `<path>.ctrl`.
+    let swtpm = Command::new("swtpm")
+        .arg("socket")
+        .arg("--tpm2")
+        .arg("--server")
+        .arg(format!("type=unixio,path={}", sock.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}.ctrl", sock.display()))
+        .arg("--tpmstate")
+        .arg(format!("dir={}", tpm_dir.display()))
+        .args(["--flags", "startup-clear"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("swtpm");
+    let _swtpm = Swtpm(swtpm);
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(sock.exists(), "swtpm did not create {}", sock.display());
+
+    // The container's work, PCR 10 extended in the TPM as it goes.
+    let out = Command::new(common::imafs_bin())
+        .arg("run")
+        .arg("--tpm")
+        .arg(format!("swtpm:{}", sock.display()))
+        .arg("--rootfs")
+        .arg(&root)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/app.conf > /dev/null; /opt/app/run.sh; \
+             cat /sys/kernel/security/ima/ascii_runtime_measurements > /out/list",
+        ])
+        .env("PATH", "/bin")
+        .output()
+        .expect("imafs run");
+    assert!(out.status.success(), "{out:?}");
+    let list = root.join("out/list");
+    let policy = dir.path().join("policy.json");
+    generate_policy(&root, &["--ascii", list.to_str().unwrap()], "sha1", &policy);
+
+    // An attestation key under a persistent EK (swtpm has three transient object slots).
+    let tcti = format!("swtpm:path={}", sock.display());
+    tpm2(
+        &tcti,
+        &tpm_dir,
+        &[
+            "tpm2_createek",
+            "-c",
+            "0x81010001",
+            "-G",
+            "rsa",
+            "-u",
+            "ek.pub",
+        ],
+    );
+    tpm2(&tcti, &tpm_dir, &["tpm2_flushcontext", "-t"]);
+    tpm2(
+        &tcti,
+        &tpm_dir,
+        &[
+            "tpm2_createak",
+            "-C",
+            "0x81010001",
+            "-c",
+            "ak.ctx",
+            "-G",
+            "rsa",
+            "-g",
+            "sha256",
+            "-s",
+            "rsassa",
+            "-u",
+            "ak.pub",
+            "-n",
+            "ak.name",
+        ],
+    );
+    tpm2(&tcti, &tpm_dir, &["tpm2_flushcontext", "-t"]);
+    let nonce = "imafs-keylime-nonce-1";
+    tpm2(
+        &tcti,
+        &tpm_dir,
+        &[
+            "tpm2_quote",
+            "-c",
+            "ak.ctx",
+            "-l",
+            "sha256:10",
+            "-q",
+            &hex::encode(nonce),
+            "-m",
+            "quote.msg",
+            "-s",
+            "quote.sig",
+            "-o",
+            "quote.pcrs",
+            "-g",
+            "sha256",
+        ],
+    );
+
+    let keylime_quote = |list: &Path, nonce: &str| -> Value {
+        let out = Command::new(&python)
+            .arg(fixture("keylime_check.py"))
+            .arg("quote")
+            .arg(&policy)
+            .arg(list)
+            .arg(&tpm_dir)
+            .arg(nonce)
+            .output()
+            .expect("python");
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let result = keylime_quote(&list, nonce);
+    assert_eq!(result["ok"], true, "{result}");
+
+    // The same quote with another nonce (a replay) is refused before the list is looked at.
+    let result = keylime_quote(&list, "another-nonce");
+    assert_eq!(result["ok"], false, "{result}");
+    assert!(
+        result["events"][0]["context"]
+            .as_str()
+            .is_some_and(|c| c.contains("nonce")),
+        "{result}"
+    );
+
+    // A list with an entry removed no longer replays to the quoted PCR 10.
+    let text = std::fs::read_to_string(&list).expect("list");
+    let dropped: String = text
+        .lines()
+        .filter(|l| !l.ends_with(" /opt/app/run.sh"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(dropped, text);
+    let dropped_list = dir.path().join("dropped");
+    std::fs::write(&dropped_list, dropped).expect("write");
+    let result = keylime_quote(&dropped_list, nonce);
+    assert_eq!(result["ok"], false, "{result}");
+    assert!(
+        result["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["id"] == "ima.pcr_mismatch"),
+        "{result}"
+    );
+}
