@@ -1,0 +1,505 @@
+//! `--state DIR`: the list, PCRs, violations and policy of a daemon survive kill -9 and a
+//! restart byte for byte; torn journals are cut with a message, corrupt ones refused, and a
+//! state directory serves one daemon at a time.
+
+mod common;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIST_FILES: [&str; 5] = [
+    "ascii_runtime_measurements_sha1",
+    "ascii_runtime_measurements_sha256",
+    "binary_runtime_measurements_sha1",
+    "binary_runtime_measurements_sha256",
+    "binary_runtime_measurements",
+];
+
+/// One `imafs serve` daemon over `<dir>/sfs`, stderr kept in `<dir>/stderr-<n>`.
+struct Daemon {
+    child: Option<Child>,
+    _stdout: Option<ChildStdout>,
+    sfs: PathBuf,
+    mnt: Option<PathBuf>,
+    stderr: PathBuf,
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Start `imafs serve --securityfs dir/sfs ARGS`; `Err(stderr)` if it exits before `ready`.
+fn serve(dir: &Path, args: &[&str], overlay: bool) -> Result<Daemon, String> {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sfs = dir.join("sfs");
+    std::fs::create_dir_all(&sfs).unwrap();
+    let stderr = dir.join(format!("stderr-{n}"));
+    let mut cmd = Command::new(common::imafs_bin());
+    cmd.arg("serve").arg("--securityfs").arg(&sfs);
+    let mnt = overlay.then(|| {
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        cmd.arg("--mount")
+            .arg(&mnt)
+            .arg("--rootfs")
+            .arg(dir.join("rootfs"));
+        mnt
+    });
+    let mut child = cmd
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    if line != "ready\n" {
+        let _ = child.wait();
+        return Err(std::fs::read_to_string(&stderr).unwrap());
+    }
+    Ok(Daemon {
+        child: Some(child),
+        _stdout: Some(stdout.into_inner()),
+        sfs,
+        mnt,
+        stderr,
+    })
+}
+
+impl Daemon {
+    fn ima(&self, name: &str) -> PathBuf {
+        self.sfs.join("integrity/ima").join(name)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap()
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.ima(name)).unwrap()
+    }
+
+    /// Everything a restart must keep: every list file, pcrs, violations, policy.
+    fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        LIST_FILES
+            .iter()
+            .chain(&["pcrs", "violations", "runtime_measurements_count", "policy"])
+            .map(|n| (n.to_string(), self.read(n)))
+            .collect()
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    /// Wait for the daemon's exit (killed after 60 s: a hang fails instead of blocking).
+    fn wait(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon hung");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The mounts of a killed daemon are detached by its watchdog; make sure.
+        for m in std::iter::once(&self.sfs).chain(self.mnt.as_ref()) {
+            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+
+    fn kill9(mut self) {
+        self.signal(rustix::process::Signal::KILL);
+        self.wait();
+    }
+
+    fn stop(mut self) {
+        self.signal(rustix::process::Signal::TERM);
+        self.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(rustix::process::Signal::TERM);
+            self.wait();
+        }
+    }
+}
+
+fn can_run(test: &str) -> bool {
+    if !common::is_root() {
+        common::skip(test, "needs root to mount FUSE with allow_other");
+        return false;
+    }
+    if !common::fuse_available() {
+        common::skip(test, "/dev/fuse not available");
+        return false;
+    }
+    true
+}
+
+fn events(dir: &Path) -> PathBuf {
+    let path = dir.join("events");
+    std::fs::write(
+        &path,
+        "read /etc/passwd\nread /etc/hostname\nexec /bin/sh\nread /etc/group\n",
+    )
+    .unwrap();
+    path
+}
+
+fn state_arg(dir: &Path) -> String {
+    dir.join("state").to_str().unwrap().to_string()
+}
+
+fn write_policy(d: &Daemon, text: &str) {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(d.ima("policy"))
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn cat(path: &Path) {
+    let st = Command::new("cat")
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "cat {}", path.display());
+}
+
+fn evmctl_pcr_file(pcrs: &str, bank: &str, path: &Path) -> String {
+    let size = if bank == "sha1" { 20 } else { 32 };
+    let mut values = vec!["00".repeat(size); 24];
+    for line in pcrs.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f[1] == bank {
+            let n: usize = f[0].trim_start_matches("PCR-").parse().unwrap();
+            values[n] = f[2].to_string();
+        }
+    }
+    let text: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("PCR-{i:02} {v}\n"))
+        .collect();
+    std::fs::write(path, text).unwrap();
+    format!("{bank},{}", path.display())
+}
+
+/// `evmctl ima_measurement` replays the daemon's list to its `pcrs`.
+fn evmctl_replays(d: &Daemon, dir: &Path) {
+    if !common::have_tool("evmctl") {
+        eprintln!("evmctl not installed: replay check not done");
+        return;
+    }
+    let pcrs = String::from_utf8(d.read("pcrs")).unwrap();
+    let sha1 = evmctl_pcr_file(&pcrs, "sha1", &dir.join("pcr-sha1"));
+    let sha256 = evmctl_pcr_file(&pcrs, "sha256", &dir.join("pcr-sha256"));
+    let out = Command::new("evmctl")
+        .args(["ima_measurement", "--ignore-violations"])
+        .args(["--pcrs", &sha1, "--pcrs", &sha256])
+        .arg(d.ima("binary_runtime_measurements"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Matched per TPM bank calculated digest(s)."),
+        "{text}"
+    );
+}
+
+fn ascii_lines(d: &Daemon) -> Vec<String> {
+    String::from_utf8(d.read("ascii_runtime_measurements_sha256"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kill_9_and_restart_keeps_list_pcrs_violations_and_policy() {
+    let test = "kill_9_and_restart_keeps_list_pcrs_violations_and_policy";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    for (name, body) in [
+        ("a", "alpha\n"),
+        ("b", "beta\n"),
+        ("c", "gamma\n"),
+        ("d", "delta\n"),
+    ] {
+        std::fs::write(rootfs.join(name), body).unwrap();
+    }
+    let state = state_arg(dir);
+    let d = serve(dir, &["--state", &state], true).unwrap();
+    let mnt = d.mnt.clone().unwrap();
+    cat(&mnt.join("a"));
+    // A custom policy replaces the built-in tcb rules; measurements follow it.
+    write_policy(
+        &d,
+        "measure func=FILE_CHECK mask=MAY_READ uid=0\nmeasure func=BPRM_CHECK\n",
+    );
+    cat(&mnt.join("b"));
+    // open_writers violation: a reader while a writer holds the file.
+    let writer = OpenOptions::new().write(true).open(mnt.join("c")).unwrap();
+    cat(&mnt.join("c"));
+    drop(writer);
+    let before = d.snapshot();
+    let violations = String::from_utf8(d.read("violations")).unwrap();
+    assert_eq!(violations.trim(), "1", "the test needs a violation");
+    let lines = ascii_lines(&d);
+    assert!(lines[0].ends_with(" boot_aggregate"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("/a")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("/b")), "{lines:?}");
+    d.kill9();
+
+    let d = serve(dir, &["--state", &state], true).unwrap();
+    let after = d.snapshot();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert!(a == b, "{name} changed across kill -9 and restart");
+    }
+    // One boot_aggregate only.
+    let lines = ascii_lines(&d);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(" boot_aggregate"))
+            .count(),
+        1
+    );
+    // Reading an already measured file adds nothing; a new one comes after the old bytes.
+    let mnt = d.mnt.clone().unwrap();
+    cat(&mnt.join("a"));
+    assert_eq!(d.read("ascii_runtime_measurements_sha256"), before[1].1);
+    cat(&mnt.join("d"));
+    for (name, old) in before.iter().take(LIST_FILES.len()) {
+        let now = d.read(name);
+        assert!(now.len() > old.len(), "{name}: no new record");
+        assert_eq!(&now[..old.len()], &old[..], "{name}: old bytes moved");
+        // Reading at the old end gives exactly the new record.
+        let f = File::open(d.ima(name)).unwrap();
+        let mut buf = vec![0u8; now.len()];
+        let n = f.read_at(&mut buf, old.len() as u64).unwrap();
+        assert_eq!(&buf[..n], &now[old.len()..], "{name}");
+    }
+    assert!(ascii_lines(&d).last().unwrap().ends_with("/d"));
+    // The replayed policy is the custom one, and a second load appends (kernel semantics:
+    // only the first load replaces the built-in rules).
+    write_policy(&d, "dont_measure fsmagic=0x01021994\n");
+    let policy = String::from_utf8(d.read("policy")).unwrap();
+    assert_eq!(
+        policy,
+        "measure func=FILE_CHECK mask=MAY_READ uid=0 \nmeasure func=BPRM_CHECK \n\
+         dont_measure fsmagic=0x1021994 \n",
+    );
+    evmctl_replays(&d, dir);
+    let snapshot = d.snapshot();
+    d.stop();
+
+    // A clean stop and restart keeps everything too, including the appended policy.
+    let d = serve(dir, &["--state", &state], true).unwrap();
+    assert!(
+        d.snapshot() == snapshot,
+        "state changed across a clean restart"
+    );
+    evmctl_replays(&d, dir);
+}
+
+#[test]
+fn policy_option_is_not_loaded_again_on_restart() {
+    let test = "policy_option_is_not_loaded_again_on_restart";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let policy = dir.join("policy.txt");
+    std::fs::write(&policy, "measure func=FILE_CHECK\n").unwrap();
+    let state = state_arg(dir);
+    let args = ["--state", &state, "--policy", policy.to_str().unwrap()];
+    let d = serve(dir, &args, false).unwrap();
+    let text = d.read("policy");
+    assert_eq!(text, b"measure func=FILE_CHECK \n");
+    d.kill9();
+    let d = serve(dir, &args, false).unwrap();
+    assert_eq!(d.read("policy"), text, "rules appended twice");
+    assert!(
+        d.stderr()
+            .contains("not loaded, the state directory's policy is in force"),
+        "{}",
+        d.stderr()
+    );
+}
+
+/// Serve the fixture events with `--state`, stop, and return the ascii list and journal.
+fn journal_with_records(dir: &Path) -> (Vec<String>, PathBuf) {
+    let state = state_arg(dir);
+    let ev = events(dir);
+    let d = serve(
+        dir,
+        &["--state", &state, "--events", ev.to_str().unwrap()],
+        false,
+    )
+    .unwrap();
+    let lines = ascii_lines(&d);
+    assert!(lines.len() >= 5, "{lines:?}");
+    d.stop();
+    (lines, dir.join("state/journal"))
+}
+
+#[test]
+fn torn_journal_tail_is_cut_with_a_message() {
+    let test = "torn_journal_tail_is_cut_with_a_message";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (lines, journal) = journal_with_records(dir);
+    let state = state_arg(dir);
+    let full = std::fs::metadata(&journal).unwrap().len();
+
+    // A partial last entry (the daemon died mid-write, or the disk lost the end).
+    let f = OpenOptions::new().write(true).open(&journal).unwrap();
+    f.set_len(full - 5).unwrap();
+    drop(f);
+    let d = serve(dir, &["--state", &state], false).unwrap();
+    let err = d.stderr();
+    assert!(err.contains("torn tail at offset"), "{err}");
+    let cut: u64 = err
+        .split("torn tail at offset ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        err.contains(&format!("{} bytes cut", full - 5 - cut)),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), cut);
+    // The last record is gone, the rest is intact.
+    assert_eq!(ascii_lines(&d), lines[..lines.len() - 1]);
+    d.stop();
+
+    // A flipped byte in the (new) last entry is cut the same way.
+    let len = std::fs::metadata(&journal).unwrap().len();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&journal)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_at(&mut b, len - 3).unwrap();
+    f.write_at(&[b[0] ^ 0x20], len - 3).unwrap();
+    drop(f);
+    let d = serve(dir, &["--state", &state], false).unwrap();
+    let err = d.stderr();
+    assert!(err.contains("torn tail at offset"), "{err}");
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert_eq!(ascii_lines(&d), lines[..lines.len() - 2]);
+}
+
+#[test]
+fn corrupt_journal_middle_is_refused_with_the_intact_prefix() {
+    let test = "corrupt_journal_middle_is_refused_with_the_intact_prefix";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (lines, journal) = journal_with_records(dir);
+    let state = state_arg(dir);
+    let bytes = std::fs::read(&journal).unwrap();
+    // Flip a byte inside the entry holding /etc/passwd's record.
+    let at = bytes.windows(11).position(|w| w == b"/etc/passwd").unwrap();
+    let mut bad = bytes.clone();
+    bad[at] ^= 0x01;
+    std::fs::write(&journal, &bad).unwrap();
+    let err = serve(dir, &["--state", &state], false)
+        .err()
+        .expect("a corrupt journal must not start");
+    assert!(err.contains("corrupt entry at offset"), "{err}");
+    assert!(err.contains("truncate the journal to"), "{err}");
+    // The file is left as it was for the operator.
+    assert_eq!(std::fs::read(&journal).unwrap(), bad);
+    // Taking the suggested option keeps the intact prefix.
+    let keep: u64 = err
+        .split("truncate the journal to ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let f = OpenOptions::new().write(true).open(&journal).unwrap();
+    f.set_len(keep).unwrap();
+    drop(f);
+    let d = serve(dir, &["--state", &state], false).unwrap();
+    let now = ascii_lines(&d);
+    assert!(!now.is_empty() && now.len() < lines.len(), "{now:?}");
+    assert_eq!(now[..], lines[..now.len()]);
+    assert!(now[0].ends_with(" boot_aggregate"));
+}
+
+#[test]
+fn two_daemons_cannot_share_a_state_directory() {
+    let test = "two_daemons_cannot_share_a_state_directory";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state_arg(tmp.path());
+    let first = serve(tmp.path(), &["--state", &state], false).unwrap();
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let err = serve(&other, &["--state", &state], false)
+        .err()
+        .expect("second daemon must refuse");
+    let pid = first.child.as_ref().unwrap().id();
+    assert!(
+        err.contains("is in use by another imafs daemon") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    // The first one is unaffected.
+    assert!(!first.read("ascii_runtime_measurements").is_empty());
+}
+
+#[test]
+fn different_engine_options_are_refused() {
+    let test = "different_engine_options_are_refused";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state_arg(tmp.path());
+    serve(tmp.path(), &["--state", &state], false)
+        .unwrap()
+        .stop();
+    let err = serve(
+        tmp.path(),
+        &["--state", &state, "--template", "ima-sig"],
+        false,
+    )
+    .err()
+    .expect("a journal of another template must not be continued");
+    assert!(err.contains("template=ima-ng"), "{err}");
+    assert!(err.contains("template=ima-sig"), "{err}");
+}
