@@ -410,3 +410,98 @@ fn verify_and_status_inside_a_container() {
     );
     assert!(text.contains("/ overlay (measuring passthrough"), "{text}");
 }
+
+/// A violation (ToMToU: a file opened for writing while a measured reader has it open)
+/// fails the verification unless allowed; the replay extends it with 0xff as the kernel does,
+/// so the PCRs still match.
+#[test]
+fn verify_reports_violations() {
+    let test = "verify_reports_violations";
+    let Some(f) = run_container(test) else {
+        return;
+    };
+    let script = "echo one > /tmp/f; exec 3< /tmp/f; echo two > /tmp/f; exec 3<&-; \
+                  cat /sys/kernel/security/ima/ascii_runtime_measurements > /out/list; \
+                  cat /sys/kernel/security/ima/pcrs > /out/pcrs; \
+                  cat /sys/kernel/security/ima/violations > /out/violations";
+    let out = Command::new(common::imafs_bin())
+        .arg("run")
+        .arg("--rootfs")
+        .arg(&f.root)
+        .args(["--", "sh", "-c", script])
+        .env("PATH", "/bin")
+        .output()
+        .expect("imafs run");
+    assert!(out.status.success(), "{out:?}");
+    let dir = f.root.join("out");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("violations")).expect("violations"),
+        "1\n"
+    );
+    let list = dir.join("list");
+    let pcrs = dir.join("pcrs");
+    let (code, report) = verify(&["--ascii", p(&list), "--pcrs", p(&pcrs)]);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("\n  VIOLATION  10 - /tmp/f\n"), "{report}");
+    assert!(
+        report.contains("violations (ToMToU or open_writers): 1"),
+        "{report}"
+    );
+    assert_eq!(report.matches(" matches ").count(), 2, "{report}");
+    let (code, report) = verify(&[
+        "--ascii",
+        p(&list),
+        "--pcrs",
+        p(&pcrs),
+        "--allow-violations",
+    ]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("1 violation (allowed)"), "{report}");
+}
+
+/// Against a kernel's securityfs (only the kernel's files: no `pcrs`, `keys`, `active`; a
+/// write-only `policy`), status says what is missing instead of failing.
+#[test]
+fn status_of_a_kernel_like_securityfs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ima = dir.path().join("integrity/ima");
+    std::fs::create_dir_all(&ima).expect("mkdir");
+    let zeros = "0".repeat(64);
+    std::fs::write(
+        ima.join("ascii_runtime_measurements"),
+        format!(
+            "10 0adefe762c149c7cec19da62f0da1297fcfbffff ima-ng sha256:{zeros} boot_aggregate\n\
+             10 7e12b5b354a90b6491f97e4075c8bc0428ad74bb ima-ng sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 /tmp/hello\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(ima.join("runtime_measurements_count"), "2\n").expect("write");
+    std::fs::write(ima.join("violations"), "0\n").expect("write");
+    let out = Command::new(common::imafs_bin())
+        .arg("status")
+        .arg("--securityfs")
+        .arg(dir.path())
+        .output()
+        .expect("imafs status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for expected in [
+        "runtime_measurements_count: 2",
+        "violations: 0",
+        "template: ima-ng",
+        "file hash: sha256",
+        "policy: no policy file",
+        "keys: no `keys` file",
+    ] {
+        assert!(text.contains(expected), "{expected}:\n{text}");
+    }
+    // No IMA files at all: exit 2 with the reason.
+    std::fs::create_dir(ima.join("none")).expect("mkdir");
+    let out = Command::new(common::imafs_bin())
+        .args(["status", "--securityfs"])
+        .arg(dir.path().join("integrity/ima/none"))
+        .output()
+        .expect("imafs status");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no IMA securityfs here"));
+}
