@@ -616,6 +616,27 @@ fn keylime_checks_a_tpm_quote_of_the_pcr_imafs_extended() {
         ],
     );
 
+    // `imafs verify` reads the TPM's PCRs as tpm2_pcrread prints them.
+    let pcrread = tpm_dir.join("pcrread");
+    std::fs::write(
+        &pcrread,
+        tpm2(&tcti, &tpm_dir, &["tpm2_pcrread", "sha1:10+sha256:10"]),
+    )
+    .expect("write");
+    let verify = Command::new(common::imafs_bin())
+        .arg("verify")
+        .arg("--ascii")
+        .arg(&list)
+        .arg("--pcrs")
+        .arg(&pcrread)
+        .arg("--allowlist")
+        .arg(&policy)
+        .output()
+        .expect("imafs verify");
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert_eq!(report.matches(" matches ").count(), 2, "{report}");
+
     let keylime_quote = |list: &Path, nonce: &str| -> Value {
         let out = Command::new(&python)
             .arg(fixture("keylime_check.py"))
