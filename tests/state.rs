@@ -503,3 +503,41 @@ fn different_engine_options_are_refused() {
     assert!(err.contains("template=ima-ng"), "{err}");
     assert!(err.contains("template=ima-sig"), "{err}");
 }
+
+/// `imafs run --state DIR -- sh -c '...'` with the host's `/` as the rootfs; its stdout.
+fn run_in_container(state: &str, script: &str) -> String {
+    let out = Command::new(common::imafs_bin())
+        .args([
+            "run", "--rootfs", "/", "--userns", "never", "--state", state,
+        ])
+        .args(["--", "/bin/sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "imafs run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn run_continues_the_list_of_the_previous_container() {
+    let test = "run_continues_the_list_of_the_previous_container";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state_arg(tmp.path());
+    let list = "/sys/kernel/security/ima/ascii_runtime_measurements";
+    let first = run_in_container(&state, &format!("cat /etc/hostname >/dev/null; cat {list}"));
+    assert!(first.starts_with("10 "), "{first}");
+    assert!(first.contains(" /etc/hostname\n"), "{first}");
+    let second = run_in_container(&state, &format!("cat /etc/passwd >/dev/null; cat {list}"));
+    assert!(
+        second.starts_with(&first),
+        "the second container's list does not continue the first's:\n{first}\n---\n{second}"
+    );
+    assert!(second[first.len()..].contains(" /etc/passwd\n"), "{second}");
+    assert_eq!(second.matches(" boot_aggregate\n").count(), 1, "{second}");
+}

@@ -557,6 +557,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::hash::HashAlgo;
 
     fn sample_entries() -> Vec<Entry> {
         vec![
@@ -709,6 +710,100 @@ mod tests {
         b.extend_from_slice(&frame(&[9, 1, 2]));
         let s = scan(&b).unwrap();
         assert!(s.torn.unwrap().reason.contains("unknown entry kind 9"));
+    }
+
+    use crate::engine::ima::{Backing, Config, Ima, PolicyAccess, PolicyFileState};
+    use crate::engine::log::ViewKind;
+    use crate::engine::policy::{Func, Subject};
+
+    fn engine(dir: &Path, cfg: &Config) -> Ima {
+        let (journal, recovery) = Journal::open(dir, false).unwrap();
+        Ima::with_backing(
+            cfg.clone(),
+            Backing {
+                journal: Some(journal),
+                replay: recovery.entries,
+                tpm: None,
+            },
+        )
+        .unwrap()
+    }
+
+    /// Every view of every bank, the PCRs, violations, policy text and file state.
+    fn everything(ima: &Ima) -> (Vec<Vec<u8>>, String, u64, String, PolicyFileState) {
+        let list = ima.list();
+        let mut views = Vec::new();
+        for bank in 0..list.banks().len() {
+            for kind in [ViewKind::Ascii, ViewKind::Binary] {
+                let mut buf = vec![0u8; list.view_len(kind, bank) as usize];
+                let n = list.read(kind, bank, 0, &mut buf);
+                assert_eq!(n, buf.len());
+                views.push(buf);
+            }
+        }
+        let pcrs = format!("{:?}", ima.pcr_values());
+        (
+            views,
+            pcrs,
+            ima.violations(),
+            ima.policy_text(),
+            ima.policy_file_state(),
+        )
+    }
+
+    fn no_files(_: &str) -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+    }
+
+    #[test]
+    fn engine_state_replays_byte_for_byte_for_every_template() {
+        for template in ["ima", "ima-ng", "ima-sig", "d-ng|n-ng|buf"] {
+            let dir = std::env::temp_dir().join(format!(
+                "imafs-journal-replay-{}-{}",
+                std::process::id(),
+                template.replace('|', "_")
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let cfg = Config {
+                template: template.to_string(),
+                builtin_policy: vec!["critical_data".to_string()],
+                banks: vec![HashAlgo::Sha256, HashAlgo::Sha384],
+                write_policy: false,
+                ..Config::default()
+            };
+            let subject = Subject::default();
+            let before = {
+                let ima = engine(&dir, &cfg);
+                ima.measure_buffer(Func::CriticalData, "one", b"1", Some("l"), &subject);
+                ima.load_policy_text(
+                    "measure func=CRITICAL_DATA pcr=11\nmeasure func=KEY_CHECK\n",
+                    &no_files,
+                )
+                .unwrap();
+                ima.measure_buffer(Func::CriticalData, "two", b"2", Some("l"), &subject);
+                ima.measure_buffer(Func::CriticalData, "two", b"2", Some("l"), &subject);
+                // boot_aggregate, kernel_version, one, two (the repeat is a duplicate).
+                assert_eq!(ima.list().len(), 4, "{template}");
+                assert!(ima.pcr_values().iter().any(|(pcr, _, _)| *pcr == 11));
+                everything(&ima)
+            };
+            let ima = engine(&dir, &cfg);
+            let after = everything(&ima);
+            assert!(
+                before == after,
+                "{template}: state changed across the replay"
+            );
+            assert!(ima.custom_policy_loaded());
+            // The duplicate of a replayed record is still a duplicate.
+            let n = ima.list().len();
+            ima.measure_buffer(Func::CriticalData, "two", b"2", Some("l"), &subject);
+            assert_eq!(ima.list().len(), n, "{template}");
+            // Single policy write (no CONFIG_IMA_WRITE_POLICY): still read-only and busy.
+            assert_eq!(ima.policy_file_state(), PolicyFileState::ReadOnly);
+            assert!(ima.open_policy(PolicyAccess::Write, true).is_err());
+            drop(ima);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]
