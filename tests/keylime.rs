@@ -163,6 +163,10 @@ fn make_rootfs(test: &str, dir: &Path) -> Option<PathBuf> {
 
 /// `imafs run` reading and executing files; the lists and PCRs copied to `out/<tag>.*`.
 fn run_container(root: &Path, tag: &str) {
+    run_container_with(root, tag, &[]);
+}
+
+fn run_container_with(root: &Path, tag: &str, options: &[&str]) {
     let script = format!(
         "set -e; cat /etc/app.conf > /dev/null; /opt/app/run.sh; ima=/sys/kernel/security/ima; \
          cat $ima/ascii_runtime_measurements > /out/{tag}.sha1; \
@@ -173,6 +177,7 @@ fn run_container(root: &Path, tag: &str) {
         .arg("run")
         .arg("--rootfs")
         .arg(root)
+        .args(options)
         .args(["--", "sh", "-c", &script])
         .env("PATH", "/bin")
         .output()
@@ -282,6 +287,29 @@ fn keylime_verifies_an_imafs_run_list_and_flags_a_changed_file() {
                 "{path} not measured:\n{text}"
             );
         }
+    }
+
+    // The other templates Keylime parses: `ima-sig` (no signatures here: Keylime falls back
+    // to the policy) and `ima`, whose `d` field is the file's sha1.
+    for (template, hash) in [("ima-sig", "sha256"), ("ima", "sha1")] {
+        let tag = format!("t-{template}");
+        run_container_with(&root, &tag, &["--template", template]);
+        let list = out.join(format!("{tag}.sha1"));
+        let text = std::fs::read_to_string(&list).expect("list");
+        assert!(
+            text.lines().all(|l| l.split(' ').nth(2) == Some(template)),
+            "{text}"
+        );
+        let policy = dir.path().join(format!("policy-{template}.json"));
+        let list_arg = list.to_str().unwrap().to_string();
+        generate_policy(
+            &root,
+            &["--ascii", &list_arg, "--hash", hash],
+            "sha1",
+            &policy,
+        );
+        let result = keylime_full(&python, &policy, &list, &out.join(format!("{tag}.pcrs")));
+        assert_eq!(result["ok"], true, "{template}: {result}\n{text}");
     }
 
     // Keylime notices a list that does not replay to the reported PCR (a dropped line).
