@@ -59,12 +59,14 @@ pub fn report(dir: &Path, mountinfo: &str) -> String {
     match value("active") {
         Ok(v) => line(format!(
             "  active: {}",
-            if v == "1" {
-                "yes"
-            } else {
-                "no (being configured)"
+            match v.as_str() {
+                "1" => "yes",
+                "0" => "no (being configured: nothing is measured yet)",
+                other => other,
             }
         )),
+        // Unreadable (write-only) counts as present but unknown.
+        Err(e) if dir.join("active").exists() => line(format!("  active: unknown ({e})")),
         Err(_) => line(
             "  active: yes (no `active` file: a kernel, or an imafs namespace always active)"
                 .into(),
