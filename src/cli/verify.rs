@@ -473,29 +473,34 @@ enum Reference {
 fn reference_file(root: &std::fs::File, name: &[u8], algo: HashAlgo) -> Result<Reference, String> {
     use std::os::unix::ffi::OsStrExt;
     let rel = std::ffi::OsStr::from_bytes(name.strip_prefix(b"/").unwrap_or(name));
+    // O_PATH first: a device node or FIFO in the reference tree is never opened for real.
     let fd = rustix::fs::openat2(
         root,
         rel,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
         rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     );
-    let fd = match fd {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", String::from_utf8_lossy(name));
+    let path_fd = match fd {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => {
             return Ok(Reference::Missing)
         }
-        Err(e) => return Err(format!("{}: {e}", String::from_utf8_lossy(name))),
+        Err(e) => return Err(err(&e)),
     };
-    let mut file = std::fs::File::from(fd);
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(name)))?;
-    if !meta.is_file() {
+    let st = rustix::fs::fstat(&path_fd).map_err(|e| err(&e))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return Ok(Reference::Missing);
     }
-    let digest = hash_reader(&mut file, algo)
-        .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(name)))?;
+    // Reopen the very inode found for reading.
+    let mut file = std::fs::File::open(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&path_fd)
+    ))
+    .map_err(|e| err(&e))?;
+    let meta = file.metadata().map_err(|e| err(&e))?;
+    let digest = hash_reader(&mut file, algo).map_err(|e| err(&e))?;
     Ok(Reference::File {
         digest,
         executable: meta.permissions().mode() & 0o111 != 0,
@@ -1125,6 +1130,44 @@ mod tests {
             std::fs::write(&json, text).unwrap();
             let e = Allowlist::default().load(&json).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn reference_paths_resolve_inside_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("etc/real"), b"inside\n").unwrap();
+        // Absolute and `..`-escaping links stay in the tree, as in the container.
+        std::os::unix::fs::symlink("/etc/real", root.join("etc/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc/real", root.join("bin/up")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("bin/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let tree = std::fs::File::open(root).unwrap();
+        let inside = HashAlgo::Sha256.digest(b"inside\n").unwrap();
+        for name in [&b"/etc/real"[..], b"/etc/abs", b"/bin/up"] {
+            match reference_file(&tree, name, HashAlgo::Sha256).unwrap() {
+                Reference::File { digest, executable } => {
+                    assert_eq!(digest, inside, "{}", String::from_utf8_lossy(name));
+                    assert!(!executable);
+                }
+                Reference::Missing => panic!("{} missing", String::from_utf8_lossy(name)),
+            }
+        }
+        // A FIFO is not opened (it would block), a directory or a missing path is no file.
+        for name in [&b"/bin/fifo"[..], b"/etc", b"/nope", b"/etc/real/x"] {
+            assert!(matches!(
+                reference_file(&tree, name, HashAlgo::Sha256).unwrap(),
+                Reference::Missing
+            ));
         }
     }
 
