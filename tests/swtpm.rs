@@ -13,20 +13,36 @@ use std::time::{Duration, Instant};
 struct Swtpm {
     child: Child,
     sock: PathBuf,
+    /// TCP data port instead of the unix socket.
+    port: Option<u16>,
 }
 
 impl Swtpm {
     fn start(dir: &Path) -> Swtpm {
+        Swtpm::start_on(dir, None)
+    }
+
+    fn start_on(dir: &Path, port: Option<u16>) -> Swtpm {
         let state = dir.join("tpmstate");
         std::fs::create_dir_all(&state).unwrap();
         let sock = dir.join("swtpm.sock");
-        let child = Command::new("swtpm")
+        let (server, ctrl) = match port {
+            None => (
+                format!("type=unixio,path={}", sock.display()),
+                format!("type=unixio,path={}.ctrl", sock.display()),
+            ),
+            Some(p) => (
+                format!("type=tcp,port={p},bindaddr=127.0.0.1"),
+                format!("type=tcp,port={},bindaddr=127.0.0.1", p + 1),
+            ),
+        };
+        let mut child = Command::new("swtpm")
             .arg("socket")
             .arg("--tpm2")
             .arg("--server")
-            .arg(format!("type=unixio,path={}", sock.display()))
+            .arg(server)
             .arg("--ctrl")
-            .arg(format!("type=unixio,path={}.ctrl", sock.display()))
+            .arg(ctrl)
             .arg("--tpmstate")
             .arg(format!("dir={}", state.display()))
             .args(["--flags", "startup-clear,not-need-init"])
@@ -34,15 +50,28 @@ impl Swtpm {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "swtpm did not create its socket");
+        let up = |sock: &Path| match port {
+            None => sock.exists(),
+            Some(p) => std::net::TcpStream::connect(("127.0.0.1", p)).is_ok(),
+        };
+        while !up(&sock) {
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!(
+                    "swtpm did not come up: {}",
+                    std::fs::read_to_string(dir.join("swtpm.log")).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Swtpm { child, sock }
+        Swtpm { child, sock, port }
     }
 
     fn tcti(&self) -> String {
-        format!("swtpm:path={}", self.sock.display())
+        match self.port {
+            None => format!("swtpm:path={}", self.sock.display()),
+            Some(p) => format!("swtpm:host=127.0.0.1,port={p}"),
+        }
     }
 
     /// `tpm2_pcrread ALG:PCRS -o FILE`: the raw PCR values, concatenated.
@@ -333,4 +362,83 @@ fn a_reset_tpm_is_reported_at_restart() {
     assert!(hex::encode(tpm.pcrread("sha256:10", &dir.join("p")))
         .chars()
         .all(|c| c == '0'));
+}
+
+#[test]
+fn swtpm_over_tcp() {
+    let test = "swtpm_over_tcp";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A port pair unlikely to be taken; a busy one makes swtpm exit and the test fail.
+    let port = 20000 + (std::process::id() % 20000) as u16 * 2;
+    let tpm = Swtpm::start_on(dir, Some(port));
+    let events = dir.join("events");
+    std::fs::write(&events, "read /etc/passwd\nread /etc/hostname\n").unwrap();
+    let spec = format!("swtpm:host=127.0.0.1,port={port}");
+    let d = Daemon::start(dir, &["--tpm", &spec, "--events", events.to_str().unwrap()]);
+    let pcrs = d.read("pcrs");
+    for bank in ["sha1", "sha256"] {
+        let tpm_pcr10 = hex::encode(tpm.pcrread(&format!("{bank}:10"), &dir.join("p")));
+        assert_eq!(tpm_pcr10, pcrs_value(&pcrs, bank), "{bank}");
+    }
+    assert!(d
+        .read("ascii_runtime_measurements")
+        .contains(" /etc/hostname\n"));
+}
+
+#[test]
+fn a_tpm_that_goes_away_is_audited_and_the_list_goes_on() {
+    let test = "a_tpm_that_goes_away_is_audited_and_the_list_goes_on";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tpm = Swtpm::start(dir);
+    let fifo = dir.join("events.fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let audit = dir.join("audit.log");
+    let spec = format!("swtpm:{}", tpm.sock.display());
+    let d = Daemon::start(
+        dir,
+        &[
+            "--tpm",
+            &spec,
+            "--events",
+            fifo.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+    );
+    let mut events = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    use std::io::Write as _;
+    writeln!(events, "read /etc/passwd").unwrap();
+    let wait_for = |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !d.read("ascii_runtime_measurements").contains(name) {
+            assert!(Instant::now() < deadline, "{name} never measured");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(" /etc/passwd\n");
+    drop(tpm);
+    writeln!(events, "read /etc/hostname").unwrap();
+    wait_for(" /etc/hostname\n");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("name=\"/etc/hostname\"") && l.contains("INTEGRITY_PCR"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("cause=TPM_error("), "{line}");
+    assert!(line.contains("res=1"), "{line}");
+    // Every record is in the list and counted (the emulated banks stay authoritative).
+    let ascii = d.read("ascii_runtime_measurements");
+    assert_eq!(ascii.lines().count() as u64, {
+        let n: u64 = d.read("runtime_measurements_count").trim().parse().unwrap();
+        n
+    });
 }
