@@ -541,3 +541,68 @@ fn run_continues_the_list_of_the_previous_container() {
     assert!(second[first.len()..].contains(" /etc/passwd\n"), "{second}");
     assert_eq!(second.matches(" boot_aggregate\n").count(), 1, "{second}");
 }
+
+fn make_cert(dir: &Path, cn: &str) -> PathBuf {
+    let cert = dir.join(format!("{cn}.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={cn}"))
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .arg("-keyout")
+        .arg(dir.join(format!("{cn}.key")))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
+}
+
+#[test]
+fn keys_added_at_runtime_survive_a_restart() {
+    let test = "keys_added_at_runtime_survive_a_restart";
+    if !common::have_tool("openssl") {
+        common::skip(test, "openssl not installed");
+        return;
+    }
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let state = state_arg(dir);
+    let early = make_cert(dir, "early key");
+    let late = make_cert(dir, "late key");
+    let d = serve(dir, &["--state", &state], false).unwrap();
+    // Added before any custom policy: queued, measured at the first load.
+    std::fs::write(d.ima("keys"), std::fs::read(&early).unwrap()).unwrap();
+    d.kill9();
+    let d = serve(dir, &["--state", &state], false).unwrap();
+    let keys = String::from_utf8(d.read("keys")).unwrap();
+    assert!(keys.contains("early key"), "{keys}");
+    write_policy(
+        &d,
+        "measure func=KEY_CHECK keyrings=_ima template=ima-buf\n",
+    );
+    // The queue survived the restart: the early key is measured by the first load.
+    let count_buf = |d: &Daemon| {
+        String::from_utf8(d.read("ascii_runtime_measurements"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" ima-buf ") && l.contains(" _ima "))
+            .count()
+    };
+    assert_eq!(count_buf(&d), 1);
+    std::fs::write(d.ima("keys"), std::fs::read(&late).unwrap()).unwrap();
+    assert_eq!(count_buf(&d), 2);
+    let before = d.snapshot();
+    let keys = d.read("keys");
+    d.kill9();
+    let d = serve(dir, &["--state", &state], false).unwrap();
+    assert_eq!(d.read("keys"), keys);
+    assert!(d.snapshot() == before, "state changed across the restart");
+}

@@ -550,9 +550,24 @@ impl Ima {
                 Entry::Violation => {
                     self.violations.fetch_add(1, Ordering::Relaxed);
                 }
-                Entry::Policy(text) => self
-                    .replay_policy(&text)
-                    .map_err(|e| format!("entry {i}: policy: {e}"))?,
+                Entry::Policy(text) => {
+                    let first_load = !self.policy.read().custom_loaded;
+                    self.replay_policy(&text)
+                        .map_err(|e| format!("entry {i}: policy: {e}"))?;
+                    if first_load {
+                        // Measured at that load; their records are in the journal.
+                        self.queued_keys.lock().clear();
+                    }
+                }
+                Entry::Key(der) => {
+                    self.keys
+                        .write()
+                        .add_der(&der)
+                        .map_err(|e| format!("entry {i}: key: {e}"))?;
+                    if !self.policy.read().custom_loaded {
+                        self.queued_keys.lock().push(der);
+                    }
+                }
             }
         }
         Ok(())
@@ -1679,7 +1694,20 @@ impl Ima {
     /// before the first custom policy is loaded are measured at that load, as the kernel
     /// does with queued early-boot keys.
     pub fn add_keys(&self, bytes: &[u8], subject: &Subject) -> Result<Vec<KeyId>, KeyError> {
-        let ids = self.keys.write().add_bytes(bytes)?;
+        let ids = {
+            let mut keys = self.keys.write();
+            // Parsed aside first: each new certificate is journaled before it is usable.
+            let mut parsed = Keyring::new();
+            parsed.add_bytes(bytes)?;
+            for key in parsed.keys() {
+                if !keys.keys().iter().any(|k| k.der() == key.der()) {
+                    self.journal(&Entry::Key(key.der().to_vec()))
+                        .map_err(KeyError::Journal)?;
+                    keys.add_der(key.der())?;
+                }
+            }
+            keys.add_bytes(bytes)?
+        };
         let ders: Vec<Vec<u8>> = {
             let keys = self.keys.read();
             ids.iter()

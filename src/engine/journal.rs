@@ -15,6 +15,7 @@
 //!                | data_len u32 le | template data (binary-list encoding, IMA-SPEC 6.6)
 //!   3 violation  (empty): the `violations` counter was bumped
 //!   4 policy     UTF-8 text: the rule lines of one committed policy write session
+//!   5 key        DER certificate added to the IMA keyring
 //! ```
 //!
 //! A record's template digests are recomputed from its template data for every bank at
@@ -65,6 +66,7 @@ const KIND_CONFIG: u8 = 1;
 const KIND_RECORD: u8 = 2;
 const KIND_VIOLATION: u8 = 3;
 const KIND_POLICY: u8 = 4;
+const KIND_KEY: u8 = 5;
 
 /// One journal entry, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +85,8 @@ pub enum Entry {
     Violation,
     /// Rule lines of one committed policy write session.
     Policy(String),
+    /// A certificate (DER) added to the IMA keyring.
+    Key(Vec<u8>),
 }
 
 impl Entry {
@@ -98,6 +102,12 @@ impl Entry {
             } => record_payload(*pcr, *violation, template, data),
             Entry::Violation => vec![KIND_VIOLATION],
             Entry::Policy(text) => text_payload(KIND_POLICY, text),
+            Entry::Key(der) => {
+                let mut p = Vec::with_capacity(1 + der.len());
+                p.push(KIND_KEY);
+                p.extend_from_slice(der);
+                p
+            }
         }
     }
 
@@ -115,6 +125,7 @@ impl Entry {
             KIND_VIOLATION if body.is_empty() => Ok(Entry::Violation),
             KIND_VIOLATION => Err("violation entry with a body".to_string()),
             KIND_RECORD => decode_record(body),
+            KIND_KEY => Ok(Entry::Key(body.to_vec())),
             other => Err(format!("unknown entry kind {other}")),
         }
     }
@@ -576,6 +587,7 @@ mod tests {
                 data: vec![0; 7],
             },
             Entry::Policy("measure func=FILE_CHECK\ndont_measure fsmagic=0x9fa0".into()),
+            Entry::Key(vec![0x30, 0x82, 0x01, 0x0a]),
         ]
     }
 

@@ -57,6 +57,9 @@ pub enum KeyError {
     NoCertificate,
     #[error("self-signed certificate rejected: {0}")]
     Rejected(&'static str),
+    /// The key could not be journaled (`--state`), so it was not added.
+    #[error("journal: {0}")]
+    Journal(super::Errno),
 }
 
 impl KeyError {
@@ -66,6 +69,7 @@ impl KeyError {
             KeyError::Io { .. } => super::Errno::EIO,
             KeyError::Unsupported(_) => super::Errno(libc::ENOPKG),
             KeyError::Rejected(_) => super::Errno(libc::EKEYREJECTED),
+            KeyError::Journal(errno) => *errno,
             KeyError::Parse(_) | KeyError::Pem(_) | KeyError::NoCertificate => {
                 super::Errno(libc::EBADMSG)
             }
