@@ -6,6 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::engine::children::ChildConfig;
 use crate::engine::hash::HashAlgo;
 use crate::engine::ima::{AppraiseMode, Backing, Config, Ima};
 use crate::engine::journal::Journal;
@@ -73,6 +74,18 @@ pub struct EngineArgs {
     /// `swtpm:host=H,port=P`, or a device (`/dev/tpmrm0`). Its banks replace --banks.
     #[arg(long, value_name = "SPEC")]
     pub tpm: Option<String>,
+    /// Start the namespace inactive, as in the user-namespace IMA series: nothing of its
+    /// own is measured, appraised or audited until `1` is written to
+    /// `integrity/ima/active`; its policy and keys can be set before that.
+    #[arg(long)]
+    pub inactive: bool,
+    /// Initial policy text staged by the parent's `policy_for_children` (replaces
+    /// `--policy`).
+    #[arg(skip)]
+    pub policy_text: Option<String>,
+    /// Certificates staged by the parent's `x509_for_children` (besides `--keys`).
+    #[arg(skip)]
+    pub key_blobs: Vec<Vec<u8>>,
 }
 
 fn algo(name: &str, what: &str) -> Result<HashAlgo, String> {
@@ -113,6 +126,7 @@ impl EngineArgs {
             appraise,
             audit_file: self.audit.clone(),
             integrity_audit: self.integrity_audit,
+            active: !self.inactive,
             ..Config::default()
         })
     }
@@ -150,7 +164,19 @@ impl EngineArgs {
         for path in &self.keys {
             add_keys_from(&ima, path)?;
         }
-        if let Some(path) = &self.policy {
+        for (i, cert) in self.key_blobs.iter().enumerate() {
+            ima.add_keys(cert, &Subject::default())
+                .map_err(|e| format!("x509_for_children certificate {}: {e}", i + 1))?;
+        }
+        if let Some(text) = &self.policy_text {
+            if self.state.is_some() && ima.custom_policy_loaded() {
+                log::warn!(
+                    "policy_for_children: not loaded, the state directory's policy is in force"
+                );
+            } else {
+                load_policy(&ima, text).map_err(|e| format!("policy_for_children: {e}"))?;
+            }
+        } else if let Some(path) = &self.policy {
             if self.state.is_some() && ima.custom_policy_loaded() {
                 // Loading it again would append its rules a second time.
                 log::warn!(
@@ -164,6 +190,27 @@ impl EngineArgs {
             }
         }
         Ok(ima)
+    }
+
+    /// Apply what the parent namespace staged with `*_for_children` (handed over when this
+    /// daemon registered as its child): the kcmd options override the matching engine
+    /// options, the policy replaces `--policy`, the certificate joins `--keys`.
+    pub fn apply_child_config(&mut self, cfg: &ChildConfig) -> Result<(), String> {
+        for (name, value) in &cfg.kcmd {
+            match name.as_str() {
+                "ima_appraise" => self.appraise = value.clone(),
+                "ima_policy" => self.policy_builtin = value.clone(),
+                "ima_template" | "ima_template_fmt" => self.template = value.clone(),
+                "ima_hash" => self.hash = value.clone(),
+                other => return Err(format!("kcmd_for_children: {other}: unknown option")),
+            }
+        }
+        if let Some(policy) = &cfg.policy {
+            self.policy_text = Some(policy.clone());
+        }
+        self.key_blobs.extend(cfg.x509.iter().cloned());
+        // Fail now, not after the mounts, if the result is not a valid configuration.
+        self.to_config().map(|_| ())
     }
 
     /// Open `--state` (reporting a cut torn tail on stderr) and `--tpm`.
@@ -279,5 +326,39 @@ mod tests {
         assert!(bad.is_err());
         let bad = T::parse_from(["t", "--banks", "sha1,nope"]).e.to_config();
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn child_config_overrides_the_child_options() {
+        let mut args = T::parse_from(["t", "--hash", "sha1", "--appraise", "off"]).e;
+        let staged = ChildConfig {
+            policy: Some("measure func=BPRM_CHECK\n".into()),
+            x509: Vec::new(),
+            kcmd: crate::engine::children::parse_kcmd(
+                "ima_hash=sha512 ima_appraise=log ima_template=ima-sig ima_policy=critical_data",
+            )
+            .expect("kcmd"),
+        };
+        args.apply_child_config(&staged).expect("apply");
+        let cfg = args.to_config().expect("config");
+        assert_eq!(cfg.hash, HashAlgo::Sha512);
+        assert_eq!(cfg.appraise, AppraiseMode::Log);
+        assert_eq!(cfg.template, "ima-sig");
+        assert_eq!(cfg.builtin_policy, ["critical_data"]);
+        let ima = args.build().expect("engine");
+        assert_eq!(ima.policy_text(), "measure func=BPRM_CHECK \n");
+        let bad_cert = ChildConfig {
+            x509: vec![b"not a certificate".to_vec()],
+            ..ChildConfig::default()
+        };
+        let mut args = T::parse_from(["t"]).e;
+        args.apply_child_config(&bad_cert)
+            .expect("staged bytes are checked at build");
+        assert!(args.build().is_err());
+        let inactive = T::parse_from(["t", "--inactive"])
+            .e
+            .to_config()
+            .expect("config");
+        assert!(!inactive.active);
     }
 }

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -37,6 +37,7 @@ use super::audit::{
     self, AuditInode, AuditSink, AuditTask, AUDIT_INTEGRITY_DATA, AUDIT_INTEGRITY_PCR,
     AUDIT_INTEGRITY_POLICY_RULE, AUDIT_INTEGRITY_RULE, AUDIT_INTEGRITY_STATUS,
 };
+use super::children::ChildConfig;
 use super::hash::{Digest, HashAlgo};
 use super::journal::{Entry, Journal};
 use super::keys::{KeyError, KeyId, Keyring};
@@ -89,6 +90,9 @@ pub struct Config {
     pub integrity_audit: bool,
     /// How ToMToU / open_writers violations are limited (default: as the running kernel).
     pub violation_limit: ViolationLimit,
+    /// The namespace works from the start (a kernel). `false`: the user-namespace series'
+    /// behaviour, inactive until `1` is written to `active` ([`Ima::activate`]).
+    pub active: bool,
 }
 
 impl Default for Config {
@@ -105,6 +109,7 @@ impl Default for Config {
             audit_file: None,
             integrity_audit: false,
             violation_limit: ViolationLimit::for_running_kernel(),
+            active: true,
         }
     }
 }
@@ -299,6 +304,12 @@ pub struct Ima {
     keys: RwLock<Keyring>,
     /// Keys added before the first custom policy, measured when it is loaded.
     queued_keys: Mutex<Vec<Vec<u8>>>,
+    /// See [`Config::active`]; set once by [`Ima::activate`].
+    active: AtomicBool,
+    /// Serialises activations (the boot aggregate is appended once).
+    activation: Mutex<()>,
+    /// What `*_for_children` staged for the next child namespace.
+    child_config: Mutex<ChildConfig>,
 }
 
 /// A policy file read for a `/path` write to the policy file.
@@ -403,7 +414,11 @@ impl Ima {
         for record in records {
             ima.restore_record(record);
         }
-        if append_boot_aggregate || ima.list.is_empty() {
+        if !ima.list.is_empty() {
+            // A restored list was made by an active namespace.
+            ima.active.store(true, Ordering::SeqCst);
+        }
+        if ima.is_active() && (append_boot_aggregate || ima.list.is_empty()) {
             ima.start_fresh()?;
         }
         Ok(ima)
@@ -463,11 +478,70 @@ impl Ima {
                 .map_err(|e| format!("journal {where_}: {e}"))?;
         }
         if ima.list.is_empty() {
-            ima.start_fresh()?;
+            // An inactive namespace gets its boot aggregate when it is activated.
+            if ima.is_active() {
+                ima.start_fresh()?;
+            }
         } else {
+            // A journal with records was made by an active namespace.
+            ima.active.store(true, Ordering::SeqCst);
             ima.check_tpm_pcrs();
         }
         Ok(ima)
+    }
+
+    /// Whether the namespace measures, appraises and audits (see [`Config::active`]).
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// A write of `1` to `active` (the user-namespace series' `ima_write_active`): the
+    /// namespace starts working, beginning its list with the boot aggregate. One-way:
+    /// EBUSY once active. EIO (and still inactive) when the boot aggregate cannot be
+    /// journaled.
+    pub fn activate(&self) -> Result<(), Errno> {
+        let _one_at_a_time = self.activation.lock();
+        if self.is_active() {
+            return Err(Errno::EBUSY);
+        }
+        if self.list.is_empty() {
+            self.add_boot_aggregate().map_err(|e| {
+                log::error!("ima: activation: boot_aggregate cannot be journaled: {e}");
+                Errno::EIO
+            })?;
+        }
+        self.active.store(true, Ordering::SeqCst);
+        self.measure_kernel_version();
+        log::info!("ima: namespace activated");
+        Ok(())
+    }
+
+    /// Stage the next child's initial policy (`policy_for_children`), replacing any.
+    pub fn stage_child_policy(&self, text: String) {
+        self.child_config.lock().policy = Some(text);
+    }
+
+    /// Stage the next child's certificate (`x509_for_children`), replacing any.
+    pub fn stage_child_x509(&self, cert: Vec<u8>) {
+        self.child_config.lock().x509 = vec![cert];
+    }
+
+    /// Stage the next child's options (`kcmd_for_children`), replacing earlier ones as a
+    /// new write does in Huawei's series; `kcmd` comes from
+    /// [`super::children::parse_kcmd`].
+    pub fn stage_child_kcmd(&self, kcmd: Vec<(String, String)>) {
+        self.child_config.lock().kcmd = kcmd;
+    }
+
+    /// Hand what was staged to the next child and clear it (each child namespace starts
+    /// with the configuration staged before it was created).
+    pub fn take_child_config(&self) -> ChildConfig {
+        std::mem::take(&mut *self.child_config.lock())
+    }
+
+    /// What is staged now (not consumed).
+    pub fn staged_child_config(&self) -> ChildConfig {
+        self.child_config.lock().clone()
     }
 
     /// The boot aggregate (and the kernel version as critical data) of a fresh list.
@@ -704,6 +778,9 @@ impl Ima {
             audit,
             keys: RwLock::new(Keyring::new()),
             queued_keys: Mutex::new(Vec::new()),
+            active: AtomicBool::new(cfg.active),
+            activation: Mutex::new(()),
+            child_config: Mutex::new(ChildConfig::default()),
             cfg,
         })
     }
@@ -1325,6 +1402,10 @@ impl Ima {
     /// (appraisal in fix mode rewrites `security.ima`).
     pub fn process_file_with(&self, ev: &FileEvent<'_>, file: &File) -> Result<FileOutcome, Errno> {
         let mut outcome = FileOutcome::default();
+        if !self.is_active() {
+            // Nothing of its own yet; ancestors still see the access.
+            return Ok(outcome);
+        }
         let result = self.process_file_inner(ev, file, &mut outcome);
         if result.is_err() && ev.func == Func::FileCheck {
             self.file_closed(ev.id, ev.opened_for_write, ev.version);
@@ -1650,6 +1731,9 @@ impl Ima {
         path: &[u8],
         task: &AuditTask<'_>,
     ) -> Result<(), Errno> {
+        if !self.is_active() {
+            return Ok(());
+        }
         // IMA_XATTR_LAST: types 0x01..=0x06 are known.
         if value.is_empty() || value[0] >= 0x07 {
             return Err(Errno::EINVAL);
@@ -1842,6 +1926,9 @@ impl Ima {
         keyring_or_label: Option<&str>,
         subject: &Subject,
     ) {
+        if !self.is_active() {
+            return;
+        }
         let policy = self.active_policy();
         let wanted = self.wanted_actions(&policy);
         if !wanted.contains(Actions::MEASURE) {

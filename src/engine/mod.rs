@@ -3,6 +3,7 @@
 pub mod appraise;
 pub mod ascii;
 pub mod audit;
+pub mod children;
 pub mod hash;
 pub mod ima;
 pub mod journal;

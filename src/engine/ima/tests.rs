@@ -1614,3 +1614,56 @@ fn lsm_rules_are_refused_first_and_accepted_after_a_custom_load() {
     // Hidden from the read-back, as the kernel hides rules with stale LSM labels.
     assert_eq!(ima.policy_text(), "measure func=BPRM_CHECK \n");
 }
+
+#[test]
+fn inactive_namespace_records_nothing_until_activated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_with(Config {
+        active: false,
+        ..Config::default()
+    });
+    assert!(!ima.is_active());
+    assert_eq!(ima.list().len(), 0, "no boot aggregate before activation");
+    // Its policy can be set while inactive.
+    load(&ima, "measure func=FILE_CHECK mask=MAY_READ\n").expect("policy loads inactive");
+    let before = TestFile::new(dir.path(), "/before", b"before\n");
+    open_read(&ima, &before);
+    close(&ima, &before, false);
+    assert_eq!(ima.list().len(), 0);
+    assert_eq!(ima.violations(), 0);
+
+    ima.activate().expect("first activation");
+    assert!(ima.is_active());
+    assert_eq!(
+        ima.activate(),
+        Err(Errno::EBUSY),
+        "one-way, like ima_write_active"
+    );
+    let after = TestFile::new(dir.path(), "/after", b"after\n");
+    open_read(&ima, &after);
+    let l = lines(&ima);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].ends_with(" boot_aggregate"), "{l:?}");
+    assert!(l[1].ends_with(" /after"), "{l:?}");
+}
+
+#[test]
+fn child_config_is_staged_and_taken_once() {
+    let ima = ima_tcb();
+    assert!(ima.take_child_config().is_empty());
+    ima.stage_child_policy("measure func=BPRM_CHECK\n".into());
+    ima.stage_child_x509(b"first".to_vec());
+    ima.stage_child_x509(b"second".to_vec());
+    ima.stage_child_kcmd(vec![("ima_hash".into(), "sha1".into())]);
+    let staged = ima.staged_child_config();
+    assert_eq!(
+        staged.x509,
+        [b"second".to_vec()],
+        "a new write replaces the certificate"
+    );
+    assert_eq!(ima.take_child_config(), staged);
+    assert!(
+        ima.take_child_config().is_empty(),
+        "the next child starts afresh"
+    );
+}
