@@ -46,6 +46,11 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Check a measurement list: replay it to PCRs, compare with the reported PCR values,
     /// check every file against an allowlist or a reference tree; exit 1 if anything failed.
+    #[command(
+        after_help = "Exit status: 0 everything matched; 1 a check failed (changed or unknown \
+                      file, violation, edited line, PCR mismatch); 2 an input could not be read \
+                      or parsed."
+    )]
     Verify(verify::VerifyArgs),
     /// A readable summary of a running namespace's securityfs (or a kernel's).
     Status(status::StatusArgs),
