@@ -179,6 +179,10 @@ fn tree_names_modes_owners_and_links() {
         "policy",
         "pcrs",
         "keys",
+        "active",
+        "policy_for_children",
+        "x509_for_children",
+        "kcmd_for_children",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -198,6 +202,8 @@ fn tree_names_modes_owners_and_links() {
                 0o444
             }
             "policy" | "keys" => 0o600,
+            "active" => 0o640,
+            n if n.ends_with("_for_children") => 0o200,
             _ => 0o440,
         };
         assert_eq!(mode, want, "{name}: {mode:o}");
@@ -285,6 +291,7 @@ fn every_reader_gets_every_whole_file() {
         "policy",
         "pcrs",
         "keys",
+        "active",
     ]);
     for name in files {
         let path = s.ima(name);

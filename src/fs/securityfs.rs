@@ -90,6 +90,10 @@ const PCRS: u64 = 8;
 const KEYS: u64 = 9;
 const ASCII_LEGACY: u64 = 10;
 const BINARY_LEGACY: u64 = 11;
+const ACTIVE: u64 = 12;
+const POLICY_FOR_CHILDREN: u64 = 13;
+const X509_FOR_CHILDREN: u64 = 14;
+const KCMD_FOR_CHILDREN: u64 = 15;
 /// `ascii_runtime_measurements_<alg>` of file bank `i` is `LIST_BASE + 2i`, binary `+ 1`.
 const LIST_BASE: u64 = 16;
 
@@ -108,6 +112,21 @@ enum Node {
     Policy,
     Pcrs,
     Keys,
+    /// `active` of the user-namespace series (IMA-SPEC 10.4).
+    Active,
+    /// Huawei's `*_for_children` staging files (IMA-SPEC 10.3).
+    ForChildren(ChildItem),
+}
+
+/// What a `*_for_children` file stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChildItem {
+    /// `policy_for_children`: the path of a policy file.
+    Policy,
+    /// `x509_for_children`: the path of a certificate.
+    X509,
+    /// `kcmd_for_children`: `ima_*=` options.
+    Kcmd,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +186,10 @@ enum Handle {
         uid: u32,
         gid: u32,
     },
+    /// `active` opened for writing.
+    ActiveWrite,
+    /// A `*_for_children` file; `pid` opened it (paths are resolved as it sees them).
+    ForChildren { item: ChildItem, pid: u32 },
 }
 
 struct Inner {
@@ -244,6 +267,22 @@ fn build_entries(ima: &Ima) -> Vec<Entry> {
         (POLICY, "policy", Node::Policy),
         (PCRS, "pcrs", Node::Pcrs),
         (KEYS, "keys", Node::Keys),
+        (ACTIVE, "active", Node::Active),
+        (
+            POLICY_FOR_CHILDREN,
+            "policy_for_children",
+            Node::ForChildren(ChildItem::Policy),
+        ),
+        (
+            X509_FOR_CHILDREN,
+            "x509_for_children",
+            Node::ForChildren(ChildItem::X509),
+        ),
+        (
+            KCMD_FOR_CHILDREN,
+            "kcmd_for_children",
+            Node::ForChildren(ChildItem::Kcmd),
+        ),
     ];
     for (ino, name, node) in plain {
         e.push(Entry {
@@ -310,6 +349,11 @@ impl Inner {
             Node::Symlink(_) => 0o444,
             Node::List { .. } | Node::Count | Node::Violations | Node::Pcrs => 0o440,
             Node::Keys => 0o600,
+            // S_IRUSR | S_IWUSR | S_IRGRP in the series.
+            Node::Active => 0o640,
+            // Write-only; Huawei's RFC created them 0202, we leave out the write bit for
+            // others (anyone could configure the next child otherwise).
+            Node::ForChildren(_) => 0o200,
             Node::Policy => match self.ima.policy_file_state() {
                 PolicyFileState::ReadOnly => 0o400,
                 _ if self.ima.config().read_policy => 0o600,
@@ -342,8 +386,13 @@ impl Inner {
                 }
                 out.into_bytes()
             }
+            // `scnprintf(tmpbuf, 2, "%d\n", ...)` in ima_show_active: the 2-byte buffer
+            // keeps the digit and drops the newline.
+            Node::Active => if self.ima.is_active() { "1" } else { "0" }
+                .as_bytes()
+                .to_vec(),
             Node::Symlink(target) => target.clone().into_bytes(),
-            Node::Dir | Node::List { .. } => Vec::new(),
+            Node::Dir | Node::List { .. } | Node::ForChildren(_) => Vec::new(),
         }
     }
 
@@ -439,6 +488,13 @@ impl Inner {
                     opener: (req.pid(), caller.subject_ids[0], caller.comm),
                 })
             }
+            Node::Active if accmode == libc::O_RDONLY => Ok(Handle::Text(None)),
+            Node::Active => Ok(Handle::ActiveWrite),
+            // No read method: a read-only open works (DAC permitting), read(2) is EINVAL.
+            Node::ForChildren(item) => Ok(Handle::ForChildren {
+                item,
+                pid: req.pid(),
+            }),
             Node::Keys => {
                 if accmode == libc::O_RDONLY {
                     Ok(Handle::Text(None))
@@ -482,7 +538,10 @@ impl Inner {
                 let end = start.saturating_add(size as usize).min(text.len());
                 Ok(text[start..end].to_vec())
             }
-            Handle::PolicyWrite { .. } | Handle::KeysWrite { .. } => Err(Errno::EBADF),
+            Handle::PolicyWrite { .. } | Handle::KeysWrite { .. } | Handle::ActiveWrite => {
+                Err(Errno::EBADF)
+            }
+            Handle::ForChildren { .. } => Err(Errno::EINVAL),
         }
     }
 
@@ -540,8 +599,91 @@ impl Inner {
                 buf.extend_from_slice(data);
                 Ok(data.len() as u32)
             }
+            Handle::ActiveWrite => self.write_active(offset, data),
+            Handle::ForChildren { item, pid } => self.write_for_children(*item, *pid, offset, data),
             Handle::List | Handle::Text(_) => Err(Errno::EINVAL),
         }
+    }
+
+    /// `ima_write_active`: EBUSY once active; only `1` (with an optional newline or NUL) in
+    /// one write at offset 0.
+    fn write_active(&self, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        if self.ima.is_active() {
+            return Err(Errno::EBUSY);
+        }
+        if data.len() >= 3 || offset != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // memdup_user_nul + kstrtouint: the text ends at a NUL, one trailing newline is
+        // allowed, base 10 with an optional `+`.
+        let text = data.split(|&b| b == 0).next().unwrap_or_default();
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        let digits = text.strip_prefix(b"+").unwrap_or(text);
+        let value = std::str::from_utf8(digits)
+            .ok()
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or(Errno::EINVAL)?;
+        if value != 1 {
+            return Err(Errno::EINVAL);
+        }
+        self.ima.activate().map_err(engine_errno)?;
+        Ok(data.len() as u32)
+    }
+
+    /// A write to a `*_for_children` file (Huawei's `ima_write_*_for_children`): one write
+    /// of less than a page at offset 0, else EINVAL. Paths are read when written, as the
+    /// writer sees them (the RFC reads them when the child starts); a file that cannot be
+    /// read, a policy that does not parse, a certificate that does not load and a bad
+    /// kcmd option fail the write (ENOENT..., EINVAL, EBADMSG) instead of the child's start.
+    fn write_for_children(
+        &self,
+        item: ChildItem,
+        pid: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, Errno> {
+        if offset != 0 || data.len() >= 4096 {
+            return Err(Errno::EINVAL);
+        }
+        let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
+        // `echo path >` adds a newline the RFC would take as part of the path.
+        let text = text.trim_end_matches(['\n', '\0']);
+        let read = |path: &str| -> Result<Vec<u8>, Errno> {
+            if !path.starts_with('/') {
+                return Err(Errno::EINVAL);
+            }
+            std::fs::read(path_as_seen_by(pid, path)).map_err(|e| {
+                log::warn!("ima: {item:?} for children: {path}: {e}");
+                err(e.raw_os_error().unwrap_or(libc::EIO))
+            })
+        };
+        match item {
+            ChildItem::Policy => {
+                let policy = String::from_utf8(read(text)?).map_err(|_| Errno::EINVAL)?;
+                if let Err((line, e)) = crate::engine::policy::parse_text(&policy) {
+                    log::warn!("ima: policy_for_children {text}: line {line}: {e}");
+                    return Err(Errno::EINVAL);
+                }
+                self.ima.stage_child_policy(policy);
+            }
+            ChildItem::X509 => {
+                let cert = read(text)?;
+                if let Err(e) = crate::engine::keys::Keyring::new().add_bytes(&cert) {
+                    log::warn!("ima: x509_for_children {text}: {e}");
+                    return Err(engine_errno(e.errno()));
+                }
+                self.ima.stage_child_x509(cert);
+            }
+            ChildItem::Kcmd => {
+                let kcmd = crate::engine::children::parse_kcmd(text).map_err(|e| {
+                    log::warn!("ima: kcmd_for_children: {e}");
+                    Errno::EINVAL
+                })?;
+                self.ima.stage_child_kcmd(kcmd);
+            }
+        }
+        Ok(data.len() as u32)
     }
 
     /// Load what was written to `keys` (at each close of the fd, so `close` reports errors).
@@ -1032,6 +1174,10 @@ mod tests {
                 "policy",
                 "pcrs",
                 "keys",
+                "active",
+                "policy_for_children",
+                "x509_for_children",
+                "kcmd_for_children",
             ]
         );
     }

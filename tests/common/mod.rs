@@ -58,3 +58,53 @@ pub fn fuse_available() -> bool {
         .open("/dev/fuse")
         .is_ok()
 }
+
+/// The static busybox of the host (`busybox-static`), if installed.
+pub fn static_busybox() -> Option<PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .filter(|p| {
+            Command::new("ldd")
+                .arg(p)
+                .output()
+                .map(|o| {
+                    !o.status.success()
+                        || String::from_utf8_lossy(&o.stdout).contains("not a dynamic")
+                })
+                .unwrap_or(true)
+        })
+}
+
+/// A minimal container rootfs: static busybox with `applets` linked in /bin, empty /etc,
+/// /proc, /dev, /sys, and world-writable /tmp and /out (where container scripts leave
+/// results). `None` (after [`skip`]) when FUSE or a static busybox is missing.
+pub fn busybox_rootfs(test: &str, applets: &[&str]) -> Option<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    if !fuse_available() {
+        skip(test, "/dev/fuse cannot be opened");
+        return None;
+    }
+    let Some(busybox) = static_busybox() else {
+        skip(test, "no static busybox (apt-get install busybox-static)");
+        return None;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("imafs-test")
+        .tempdir()
+        .expect("temp dir");
+    let root = dir.path();
+    for d in ["bin", "etc", "tmp", "out", "proc", "dev", "sys"] {
+        std::fs::create_dir(root.join(d)).expect("mkdir");
+    }
+    std::fs::copy(&busybox, root.join("bin/busybox")).expect("copy busybox");
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
+    }
+    for (path, mode) in [("", 0o755), ("tmp", 0o1777), ("out", 0o1777)] {
+        std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
+    }
+    Some(dir)
+}
