@@ -5,6 +5,12 @@
 //! - [`fs`]: the two FUSE file systems: the measuring overlay and the securityfs view.
 //! - [`sys`]: the small set of `unsafe` system-call wrappers the rest builds on.
 //! - [`cli`]: the `imafs` command line.
+// Input from a container, a policy writer or a file never panics the daemon: no unwrap,
+// expect or panic outside tests (errors are returned and logged with context).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod cli;
 pub mod engine;

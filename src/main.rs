@@ -1,3 +1,9 @@
+// Input from a container, a policy writer or a file never panics the daemon: no unwrap,
+// expect or panic outside tests (errors are returned and logged with context).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 fn main() -> std::process::ExitCode {
     imafs::cli::main()
 }

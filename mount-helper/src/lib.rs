@@ -22,6 +22,12 @@
 //! overlay and securityfs view into its rootfs) is planned as a separate module `oci` next to
 //! [`container`]; it reuses [`ns`] and [`fuse`] and replaces [`container`]'s pivot/exec, which
 //! the runtime does itself.
+// Input from a container, a policy writer or a file never panics the daemon: no unwrap,
+// expect or panic outside tests (errors are returned and logged with context).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod container;
 pub mod fuse;

@@ -1,6 +1,12 @@
 //! `mount-helper exec --root DIR [--securityfs DIR] -- CMD...`: run CMD with DIR as `/` in new
 //! namespaces (user + mount for an unprivileged caller, mount only for root), with `/proc`,
 //! `/dev`, `/sys` and optionally DIR at `/sys/kernel/security`. Exits with CMD's status.
+// Input from a container, a policy writer or a file never panics the daemon: no unwrap,
+// expect or panic outside tests (errors are returned and logged with context).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;
