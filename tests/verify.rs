@@ -365,7 +365,39 @@ fn verify_fails_on_changed_unknown_edited_and_pcr_mismatch() {
 /// and verify compares with the emulated PCRs.
 #[test]
 fn verify_and_status_inside_a_container() {
-    let test = "verify_and_status_inside_a_container";
+    check_inside_a_container("verify_and_status_inside_a_container", &[]);
+}
+
+/// The same in a rootless container (uid 65534 on the host).
+#[test]
+fn verify_and_status_inside_a_rootless_container() {
+    let test = "verify_and_status_inside_a_rootless_container";
+    let prefix = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    if !common::is_root() || !common::have_tool("setpriv") {
+        common::skip(test, "needs root and setpriv to become uid 65534");
+        return;
+    }
+    let fuse_ok = Command::new(prefix[0])
+        .args(&prefix[1..])
+        .args(["sh", "-c", "exec 3<>/dev/fuse"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !fuse_ok {
+        common::skip(
+            test,
+            "uid 65534 cannot open /dev/fuse (Debian's udev makes it 0666)",
+        );
+        return;
+    }
+    check_inside_a_container(test, &prefix);
+}
+
+fn check_inside_a_container(test: &str, prefix: &[&str]) {
     if !common::fuse_available() {
         common::skip(test, "/dev/fuse cannot be opened");
         return;
@@ -375,7 +407,15 @@ fn verify_and_status_inside_a_container() {
         "cat /etc/hostname > /dev/null 2>&1; {b} verify --quiet --allow-violations; echo verify=$?; {b} status",
         b = bin.display()
     );
-    let out = Command::new(&bin)
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let out = cmd
         .args(["run", "--", "sh", "-c", &script])
         .output()
         .expect("imafs run");
