@@ -553,13 +553,18 @@ fn keylime_checks_a_tpm_quote_of_the_pcr_imafs_extended() {
         .spawn()
         .expect("swtpm");
     let _swtpm = Swtpm(swtpm);
-    for _ in 0..100 {
-        if sock.exists() {
+    // The socket file appears at bind(), before listen(): wait until a connection succeeds
+    // (swtpm serves the next client once this one is closed).
+    let listening = || std::os::unix::net::UnixStream::connect(&sock).is_ok();
+    let mut ready = false;
+    for _ in 0..200 {
+        if listening() {
+            ready = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(sock.exists(), "swtpm did not create {}", sock.display());
+    assert!(ready, "swtpm does not listen on {}", sock.display());
 
     // The container's work, PCR 10 extended in the TPM as it goes.
     let out = Command::new(common::imafs_bin())
