@@ -3,8 +3,10 @@
 //! without a journal, with one, and with one that fdatasyncs every entry
 //! (`--state-sync`); then the time to open and replay the journal of N records (a restart).
 //!
-//! Usage: `cargo run --release --example bench_journal [N] [N_SYNC] [DIR]`
-//! (default 100000, 2000, a directory under $TMPDIR).
+//! With a TPM spec as 4th argument (`swtpm:SOCKET`), also N_SYNC records extended into it.
+//!
+//! Usage: `cargo run --release --example bench_journal [N] [N_SYNC] [DIR] [TPM]`
+//! (default 100000, 2000, a directory under $TMPDIR, no TPM).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,6 +14,7 @@ use std::time::Instant;
 use imafs::engine::ima::{Backing, Config, Ima};
 use imafs::engine::journal::Journal;
 use imafs::engine::policy::{Func, Subject};
+use imafs::engine::tpm::Tpm;
 
 fn config() -> Config {
     Config {
@@ -36,7 +39,11 @@ fn backing(state: Option<(&Path, bool)>) -> Backing {
 
 /// Records appended per second.
 fn appends(label: &str, n: usize, state: Option<(&Path, bool)>) -> f64 {
-    let ima = Ima::with_backing(config(), backing(state)).expect("engine");
+    appends_with(label, n, backing(state))
+}
+
+fn appends_with(label: &str, n: usize, backing: Backing) -> f64 {
+    let ima = Ima::with_backing(config(), backing).expect("engine");
     let bufs: Vec<Vec<u8>> = (0..n)
         .map(|i| format!("bench event {i:09} with some payload").into_bytes())
         .collect();
@@ -60,9 +67,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let n_sync: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
-    let base: PathBuf = args.next().map(PathBuf::from).unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("imafs-bench-journal-{}", std::process::id()))
-    });
+    let base: PathBuf = args
+        .next()
+        .filter(|a| !a.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("imafs-bench-journal-{}", std::process::id()))
+        });
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).expect("bench dir");
     println!("journal directory: {}", base.display());
@@ -85,6 +96,19 @@ fn main() {
         journaled / plain,
         synced / plain
     );
+
+    if let Some(spec) = args.next() {
+        let tpm = Tpm::open(&spec).expect("TPM");
+        let rate = appends_with(
+            &format!("--tpm {spec}"),
+            n_sync,
+            Backing {
+                tpm: Some(tpm),
+                ..Backing::default()
+            },
+        );
+        println!("ratio --tpm / none: {:.4}x", rate / plain);
+    }
 
     // A restart: open (scan + checksums) and replay (template digests, PCR extends).
     let start = Instant::now();
