@@ -884,7 +884,7 @@ fn print_report(
             "  {:<10} {:>2} {digest} {}",
             c.status.label(),
             c.pcr,
-            c.name
+            printable(&c.name)
         );
         if c.status == Status::Changed {
             line.push_str(&format!(" (expected {})", c.expected.join(" or ")));
@@ -907,7 +907,7 @@ fn print_report(
         if !list.is_empty() {
             println!("\n{title}: {}", list.len());
             for c in list {
-                println!("  {}", c.name);
+                println!("  {}", printable(&c.name));
             }
         }
     };
@@ -945,6 +945,20 @@ fn print_report(
         println!("  (no PCR values given: --pcrs FILE, or a securityfs with `pcrs`, or a TPM)");
     }
     println!();
+}
+
+/// A name from the list as the terminal should see it: control characters (a list may name
+/// any path, escape sequences included) as `\xNN`.
+fn printable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for ch in name.chars() {
+        if ch.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1169,6 +1183,12 @@ mod tests {
                 Reference::Missing
             ));
         }
+    }
+
+    #[test]
+    fn names_are_printed_without_control_characters() {
+        assert_eq!(printable("/tmp/a\u{1b}[2J\tb"), "/tmp/a\\x1b[2J\\x09b");
+        assert_eq!(printable("/usr/bin/ok"), "/usr/bin/ok");
     }
 
     #[test]
