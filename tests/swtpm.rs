@@ -23,6 +23,10 @@ impl Swtpm {
     }
 
     fn start_on(dir: &Path, port: Option<u16>) -> Swtpm {
+        Swtpm::start_with(dir, port, &["--flags", "startup-clear,not-need-init"])
+    }
+
+    fn start_with(dir: &Path, port: Option<u16>, extra: &[&str]) -> Swtpm {
         let state = dir.join("tpmstate");
         std::fs::create_dir_all(&state).unwrap();
         let sock = dir.join("swtpm.sock");
@@ -45,7 +49,7 @@ impl Swtpm {
             .arg(ctrl)
             .arg("--tpmstate")
             .arg(format!("dir={}", state.display()))
-            .args(["--flags", "startup-clear,not-need-init"])
+            .args(extra)
             .stderr(File::create(dir.join("swtpm.log")).unwrap())
             .spawn()
             .unwrap();
@@ -441,4 +445,23 @@ fn a_tpm_that_goes_away_is_audited_and_the_list_goes_on() {
         let n: u64 = d.read("runtime_measurements_count").trim().parse().unwrap();
         n
     });
+}
+
+#[test]
+fn a_swtpm_waiting_for_init_is_initialized() {
+    let test = "a_swtpm_waiting_for_init_is_initialized";
+    if !can_run(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // No flags: swtpm runs no command before CMD_INIT on its control channel.
+    let tpm = Swtpm::start_with(dir, None, &[]);
+    let events = dir.join("events");
+    std::fs::write(&events, "read /etc/passwd\n").unwrap();
+    let spec = format!("swtpm:{}", tpm.sock.display());
+    let d = Daemon::start(dir, &["--tpm", &spec, "--events", events.to_str().unwrap()]);
+    let pcrs = d.read("pcrs");
+    let tpm_pcr10 = hex::encode(tpm.pcrread("sha256:10", &dir.join("p")));
+    assert_eq!(tpm_pcr10, pcrs_value(&pcrs, "sha256"));
 }

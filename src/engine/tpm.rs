@@ -26,6 +26,8 @@ const TPM_RC_INITIALIZE: u32 = 0x0000_0100;
 const TPM_RC_SUCCESS: u32 = 0;
 /// PCR select bytes for 24 PCRs.
 const PCR_SELECT_SIZE: u8 = 3;
+/// swtpm control channel: CMD_INIT (2) with init flags 0, big-endian.
+const SWTPM_CMD_INIT: [u8; 8] = [0, 0, 0, 2, 0, 0, 0, 0];
 /// Largest response accepted (TPM responses are at most a few KiB).
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -344,18 +346,55 @@ impl Tpm {
             transport,
             banks: Vec::new(),
         };
-        match tpm.transact(&startup_command()) {
-            Ok(resp) => match response_body(&resp) {
-                Ok(_) | Err(TpmError::Rc(TPM_RC_INITIALIZE)) => {}
-                Err(e) => return Err(fail(&format!("Startup: {e}"))),
-            },
-            Err(e) => return Err(fail(&format!("Startup: {e}"))),
+        let mut started = tpm.startup();
+        if started.is_err() && tpm.swtpm_init().is_ok() {
+            // A swtpm started without `--flags not-need-init` waits for CMD_INIT on its
+            // control channel (as the swtpm TCTI sends it) before it runs any command.
+            started = tpm.startup();
         }
+        started.map_err(|e| fail(&format!("Startup: {e}")))?;
         let resp = tpm
             .transact(&get_pcr_banks_command())
             .map_err(|e| fail(&format!("GetCapability: {e}")))?;
         tpm.banks = parse_pcr_banks(&resp).map_err(|e| fail(&format!("GetCapability: {e}")))?;
         Ok(tpm)
+    }
+
+    /// TPM2_Startup(CLEAR); `TPM_RC_INITIALIZE` (already started) is success.
+    fn startup(&mut self) -> Result<(), TpmError> {
+        let resp = self.transact(&startup_command())?;
+        match response_body(&resp) {
+            Ok(_) | Err(TpmError::Rc(TPM_RC_INITIALIZE)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// swtpm's CMD_INIT on its control channel (`PATH.ctrl`, or TCP port + 1).
+    fn swtpm_init(&mut self) -> Result<(), TpmError> {
+        fn exchange(s: &mut (impl Read + Write)) -> Result<(), TpmError> {
+            s.write_all(&SWTPM_CMD_INIT)?;
+            let mut res = [0u8; 4];
+            s.read_exact(&mut res)?;
+            match u32::from_be_bytes(res) {
+                0 => Ok(()),
+                rc => Err(TpmError::Rc(rc)),
+            }
+        }
+        match &self.transport {
+            Transport::Unix(path) => {
+                let mut ctrl = path.clone().into_os_string();
+                ctrl.push(".ctrl");
+                let mut s = UnixStream::connect(ctrl)?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                exchange(&mut s)
+            }
+            Transport::Tcp(host, port) => {
+                let mut s = TcpStream::connect((host.as_str(), port.wrapping_add(1)))?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                exchange(&mut s)
+            }
+            Transport::Device(_) => Err(TpmError::Malformed("not a swtpm".to_string())),
+        }
     }
 
     pub fn spec(&self) -> &str {
