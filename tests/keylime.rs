@@ -332,6 +332,50 @@ fn keylime_verifies_an_imafs_run_list_and_flags_a_changed_file() {
         "{result}"
     );
 
+    // A violation (ToMToU): Keylime replays its zero template hash as 0xff.., as the kernel
+    // extends it, so the list still matches the PCR, and reports the violation itself.
+    let script = "echo one > /tmp/f; exec 3< /tmp/f; echo two > /tmp/f; exec 3<&-; \
+                  cat /sys/kernel/security/ima/ascii_runtime_measurements > /out/v.sha1; \
+                  cat /sys/kernel/security/ima/pcrs > /out/v.pcrs";
+    let run = Command::new(common::imafs_bin())
+        .arg("run")
+        .arg("--rootfs")
+        .arg(&root)
+        .args(["--", "sh", "-c", script])
+        .env("PATH", "/bin")
+        .output()
+        .expect("imafs run");
+    assert!(run.status.success(), "{run:?}");
+    let v_list = out.join("v.sha1");
+    assert!(std::fs::read_to_string(&v_list)
+        .expect("list")
+        .contains(&format!(" {} ima-ng ", "0".repeat(40))));
+    let v_policy = dir.path().join("policy-v.json");
+    let v_list_arg = v_list.to_str().unwrap().to_string();
+    let policy = Command::new(common::imafs_bin())
+        .args(["verify", "--generate-allowlist"])
+        .arg(&root)
+        .args([
+            "--ascii",
+            &v_list_arg,
+            "--exclude",
+            "/out/.*",
+            "--exclude",
+            "/tmp/.*",
+        ])
+        .output()
+        .expect("generate");
+    assert!(policy.status.success(), "{policy:?}");
+    std::fs::write(&v_policy, &policy.stdout).expect("write");
+    let result = keylime_full(&python, &v_policy, &v_list, &out.join("v.pcrs"));
+    let ids: Vec<&str> = result["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["ima.validation.tomtou"], "{result}");
+
     // The file changes; a second container measures the new content; Keylime flags it.
     let tampered = b"listen 8080\nexec /tmp/backdoor\n";
     std::fs::write(root.join("etc/app.conf"), tampered).expect("write");
