@@ -819,6 +819,30 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_that_cannot_be_undone_refuses_every_later_one() {
+        let dir = std::env::temp_dir().join(format!("imafs-journal-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut j, _) = Journal::open(&dir, false).unwrap();
+        j.append(&Entry::Violation).unwrap();
+        let len = j.len();
+        let good = std::mem::replace(
+            &mut j.file,
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        );
+        // ENOSPC, and /dev/full cannot be truncated back: the journal is poisoned.
+        assert_eq!(j.append(&Entry::Violation), Err(Errno::ENOSPC));
+        assert_eq!(j.len(), len);
+        j.file = good;
+        assert_eq!(j.append(&Entry::Violation), Err(Errno::ENOSPC));
+        drop(j);
+        // Nothing of the failed appends is in the file.
+        let (_j, rec) = Journal::open(&dir, false).unwrap();
+        assert_eq!(rec.entries, [Entry::Violation]);
+        assert!(rec.torn.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn open_appends_recovers_and_locks() {
         let dir = std::env::temp_dir().join(format!("imafs-journal-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
