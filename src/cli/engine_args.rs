@@ -12,6 +12,7 @@ use crate::engine::ima::{AppraiseMode, Backing, Config, Ima};
 use crate::engine::journal::Journal;
 use crate::engine::policy::Subject;
 use crate::engine::tpm::Tpm;
+use crate::fs::nest::ParentLink;
 
 /// Engine options (`#[command(flatten)]` them into a subcommand).
 #[derive(clap::Args, Debug, Clone)]
@@ -79,6 +80,11 @@ pub struct EngineArgs {
     /// `integrity/ima/active`; its policy and keys can be set before that.
     #[arg(long)]
     pub inactive: bool,
+    /// Inside a container that imafs serves, do not become its child namespace: the
+    /// daemon's reads are then measured in the parent as any process's (README
+    /// "Namespaces").
+    #[arg(long)]
+    pub no_nest: bool,
     /// Initial policy text staged by the parent's `policy_for_children` (replaces
     /// `--policy`).
     #[arg(skip)]
@@ -211,6 +217,22 @@ impl EngineArgs {
         self.key_blobs.extend(cfg.x509.iter().cloned());
         // Fail now, not after the mounts, if the result is not a valid configuration.
         self.to_config().map(|_| ())
+    }
+
+    /// Register as a child of the namespace serving this container, if any (unless
+    /// `--no-nest`), and apply what the parent staged for its next child.
+    pub fn join_parent(&mut self) -> Result<Option<std::sync::Arc<ParentLink>>, String> {
+        if self.no_nest {
+            return Ok(None);
+        }
+        match ParentLink::detect()? {
+            Some((link, staged)) => {
+                self.apply_child_config(&staged)
+                    .map_err(|e| format!("configuration staged by the parent: {e}"))?;
+                Ok(Some(std::sync::Arc::new(link)))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Open `--state` (reporting a cut torn tail on stderr) and `--tpm`.

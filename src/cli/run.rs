@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
+use crate::fs::nest::{NestHost, ParentLink};
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
 use crate::fs::securityfs::{MountedSecurityFs, SecurityFs, SecurityFsOptions};
 use crate::fs::tpm_sysfs::TpmSysfs;
@@ -227,7 +228,14 @@ impl From<UserNs> for UserNamespace {
 }
 
 /// `imafs run`.
-pub fn main(args: RunArgs) -> ExitCode {
+pub fn main(mut args: RunArgs) -> ExitCode {
+    let parent = match args.engine.join_parent() {
+        Ok(parent) => parent,
+        Err(e) => {
+            eprintln!("imafs run: {e}");
+            return ExitCode::from(mount_helper::container::EXIT_SETUP_FAILED as u8);
+        }
+    };
     let ima = match args.engine.build() {
         Ok(ima) => Arc::new(ima),
         Err(e) => {
@@ -249,7 +257,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         _ => args.engine.ima_xattr_name(),
     };
     match run_container(&opts, move |mounts| {
-        start_filesystems_with(ima, mounts, ima_xattr)
+        start_namespace(ima, mounts, ima_xattr, parent)
     }) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {
@@ -272,14 +280,37 @@ pub fn start_filesystems_with(
     mounts: Mounts,
     ima_xattr: String,
 ) -> io::Result<Daemons> {
-    let mut options = OverlayOptions {
+    start_namespace(ima, mounts, ima_xattr, None)
+}
+
+/// [`start_filesystems_with`] for a namespace that is the child of `parent` (a nested
+/// daemon, see [`crate::fs::nest`]); its securityfs view hosts children of its own.
+pub fn start_namespace(
+    ima: Arc<Ima>,
+    mounts: Mounts,
+    ima_xattr: String,
+    parent: Option<Arc<ParentLink>>,
+) -> io::Result<Daemons> {
+    let mut hooks = ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr);
+    if let Some(parent) = parent {
+        if mounts.user_ns {
+            parent.entered_user_ns();
+        }
+        hooks = hooks.with_parent(parent);
+    }
+    let hooks = Arc::new(hooks);
+    let options = OverlayOptions {
         ima_xattr,
+        hooks: hooks.clone(),
         ..OverlayOptions::default()
     };
-    options.hooks = Arc::new(ImaHooks::new(ima.clone()).with_ima_xattr(&options.ima_xattr));
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
+    let nest = Arc::new(NestHost::new(hooks, Some(overlay.status().clone())));
     let securityfs = match mounts.securityfs_fd {
-        Some(fd) => Some(SecurityFs::new(ima.clone(), SecurityFsOptions::default()).spawn_fd(fd)?),
+        Some(fd) => Some(
+            SecurityFs::with_nest(ima.clone(), SecurityFsOptions::default(), Some(nest))
+                .spawn_fd(fd)?,
+        ),
         None => None,
     };
     let tpm = match mounts.tpm_fd {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::engine::hash::HashAlgo;
 use crate::fs::ima_hooks::{ImaHooks, OpenInfo};
+use crate::fs::nest::NestHost;
 use crate::fs::overlay::{Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
 use crate::fs::session::UnmountWatchdog;
@@ -147,7 +148,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(mut args: ServeArgs) -> Result<(), String> {
+    let parent = args.engine.join_parent()?;
     let saved = match &args.restore_list {
         Some(path) => {
             let bank = HashAlgo::from_name(&args.restore_bank).ok_or_else(|| {
@@ -164,7 +166,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     drop(saved);
     let ima = Arc::new(ima);
     let ima_xattr = args.engine.ima_xattr_name();
-    let hooks = Arc::new(ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr));
+    let mut hooks = ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr);
+    if let Some(parent) = parent {
+        hooks = hooks.with_parent(parent);
+    }
+    let hooks = Arc::new(hooks);
     if let Some(events) = &args.events {
         if !is_live_source(events) {
             let f = File::open(events).map_err(|e| format!("{}: {e}", events.display()))?;
@@ -191,7 +197,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             rustix::process::getegid().as_raw(),
         )
     });
-    let fs = SecurityFs::new(
+    let nest = overlay
+        .as_ref()
+        .map(|o| Arc::new(NestHost::new(hooks.clone(), Some(o.status().clone()))));
+    let fs = SecurityFs::with_nest(
         ima,
         SecurityFsOptions {
             threads: args.threads,
@@ -199,6 +208,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             gid,
             ..SecurityFsOptions::default()
         },
+        nest,
     );
     // A kill -9 of this daemon must not leave dead mounts (ENOTCONN) behind.
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;

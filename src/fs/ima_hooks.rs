@@ -20,6 +20,7 @@ use crate::engine::policy::{
     Actions, Func, MatchInput, Object, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
 };
 use crate::engine::Errno;
+use crate::fs::nest::{ChildDaemons, ParentLink, SkippedOpens};
 use crate::fs::overlay::{read_ima_xattr, AttrEvent, OpenEvent, OverlayHooks, ReleaseEvent};
 use rustix::fs::FileType;
 
@@ -46,6 +47,14 @@ pub struct ImaHooks {
     lower_fs: LowerFsCache,
     /// The xattr holding IMA data (`security.ima`; the overlay's `ima_xattr` option).
     ima_xattr: String,
+    /// The parent namespace, when this daemon is a nested one (see [`crate::fs::nest`]).
+    parent: Option<Arc<ParentLink>>,
+    /// Opens forwarded to the parent: overlay open id -> the parent's token.
+    forwarded: Mutex<HashMap<u64, u64>>,
+    /// Registered child daemons, whose own opens are not this namespace's events.
+    children: Arc<ChildDaemons>,
+    /// Open ids of such opens (their releases are not events either).
+    skipped: SkippedOpens,
 }
 
 impl ImaHooks {
@@ -54,7 +63,22 @@ impl ImaHooks {
             ima,
             lower_fs: LowerFsCache::default(),
             ima_xattr: "security.ima".to_owned(),
+            parent: None,
+            forwarded: Mutex::new(HashMap::new()),
+            children: Arc::new(ChildDaemons::default()),
+            skipped: SkippedOpens::default(),
         }
+    }
+
+    /// Forward every open of the parent's files to the parent namespace too.
+    pub fn with_parent(mut self, parent: Arc<ParentLink>) -> ImaHooks {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// The registered child daemons (shared with [`crate::fs::nest::NestHost`]).
+    pub fn child_daemons(&self) -> &Arc<ChildDaemons> {
+        &self.children
     }
 
     /// Read IMA data from `name` instead of `security.ima` (as the overlay's `ima_xattr`).
@@ -69,11 +93,65 @@ impl ImaHooks {
 
     /// Run the hooks of one open of `file` (the daemon's descriptor of the lower file). An
     /// `Err` refuses the open (appraisal); the engine then counts it as released already.
+    /// Not forwarded to a parent namespace (fixture replays use it).
     pub fn open(&self, info: &OpenInfo<'_>, file: &File) -> Result<(), Errno> {
+        let caller = Caller::of_task(info.pid, info.uid, info.gid);
+        self.open_own(info, &caller, file).map(|_| ())
+    }
+
+    /// [`ImaHooks::open`] for `caller`, then the same open in the parent namespace when the
+    /// file is one of the parent's: `Ok(Some(token))` names the parent's open, to release
+    /// with [`ImaHooks::release_forwarded`] or the overlay's release. A refusal by the
+    /// parent undoes this namespace's registration of the open.
+    pub fn open_as(
+        &self,
+        info: &OpenInfo<'_>,
+        caller: &Caller,
+        file: &File,
+    ) -> Result<Option<u64>, Errno> {
+        let Some(meta) = self.open_own(info, caller, file)? else {
+            return Ok(None);
+        };
+        let Some(parent) = self.parent.as_ref().filter(|p| p.covers(meta.dev())) else {
+            return Ok(None);
+        };
+        match parent.forward_open(meta.ino(), info, caller) {
+            Ok(token) => Ok(Some(token)),
+            Err(e) => {
+                self.ima.file_closed(
+                    file_id(&meta),
+                    opened_for_write(info.flags),
+                    file_version(&meta),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// The release of an open a child forwarded (`meta`: the file now), and of its own
+    /// forward to this namespace's parent.
+    pub fn release_forwarded(&self, meta: &Metadata, for_write: bool, upward: Option<u64>) {
+        if meta.file_type().is_file() {
+            self.ima
+                .file_closed(file_id(meta), for_write, file_version(meta));
+        }
+        if let (Some(parent), Some(token)) = (&self.parent, upward) {
+            parent.forward_release(token);
+        }
+    }
+
+    /// This namespace's hooks of one open; the file's metadata when it is a regular file
+    /// (the open is then registered with the engine).
+    fn open_own(
+        &self,
+        info: &OpenInfo<'_>,
+        caller: &Caller,
+        file: &File,
+    ) -> Result<Option<Metadata>, Errno> {
         let meta = file.metadata().map_err(|e| errno_of(&e))?;
         // Only regular files are ever processed for file hooks.
         if !meta.file_type().is_file() {
-            return Ok(());
+            return Ok(None);
         }
         let readable;
         let file = if info.flags & libc::O_ACCMODE == libc::O_WRONLY {
@@ -83,7 +161,6 @@ impl ImaHooks {
         } else {
             file
         };
-        let caller = Caller::of_task(info.pid, info.uid, info.gid);
         let fs = self.lower_fs.get(file);
         // An unreadable xattr is treated as absent (appraisal then fails as without one).
         let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
@@ -127,7 +204,7 @@ impl ImaHooks {
             }
             registered_open |= func == Func::FileCheck;
         }
-        Ok(())
+        Ok(Some(meta))
     }
 
     /// Store an IMA xattr value the engine computed on the lower file (under the configured
@@ -554,6 +631,11 @@ mod engine_tests {
 
 impl OverlayHooks for ImaHooks {
     fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), i32> {
+        if self.children.is_child_daemon(ev.pid) {
+            // A nested daemon reading for its container: the open arrives forwarded.
+            self.skipped.insert(ev.open_id);
+            return Ok(());
+        }
         let info = OpenInfo {
             flags: ev.flags,
             exec: ev.exec,
@@ -563,10 +645,23 @@ impl OverlayHooks for ImaHooks {
             gid: ev.gid,
             path: ev.path,
         };
-        self.open(&info, file).map_err(|e| e.0)
+        let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
+        let forwarded = self.open_as(&info, &caller, file).map_err(|e| e.0)?;
+        if let Some(token) = forwarded {
+            self.forwarded.lock().insert(ev.open_id, token);
+        }
+        Ok(())
     }
 
     fn on_release(&self, ev: &ReleaseEvent<'_>) {
+        if self.skipped.take(ev.open_id) {
+            return;
+        }
+        if let Some(token) = self.forwarded.lock().remove(&ev.open_id) {
+            if let Some(parent) = &self.parent {
+                parent.forward_release(token);
+            }
+        }
         let st = ev.stat;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return;

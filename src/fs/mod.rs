@@ -1,5 +1,6 @@
 //! FUSE file systems served by the daemon.
 pub mod ima_hooks;
+pub mod nest;
 pub mod overlay;
 pub mod securityfs;
 pub mod session;

@@ -62,6 +62,7 @@ use crate::engine::ima::{Ima, PolicyAccess, PolicyFile, PolicyFileState, PolicyH
 use crate::engine::log::ViewKind;
 use crate::engine::policy::Subject;
 use crate::fs::ima_hooks::{Caller, CAP_SYS_ADMIN};
+use crate::fs::nest::NestHost;
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -94,6 +95,9 @@ const ACTIVE: u64 = 12;
 const POLICY_FOR_CHILDREN: u64 = 13;
 const X509_FOR_CHILDREN: u64 = 14;
 const KCMD_FOR_CHILDREN: u64 = 15;
+/// The `imafs/` extension directory and its `nest` control file (after the list files).
+const IMAFS_DIR: u64 = 1000;
+const NEST: u64 = 1001;
 /// `ascii_runtime_measurements_<alg>` of file bank `i` is `LIST_BASE + 2i`, binary `+ 1`.
 const LIST_BASE: u64 = 16;
 
@@ -116,6 +120,8 @@ enum Node {
     Active,
     /// Huawei's `*_for_children` staging files (IMA-SPEC 10.3).
     ForChildren(ChildItem),
+    /// `imafs/nest`: nested daemons register and forward their events here.
+    Nest,
 }
 
 /// What a `*_for_children` file stages.
@@ -190,10 +196,14 @@ enum Handle {
     ActiveWrite,
     /// A `*_for_children` file; `pid` opened it (paths are resolved as it sees them).
     ForChildren { item: ChildItem, pid: u32 },
+    /// A child namespace's registration (`imafs/nest`), with the reply it reads.
+    Nest { registration: u64, reply: Vec<u8> },
 }
 
 struct Inner {
     ima: Arc<Ima>,
+    /// Hosts nested namespaces (`imafs/nest`) when the namespace has an overlay.
+    nest: Option<Arc<NestHost>>,
     options: SecurityFsOptions,
     entries: Vec<Entry>,
     mount_time: SystemTime,
@@ -354,6 +364,7 @@ impl Inner {
             // Write-only; Huawei's RFC created them 0202, we leave out the write bit for
             // others (anyone could configure the next child otherwise).
             Node::ForChildren(_) => 0o200,
+            Node::Nest => 0o600,
             Node::Policy => match self.ima.policy_file_state() {
                 PolicyFileState::ReadOnly => 0o400,
                 _ if self.ima.config().read_policy => 0o600,
@@ -392,7 +403,7 @@ impl Inner {
                 .as_bytes()
                 .to_vec(),
             Node::Symlink(target) => target.clone().into_bytes(),
-            Node::Dir | Node::List { .. } | Node::ForChildren(_) => Vec::new(),
+            Node::Dir | Node::List { .. } | Node::ForChildren(_) | Node::Nest => Vec::new(),
         }
     }
 
@@ -488,6 +499,17 @@ impl Inner {
                     opener: (req.pid(), caller.subject_ids[0], caller.comm),
                 })
             }
+            Node::Nest => {
+                let host = self.nest.as_ref().ok_or(Errno::ENOENT)?;
+                if accmode != libc::O_RDWR {
+                    return Err(Errno::EINVAL);
+                }
+                let (registration, reply) = host.register(req.pid()).map_err(engine_errno)?;
+                Ok(Handle::Nest {
+                    registration,
+                    reply,
+                })
+            }
             Node::Active if accmode == libc::O_RDONLY => Ok(Handle::Text(None)),
             Node::Active => Ok(Handle::ActiveWrite),
             // No read method: a read-only open works (DAC permitting), read(2) is EINVAL.
@@ -542,6 +564,11 @@ impl Inner {
                 Err(Errno::EBADF)
             }
             Handle::ForChildren { .. } => Err(Errno::EINVAL),
+            Handle::Nest { reply, .. } => {
+                let start = (offset as usize).min(reply.len());
+                let end = start.saturating_add(size as usize).min(reply.len());
+                Ok(reply[start..end].to_vec())
+            }
         }
     }
 
@@ -600,6 +627,15 @@ impl Inner {
                 Ok(data.len() as u32)
             }
             Handle::ActiveWrite => self.write_active(offset, data),
+            Handle::Nest { registration, .. } => {
+                let host = self.nest.as_ref().ok_or(Errno::EBADF)?;
+                let registration = *registration;
+                // The request can take long (hashing, the parent's own parent): do not
+                // hold the handle's lock meanwhile.
+                drop(h);
+                host.request(registration, data).map_err(engine_errno)?;
+                Ok(data.len() as u32)
+            }
             Handle::ForChildren { item, pid } => self.write_for_children(*item, *pid, offset, data),
             Handle::List | Handle::Text(_) => Err(Errno::EINVAL),
         }
@@ -755,6 +791,9 @@ impl Inner {
             if let Some(session) = session.take() {
                 self.ima.policy_release(session);
             }
+        }
+        if let (Handle::Nest { registration, .. }, Some(host)) = (&*h, &self.nest) {
+            host.unregister(*registration);
         }
     }
 
@@ -1033,10 +1072,35 @@ impl Filesystem for Adapter {
 
 impl SecurityFs {
     pub fn new(ima: Arc<Ima>, options: SecurityFsOptions) -> SecurityFs {
-        let entries = build_entries(&ima);
+        SecurityFs::with_nest(ima, options, None)
+    }
+
+    /// [`SecurityFs::new`] hosting nested namespaces through `imafs/nest` (see
+    /// [`crate::fs::nest`]).
+    pub fn with_nest(
+        ima: Arc<Ima>,
+        options: SecurityFsOptions,
+        nest: Option<Arc<NestHost>>,
+    ) -> SecurityFs {
+        let mut entries = build_entries(&ima);
+        if nest.is_some() {
+            entries.push(Entry {
+                ino: IMAFS_DIR,
+                parent: ROOT,
+                name: "imafs".into(),
+                node: Node::Dir,
+            });
+            entries.push(Entry {
+                ino: NEST,
+                parent: IMAFS_DIR,
+                name: "nest".into(),
+                node: Node::Nest,
+            });
+        }
         SecurityFs {
             inner: Arc::new(Inner {
                 ima,
+                nest,
                 options,
                 entries,
                 mount_time: SystemTime::now(),

@@ -121,6 +121,11 @@ impl OverlayStatus {
             .daemon_opens
             .load(std::sync::atomic::Ordering::Relaxed)
     }
+    /// Open node `id` (a FUSE node id, which is what `st_ino` shows through the mount)
+    /// read-only: its lower file and its path as the container sees it.
+    pub fn open_node(&self, id: u64) -> io::Result<(std::fs::File, Vec<u8>)> {
+        self.0.open_node(id)
+    }
     /// Nodes the kernel currently references, and cached descriptors.
     pub fn inode_counts(&self) -> (usize, usize) {
         self.0.inode_counts()

@@ -191,6 +191,16 @@ impl Inner {
         self.passthrough.load(Ordering::Relaxed)
     }
 
+    /// A read-only descriptor of node `id`'s lower file and its path from the overlay root,
+    /// for an open a child namespace forwards (its daemon holds the node open, so the
+    /// kernel keeps referencing it). ESTALE when the node is unknown.
+    pub fn open_node(&self, id: u64) -> io::Result<(File, Vec<u8>)> {
+        let fd = self.node_fd(id)?;
+        let file = reopen(fd.as_fd(), OFlags::RDONLY)?;
+        let path = self.inodes.lock().path(id);
+        Ok((file, path))
+    }
+
     pub fn inode_counts(&self) -> (usize, usize) {
         let t = self.inodes.lock();
         (t.nodes.len(), t.cached_count())
