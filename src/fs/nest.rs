@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn open_requests_parse_strictly() {
-        let ok = "7 1234 32768 1 0 42 0 0 0 0 0 0 1fffff 636174";
+        let ok = "7 1234 32768 1 0 42 0 0 0 0 0 0 3fffff 636174";
         let fields: Vec<&str> = ok.split(' ').collect();
         let r = OpenRequest::parse(&fields).expect("valid");
         assert_eq!(
