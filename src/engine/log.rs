@@ -679,6 +679,10 @@ pub fn parse_binary_list(
             let d = take(&mut bytes, 20, "ima digest")?;
             let len = le32(&mut bytes, "ima name length")? as usize;
             let n = take(&mut bytes, len, "ima name")?;
+            // A d_path never holds a NUL; the list would not render back the same.
+            if n.contains(&0) {
+                return Err("ima template name contains a NUL byte".to_string());
+            }
             let mut data = Vec::with_capacity(4 + 20 + 4 + len + 1);
             data.extend_from_slice(&20u32.to_le_bytes());
             data.extend_from_slice(d);

@@ -1,0 +1,7 @@
+//! See `props::ima_xattr` in fuzz/props.rs (also run by tests/fuzz_properties.rs).
+#![no_main]
+
+#[path = "../props.rs"]
+mod props;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| props::ima_xattr(data));

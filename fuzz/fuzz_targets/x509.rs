@@ -1,0 +1,7 @@
+//! See `props::x509` in fuzz/props.rs (also run by tests/fuzz_properties.rs).
+#![no_main]
+
+#[path = "../props.rs"]
+mod props;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| props::x509(data));
