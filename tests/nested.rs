@@ -309,3 +309,23 @@ fn for_children_configures_the_next_child_only() {
     );
     assert!(second.lines().any(|l| l.ends_with(" /data")), "{second}");
 }
+
+#[test]
+fn child_rule_cap_gives_enomem() {
+    let test = "child_rule_cap_gives_enomem";
+    let Some(t) = Tree::new(test) else { return };
+    let ima = "/sys/kernel/security/integrity/ima";
+    let script = format!(
+        "{imafs} run --rootfs {inner} --max-rules 1 -- sh -c \
+         'echo \"measure func=BPRM_CHECK\" > {ima}/policy; \
+          echo \"measure func=FILE_CHECK\" > {ima}/policy 2> /out/err; \
+          cat {ima}/policy > /out/policy'",
+        imafs = imafs(),
+        inner = t.s("inner"),
+    );
+    let o = outer_run(&[], &[], &script);
+    assert_ok(&o, test);
+    let err = t.read("inner/out/err");
+    assert!(err.contains("Cannot allocate memory"), "{err:?}");
+    assert_eq!(t.read("inner/out/policy"), "measure func=BPRM_CHECK \n");
+}

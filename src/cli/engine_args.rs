@@ -85,6 +85,14 @@ pub struct EngineArgs {
     /// "Namespaces").
     #[arg(long)]
     pub no_nest: bool,
+    /// Most policy rules the namespace may hold (ENOMEM beyond). Default: no limit, 1024
+    /// in a child namespace.
+    #[arg(long, value_name = "N")]
+    pub max_rules: Option<usize>,
+    /// Most bytes of measurement list (binary sha1 view; ENOMEM, audited, beyond).
+    /// Default: no limit, 64 MiB in a child namespace.
+    #[arg(long, value_name = "BYTES")]
+    pub max_list_bytes: Option<u64>,
     /// Initial policy text staged by the parent's `policy_for_children` (replaces
     /// `--policy`).
     #[arg(skip)]
@@ -93,6 +101,10 @@ pub struct EngineArgs {
     #[arg(skip)]
     pub key_blobs: Vec<Vec<u8>>,
 }
+
+/// Default limits of a child namespace (`--max-rules`, `--max-list-bytes`).
+pub const CHILD_MAX_RULES: usize = 1024;
+pub const CHILD_MAX_LIST_BYTES: u64 = 64 << 20;
 
 fn algo(name: &str, what: &str) -> Result<HashAlgo, String> {
     HashAlgo::from_name(name).ok_or_else(|| format!("{what} {name}: unknown algorithm"))
@@ -133,6 +145,8 @@ impl EngineArgs {
             audit_file: self.audit.clone(),
             integrity_audit: self.integrity_audit,
             active: !self.inactive,
+            max_rules: self.max_rules,
+            max_list_bytes: self.max_list_bytes,
             ..Config::default()
         })
     }
@@ -227,6 +241,9 @@ impl EngineArgs {
         }
         match ParentLink::detect()? {
             Some((link, staged)) => {
+                // A child must not be able to exhaust its parent's daemon.
+                self.max_rules.get_or_insert(CHILD_MAX_RULES);
+                self.max_list_bytes.get_or_insert(CHILD_MAX_LIST_BYTES);
                 self.apply_child_config(&staged)
                     .map_err(|e| format!("configuration staged by the parent: {e}"))?;
                 Ok(Some(std::sync::Arc::new(link)))

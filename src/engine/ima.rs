@@ -41,7 +41,7 @@ use super::children::ChildConfig;
 use super::hash::{Digest, HashAlgo};
 use super::journal::{Entry, Journal};
 use super::keys::{KeyError, KeyId, Keyring};
-use super::log::{MeasurementList, Record};
+use super::log::{MeasurementList, Record, ViewKind};
 use super::measure::{
     AppraisalStatus, AppraiseClass, FileId, FileState, FileVersion, MeasureCache, ViolationLimit,
 };
@@ -93,6 +93,14 @@ pub struct Config {
     /// The namespace works from the start (a kernel). `false`: the user-namespace series'
     /// behaviour, inactive until `1` is written to `active` ([`Ima::activate`]).
     pub active: bool,
+    /// Most policy rules this namespace may hold (custom rules in force plus those of the
+    /// write session); beyond it a rule is refused with ENOMEM, as when the kernel cannot
+    /// allocate one. `None`: no limit.
+    pub max_rules: Option<usize>,
+    /// Most bytes of measurement list (its binary sha1 view); beyond it new records are
+    /// refused with ENOMEM as when `ima_add_template_entry` cannot allocate (audited,
+    /// the file is not marked measured, access is not refused). `None`: no limit.
+    pub max_list_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -110,6 +118,8 @@ impl Default for Config {
             integrity_audit: false,
             violation_limit: ViolationLimit::for_running_kernel(),
             active: true,
+            max_rules: None,
+            max_list_bytes: None,
         }
     }
 }
@@ -991,6 +1001,30 @@ impl Ima {
         }
         match parsed.result {
             Ok(Some(rule)) => {
+                if let Some(max) = self.cfg.max_rules {
+                    let st = self.policy.read();
+                    let in_force = if st.custom_loaded {
+                        st.active.rules().len()
+                    } else {
+                        0
+                    };
+                    drop(st);
+                    if in_force + h.rules.len() >= max {
+                        log::warn!("ima: policy rule refused: the namespace holds {max} rules");
+                        self.audit.integrity(
+                            AUDIT_INTEGRITY_STATUS,
+                            &h.task(),
+                            "update_policy",
+                            "-ENOMEM",
+                            None,
+                            None,
+                            -libc::ENOMEM,
+                            false,
+                        );
+                        h.valid = false;
+                        return Err(Errno::ENOMEM);
+                    }
+                }
                 h.rules.push(rule);
                 h.lines.push(trimmed.to_string());
                 Ok(len)
@@ -1243,6 +1277,12 @@ impl Ima {
             let digest = record.digest(self.hash_slot);
             if !violation && self.list.contains_digest(pcr, self.hash_slot, &digest) {
                 Ok(false)
+            } else if self
+                .cfg
+                .max_list_bytes
+                .is_some_and(|max| self.list.view_len(ViewKind::Binary, 0) >= max)
+            {
+                Err(Errno::ENOMEM)
             } else if let Err(errno) = store
                 .journal
                 .as_mut()
@@ -1274,6 +1314,13 @@ impl Ima {
                 (tpm_cause.as_str(), 0, false)
             }
             (Ok(false), _) => ("hash_exists", -libc::EEXIST, true),
+            (Err(errno), _) if *errno == Errno::ENOMEM => {
+                log::error!(
+                    "ima: measurement of {:?} not recorded: the list is at its limit",
+                    String::from_utf8_lossy(name)
+                );
+                ("ENOMEM", -errno.0, false)
+            }
             (Err(errno), _) => {
                 log::error!(
                     "ima: measurement of {:?} not recorded: journal: {errno}",

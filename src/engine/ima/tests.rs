@@ -1667,3 +1667,43 @@ fn child_config_is_staged_and_taken_once() {
         "the next child starts afresh"
     );
 }
+
+#[test]
+fn rule_cap_refuses_with_enomem_and_fails_the_session() {
+    let ima = ima_with(Config {
+        max_rules: Some(2),
+        ..Config::default()
+    });
+    load(&ima, "measure func=BPRM_CHECK\nmeasure func=MMAP_CHECK\n").expect("two rules fit");
+    let mut h = ima.open_policy(PolicyAccess::Write, false).expect("open");
+    assert_eq!(
+        ima.policy_write(&mut h, 0, b"measure func=FILE_CHECK\n", &no_loader),
+        Err(Errno::ENOMEM)
+    );
+    assert!(!ima.policy_release(h), "the session fails as a whole");
+    assert_eq!(ima.active_policy().rules().len(), 2, "nothing appended");
+    let refused = records_of(&ima, AUDIT_INTEGRITY_STATUS);
+    assert!(
+        refused.iter().any(|r| r.body.contains("cause=-ENOMEM")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn list_cap_stops_recording_without_refusing_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let ima = ima_with(Config {
+        max_list_bytes: Some(1),
+        ..Config::default()
+    });
+    // The boot aggregate came first; the list is now over its cap.
+    assert_eq!(ima.list().len(), 1);
+    let f = TestFile::new(dir.path(), "/etc/x", b"x\n");
+    let _fd = open_read(&ima, &f);
+    assert_eq!(ima.list().len(), 1, "not recorded");
+    let pcr = records_of(&ima, AUDIT_INTEGRITY_PCR);
+    assert!(
+        pcr.iter().any(|r| r.body.contains("cause=ENOMEM")),
+        "{pcr:?}"
+    );
+}
