@@ -164,6 +164,7 @@ impl ImaHooks {
         let fs = self.lower_fs.get(file);
         // An unreadable xattr is treated as absent (appraisal then fails as without one).
         let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
+        self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags));
         let hooks = open_hooks(info.flags, info.exec);
         let mut registered_open = false;
         for (func, mask) in hooks {
@@ -207,6 +208,31 @@ impl ImaHooks {
         Ok(Some(meta))
     }
 
+    /// FUSE sends RELEASE after close(2) has returned, so a process that closes a file and
+    /// opens it again may have its new open handled before the old one's release. The
+    /// kernel would see the first file closed: give a release in flight the time to land
+    /// before an open that would otherwise conflict with it (a read while the file seems
+    /// open for write: ToMToU; a write while it seems open for read: open_writers), or
+    /// the list gets violations no kernel records. Only opens that find such a conflicting
+    /// open wait, at most [`RELEASE_SETTLE`]; a real conflict is recorded after that.
+    fn settle_pending_releases(&self, id: FileId, for_write: bool) {
+        let Some(state) = self.ima.cache().find(id) else {
+            return;
+        };
+        let conflicting = || {
+            let s = state.lock();
+            if for_write {
+                s.readers() > 0 || s.writers() > 0
+            } else {
+                s.writers() > 0
+            }
+        };
+        let start = std::time::Instant::now();
+        while conflicting() && start.elapsed() < RELEASE_SETTLE {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+
     /// Store an IMA xattr value the engine computed on the lower file (under the configured
     /// name). A failure leaves the file as it was: the kernel ignores `ima_fix_xattr` errors.
     fn write_ima_xattr(&self, file: &File, value: &[u8], path: &[u8]) {
@@ -233,6 +259,10 @@ impl ImaHooks {
         }
     }
 }
+
+/// How long an open waits for the release of a conflicting open already closed by its
+/// process (see [`ImaHooks::settle_pending_releases`]).
+const RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The engine's identity of a lower file.
 pub fn file_id(meta: &Metadata) -> FileId {
