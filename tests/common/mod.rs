@@ -108,3 +108,4 @@ pub fn busybox_rootfs(test: &str, applets: &[&str]) -> Option<tempfile::TempDir>
     }
     Some(dir)
 }
+pub mod daemon;
