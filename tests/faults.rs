@@ -126,7 +126,7 @@ fn descriptor_exhaustion_fails_opens_not_the_daemon() {
          for fd in fds: os.close(fd)\n",
         m = mnt.display()
     );
-    let out = Command::new("python3")
+    let out = Command::new("/usr/bin/python3")
         .args(["-c", &script])
         .output()
         .expect("python3");

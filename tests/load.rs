@@ -57,7 +57,7 @@ fn run_load(test: &str, procs: usize, seconds: u32) {
     let list = "/sys/kernel/security/ima/ascii_runtime_measurements";
     let script = format!(
         "for r in 1 2; do (while [ ! -e {ds}/done ]; do cat {list} > /dev/null; done) & done; \
-         python3 {gen} {ds} {procs} {seconds} {ds}/prog > {ds}/load.json; rc=$?; \
+         /usr/bin/python3 {gen} {ds} {procs} {seconds} {ds}/prog > {ds}/load.json; rc=$?; \
          touch {ds}/done; wait; \
          cat {list} > {ds}/list; \
          {imafs} verify --securityfs /sys/kernel/security > {ds}/verify 2>&1; echo $? > {ds}/verify_rc; \
