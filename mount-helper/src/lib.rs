@@ -32,6 +32,7 @@
 pub mod container;
 pub mod fuse;
 pub mod ns;
+pub mod oci;
 mod sys;
 
 pub use container::{bind_recursive, remount_read_only, Bind, Container, ContainerSpec};

@@ -46,6 +46,22 @@ enum Command {
         #[arg(required = true, last = true)]
         command: Vec<OsString>,
     },
+    /// OCI runtime hook (Podman, CRI-O): `precreate` starts `imafs serve` for a container
+    /// annotated `io.imafs.enable=true`, `poststop` stops it (see contrib/oci-hooks.d).
+    OciHook {
+        #[arg(value_enum)]
+        stage: HookStage,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum HookStage {
+    Precreate,
+    Prestart,
+    Poststop,
+    /// (internal) started by `prestart`.
+    #[value(hide = true)]
+    Watch,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -59,6 +75,21 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match cli.command {
+        Command::OciHook { stage } => {
+            let done = match stage {
+                HookStage::Precreate => mount_helper::oci::precreate(),
+                HookStage::Prestart => mount_helper::oci::prestart(),
+                HookStage::Poststop => mount_helper::oci::poststop(),
+                HookStage::Watch => mount_helper::oci::watch(),
+            };
+            match done {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mount-helper: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Exec {
             root,
             securityfs,

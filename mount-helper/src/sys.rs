@@ -1,4 +1,5 @@
-//! The only `unsafe` of the crate: `fork`, `unshare` and closing inherited descriptors.
+//! The only `unsafe` of the crate: `fork`, `unshare`, closing inherited descriptors, and a
+//! `setsid` between fork and exec.
 //!
 //! Each wrapper states the condition under which the call is sound; callers in this crate
 //! respect them (namespace work happens while the process is single-threaded).
@@ -78,5 +79,18 @@ pub fn ignore_terminal_signals() {
     for sig in [libc::SIGINT, libc::SIGQUIT] {
         // SAFETY: installing SIG_IGN involves no handler code; the process is single-threaded.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+}
+
+/// Make the program `cmd` runs the leader of a new session (`setsid` in the child).
+pub fn new_session_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec; it makes one async-signal-safe
+    // system call and touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
     }
 }

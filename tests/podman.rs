@@ -1,0 +1,200 @@
+//! Podman with the imafs OCI hook (`mount-helper oci-hook`, contrib/oci-hooks.d): a busybox
+//! image made by `podman import`, a container annotated `io.imafs.enable=true` sees its own
+//! measured overlay and `/sys/kernel/security/integrity/ima`, its daemon ends with it, a
+//! container without the annotation is untouched, a bad annotation refuses the start.
+//! Podman runs here with runc and cgroupfs (crun refuses this host's hybrid cgroups).
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    hooks: PathBuf,
+    image: String,
+}
+
+fn setup(test: &str) -> Option<Env> {
+    if !common::is_root() || !common::have_tool("podman") || !common::have_tool("runc") {
+        common::skip(
+            test,
+            "needs root, podman and runc (apt-get install podman runc)",
+        );
+        return None;
+    }
+    let helper = common::imafs_bin().with_file_name("mount-helper");
+    if !helper.is_file() {
+        common::skip(
+            test,
+            "mount-helper is not built (cargo test --workspace builds it)",
+        );
+        return None;
+    }
+    let rootfs = common::busybox_rootfs(test, &["sh", "cat", "echo", "test", "ls"])?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tar = dir.path().join("rootfs.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar")
+        .success();
+    assert!(ok);
+    let image = format!("localhost/imafs-test-{}", std::process::id());
+    let imported = Command::new("podman")
+        .args(["import", "-q"])
+        .arg(&tar)
+        .arg(&image)
+        .output()
+        .expect("podman import");
+    if !imported.status.success() {
+        common::skip(
+            test,
+            &format!(
+                "podman import failed: {}",
+                String::from_utf8_lossy(&imported.stderr)
+            ),
+        );
+        return None;
+    }
+    let hooks = dir.path().join("hooks");
+    std::fs::create_dir(&hooks).expect("mkdir");
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/oci-hooks.d");
+    for entry in std::fs::read_dir(contrib).expect("contrib hooks") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let text = text.replace(
+            "/usr/local/bin/mount-helper",
+            helper.to_str().expect("utf-8"),
+        );
+        std::fs::write(hooks.join(path.file_name().expect("name")), text).expect("write");
+    }
+    Some(Env {
+        _dir: dir,
+        hooks,
+        image,
+    })
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+fn podman_run(env: &Env, annotations: &[&str], script: &str) -> Output {
+    let mut cmd = Command::new("podman");
+    cmd.arg("--hooks-dir")
+        .arg(&env.hooks)
+        .args([
+            "--runtime",
+            "runc",
+            "--cgroup-manager=cgroupfs",
+            "run",
+            "--rm",
+        ])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+        ]);
+    for a in annotations {
+        cmd.args(["--annotation", a]);
+    }
+    cmd.arg(&env.image).args(["sh", "-c", script]);
+    cmd.output().expect("podman run")
+}
+
+fn daemons_of_containers() -> usize {
+    let out = Command::new("pgrep")
+        .args(["-f", "imafs serve --rootfs /var/lib/containers"])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn podman_container_with_the_hook_is_measured_and_cleaned_up() {
+    let test = "podman_container_with_the_hook_is_measured_and_cleaned_up";
+    let Some(env) = setup(test) else { return };
+    let policy = env._dir.path().join("policy");
+    std::fs::write(&policy, "measure func=BPRM_CHECK\n").expect("write");
+    let before = daemons_of_containers();
+    let started = std::time::Instant::now();
+    let out = podman_run(
+        &env,
+        &[
+            "io.imafs.enable=true",
+            &format!("io.imafs.policy={}", policy.display()),
+        ],
+        "cat /sys/kernel/security/integrity/ima/ascii_runtime_measurements",
+    );
+    let with_hook = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    let busybox = std::fs::read(common::static_busybox().expect("busybox")).expect("read");
+    let want = format!(
+        "sha256:{} /bin/busybox",
+        hex::encode(Sha256::digest(&busybox))
+    );
+    assert!(list.lines().any(|l| l.ends_with(&want)), "{list}");
+    assert!(list
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .ends_with(" boot_aggregate"));
+    // The daemon ends with the container (the prestart hook's watcher stops it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while daemons_of_containers() > before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "imafs serve outlived its container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    let plain = podman_run(
+        &env,
+        &[],
+        "test -e /sys/kernel/security/integrity/ima && echo imafs",
+    );
+    let without = started.elapsed();
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "",
+        "a container without the annotation"
+    );
+    eprintln!(
+        "PODMAN container run: {:.0} ms with the hook, {:.0} ms without",
+        with_hook.as_secs_f64() * 1e3,
+        without.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn podman_refuses_a_container_with_a_bad_annotation() {
+    let test = "podman_refuses_a_container_with_a_bad_annotation";
+    let Some(env) = setup(test) else { return };
+    let out = podman_run(
+        &env,
+        &["io.imafs.enable=true", "io.imafs.appraise=sometimes"],
+        "echo started",
+    );
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    // Podman does not relay a hook's stderr: it names the failed hook.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("oci-hook precreate"), "{err}");
+}
