@@ -77,6 +77,9 @@ pub fn mount_fuse(mountpoint: &Path, opts: &FuseMount) -> io::Result<OwnedFd> {
         |e| {
             let hint = if e == rustix::io::Errno::ACCESS {
                 " (unprivileged use needs /dev/fuse mode 0666, as Debian's udev rules set it)"
+            } else if e == rustix::io::Errno::NOENT {
+                " (no FUSE device: `modprobe fuse` on the host; in a container, pass the \
+                 device, e.g. docker run --device /dev/fuse)"
             } else {
                 ""
             };

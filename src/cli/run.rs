@@ -83,6 +83,14 @@ pub fn run_container(
     let overlay_fd = mount_helper::mount_fuse(&root, &FuseMount::new("imafs", "imafs"))?;
     let mut spec = ContainerSpec::new(&root, opts.command.clone());
     spec.new_pid_ns = opts.new_pid_ns;
+    // Start where the caller is when that is inside the rootfs (`imafs run -- make test`
+    // in a checkout), else at `/`.
+    if let Some(rel) = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.strip_prefix(&rootfs).ok().map(Path::to_path_buf))
+    {
+        spec.workdir = Path::new("/").join(rel);
+    }
     let securityfs_fd = if opts.securityfs {
         let fd = mount_helper::mount_fuse(
             &securityfs,
