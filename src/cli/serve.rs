@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// allow_other.
     #[arg(long, value_name = "UID:GID", value_parser = parse_owner)]
     pub owner: Option<(u32, u32)>,
+    /// Serve file data through the daemon instead of kernel FUSE passthrough.
+    #[arg(long)]
+    pub no_passthrough: bool,
 }
 
 fn parse_owner(s: &str) -> Result<(u32, u32), String> {
@@ -180,6 +183,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
     let overlay = match (&args.mount, &args.rootfs) {
         (Some(mount), Some(rootfs)) => {
             let options = OverlayOptions {
+                passthrough: !args.no_passthrough,
                 hooks: hooks.clone(),
                 ima_xattr: ima_xattr.clone(),
                 ..OverlayOptions::default()
