@@ -161,7 +161,7 @@ impl ImaHooks {
         } else {
             file
         };
-        let fs = self.lower_fs.get(file);
+        let fs = self.lower_fs.get(file, meta.dev());
         // An unreadable xattr is treated as absent (appraisal then fails as without one).
         let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags));
@@ -351,19 +351,37 @@ impl Caller {
         cap < 64 && self.cap_effective & (1u64 << cap) != 0
     }
 
-    /// The task `pid` (a thread id, as FUSE requests carry) from `/proc/<pid>/status` and
-    /// `comm`; when the task is gone already, the request's fs ids stand in for all of them.
+    /// The task `pid` (a thread id, as FUSE requests carry) from one read of
+    /// `/proc/<pid>/status` (ids, capabilities and, from `Name:`, the comm); when the task is
+    /// gone already, the request's fs ids stand in for all of them.
     pub fn of_task(pid: u32, fsuid: u32, fsgid: u32) -> Caller {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let mut caller = parse_status(&status).unwrap_or(Caller {
+        let status = read_status(pid).unwrap_or_default();
+        parse_status(&status).unwrap_or(Caller {
             subject_ids: [fsuid, fsuid, fsuid, fsgid, fsgid, fsgid],
             ..Caller::default()
-        });
-        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-            caller.comm = comm.trim_end_matches('\n').to_owned();
-        }
-        caller
+        })
     }
+}
+
+/// `/proc/<pid>/status` in one read(2) when it fits 4 KiB (it does: ~1.5 KiB), as this
+/// runs for every open.
+fn read_status(pid: u32) -> Option<String> {
+    use std::io::Read;
+    let mut f = File::open(format!("/proc/{pid}/status")).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = f.read(&mut buf[len..]).ok()?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
 }
 
 /// Capability bit numbers (linux/capability.h).
@@ -389,14 +407,37 @@ pub fn parse_status(status: &str) -> Option<Caller> {
         .unwrap_or(0);
     let comm = status
         .lines()
-        .find_map(|l| l.strip_prefix("Name:"))
-        .map(|v| v.trim().to_owned())
+        .find_map(|l| l.strip_prefix("Name:\t"))
+        .map(unescape_task_name)
         .unwrap_or_default();
     Some(Caller {
         subject_ids: [uid, euid, suid, gid, egid, sgid],
         cap_effective,
         comm,
     })
+}
+
+/// The comm as `/proc/<pid>/status` prints it after `Name:`: `proc_task_name` escapes
+/// only `\n` and `\\` (`seq_escape_str(..., "\n\\")`), so this gives the raw comm back.
+fn unescape_task_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// The superblock facts of a lower file system that policy rules and audit records name.
@@ -415,11 +456,8 @@ pub struct LowerFsCache {
 }
 
 impl LowerFsCache {
-    pub fn get(&self, file: &File) -> LowerFs {
-        let Ok(meta) = file.metadata() else {
-            return LowerFs::default();
-        };
-        let dev = meta.dev();
+    /// The file system of `file`, whose `st_dev` is `dev`.
+    pub fn get(&self, file: &File, dev: u64) -> LowerFs {
         if let Some(fs) = self.by_dev.lock().get(&dev) {
             return fs.clone();
         }
@@ -523,6 +561,10 @@ mod tests {
         assert!(caller.has_cap(CAP_SETUID) && caller.has_cap(CAP_SETGID));
         assert!(!caller.has_cap(CAP_SYS_ADMIN));
         assert_eq!(caller.comm, "cat");
+        // Spaces are kept; `\n` and `\\` come back from their escapes.
+        let odd = parse_status("Name:\tmy prog\\n\\\\x\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n")
+            .expect("parses");
+        assert_eq!(odd.comm, "my prog\n\\x");
         let s = caller.subject();
         assert_eq!((s.uid, s.euid, s.gid, s.egid), (1000, 0, 100, 101));
         assert_eq!(parse_status("Name:\tx\nUid:\t1\t2\n"), None);
@@ -794,7 +836,7 @@ impl ImaHooks {
         let Ok(file) = ev.fd.try_clone_to_owned().map(File::from) else {
             return true;
         };
-        let fs = self.lower_fs.get(&file);
+        let fs = self.lower_fs.get(&file, ev.stat.st_dev);
         let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
         let subject = caller.subject();
         let object = Object {
