@@ -9,14 +9,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn can_run(test: &str) -> bool {
-    if !common::is_root() || !common::fuse_available() {
-        common::skip(test, "needs root (allow_other FUSE mounts, tmpfs, prlimit)");
-        return false;
-    }
-    true
-}
-
 /// A rootfs with `n` small files `f0..` and a policy that measures every read.
 fn rootfs(dir: &Path, n: usize) {
     let r = dir.join("rootfs");
@@ -44,7 +36,7 @@ fn mounted(path: &Path) -> bool {
 #[test]
 fn kill_9_under_load_then_restart_keeps_every_visible_record() {
     let test = "kill_9_under_load_then_restart_keeps_every_visible_record";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -99,8 +91,11 @@ fn kill_9_under_load_then_restart_keeps_every_visible_record() {
 #[test]
 fn descriptor_exhaustion_fails_opens_not_the_daemon() {
     let test = "descriptor_exhaustion_fails_opens_not_the_daemon";
-    if !can_run(test) || !common::have_tool("prlimit") {
-        common::skip(test, "needs root and prlimit");
+    if !common::can_mount_as_root(test) {
+        return;
+    }
+    if !common::have_tool("prlimit") {
+        common::skip(test, "needs prlimit (util-linux)");
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -149,7 +144,7 @@ fn descriptor_exhaustion_fails_opens_not_the_daemon() {
 #[test]
 fn full_disk_under_the_journal_drops_records_not_accesses() {
     let test = "full_disk_under_the_journal_drops_records_not_accesses";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -218,7 +213,7 @@ fn full_disk_under_the_journal_drops_records_not_accesses() {
 #[test]
 fn a_reader_that_stops_mid_list_blocks_nobody() {
     let test = "a_reader_that_stops_mid_list_blocks_nobody";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

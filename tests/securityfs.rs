@@ -97,18 +97,6 @@ impl Drop for Served {
     }
 }
 
-fn can_run(test: &str) -> bool {
-    if !common::is_root() {
-        common::skip(test, "needs root to mount FUSE with allow_other");
-        return false;
-    }
-    if !common::fuse_available() {
-        common::skip(test, "/dev/fuse not available");
-        return false;
-    }
-    true
-}
-
 fn events_file(dir: &Path) -> PathBuf {
     let path = dir.join("events");
     std::fs::write(
@@ -130,7 +118,7 @@ fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
 }
 
 fn serve_with_events(test: &str) -> Option<Served> {
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -399,7 +387,7 @@ fn read_rest(f: &mut File) -> String {
 
 #[test]
 fn open_reader_sees_appended_records_and_lseek_works() {
-    if !can_run("open_reader_sees_appended_records_and_lseek_works") {
+    if !common::can_mount_as_root("open_reader_sees_appended_records_and_lseek_works") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -559,7 +547,7 @@ fn policy_single_writer_invalid_lines_and_read_back() {
 
 #[test]
 fn policy_single_load_makes_file_read_only() {
-    if !can_run("policy_single_load_makes_file_read_only") {
+    if !common::can_mount_as_root("policy_single_load_makes_file_read_only") {
         return;
     }
     let s = Served::start(&["--single-policy-write"]);
@@ -575,7 +563,7 @@ fn policy_single_load_makes_file_read_only() {
 
 #[test]
 fn policy_without_read_policy_is_write_only_and_goes_away() {
-    if !can_run("policy_without_read_policy_is_write_only_and_goes_away") {
+    if !common::can_mount_as_root("policy_without_read_policy_is_write_only_and_goes_away") {
         return;
     }
     let s = Served::start(&["--no-read-policy", "--single-policy-write"]);
@@ -593,26 +581,6 @@ fn policy_without_read_policy_is_write_only_and_goes_away() {
     );
 }
 
-/// evmctl's `--pcrs` format: `PCR-NN <hex>` for PCRs 0..23 (zero where IMA never extended).
-fn evmctl_pcr_file(pcrs: &str, bank: &str, path: &Path) -> String {
-    let size = if bank == "sha1" { 20 } else { 32 };
-    let mut values = vec!["00".repeat(size); 24];
-    for line in pcrs.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f[1] == bank {
-            let n: usize = f[0].trim_start_matches("PCR-").parse().unwrap();
-            values[n] = f[2].to_string();
-        }
-    }
-    let text: String = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("PCR-{i:02} {v}\n"))
-        .collect();
-    std::fs::write(path, text).unwrap();
-    format!("{bank},{}", path.display())
-}
-
 #[test]
 fn evmctl_replays_served_list_against_pcrs_file() {
     if !common::have_tool("evmctl") {
@@ -627,29 +595,14 @@ fn evmctl_replays_served_list_against_pcrs_file() {
     };
     let pcrs = std::fs::read_to_string(s.ima("pcrs")).unwrap();
     assert_eq!(pcrs.lines().count(), 2, "{pcrs}");
-    let sha1 = evmctl_pcr_file(&pcrs, "sha1", &s.tmp("pcr-sha1"));
-    let sha256 = evmctl_pcr_file(&pcrs, "sha256", &s.tmp("pcr-sha256"));
+    let sha1 = common::evmctl_pcr_file(&pcrs, "sha1", &s.tmp("pcr-sha1"));
+    let sha256 = common::evmctl_pcr_file(&pcrs, "sha256", &s.tmp("pcr-sha256"));
     let list = s.ima("binary_runtime_measurements");
-    let out = Command::new("evmctl")
-        .args(["ima_measurement", "--ignore-violations", "--pcrs", &sha1])
-        .args(["--pcrs", &sha256])
-        .arg(&list)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("Matched per TPM bank calculated digest(s)."),
-        "{text}"
-    );
+    common::assert_evmctl_replays(&list, &[sha1.clone(), sha256.clone()]);
     // A tampered PCR value is detected.
     let bad = s.tmp("pcr-bad");
     let tampered = pcrs.replacen(&pcrs[14..20], "ffffff", 1);
-    let bad_arg = evmctl_pcr_file(&tampered, "sha1", &bad);
+    let bad_arg = common::evmctl_pcr_file(&tampered, "sha1", &bad);
     let out = Command::new("evmctl")
         .args(["ima_measurement", "--ignore-violations", "--pcrs", &bad_arg])
         .arg(&list)
@@ -763,7 +716,7 @@ fn keys_file_lists_and_loads_certificates() {
         );
         return;
     }
-    if !can_run("keys_file_lists_and_loads_certificates") {
+    if !common::can_mount_as_root("keys_file_lists_and_loads_certificates") {
         return;
     }
     // KEY_CHECK measured once a custom policy is active.
@@ -903,7 +856,7 @@ fn policy_read_needs_cap_sys_admin() {
 
 #[test]
 fn serve_with_overlay_measures_container_paths() {
-    if !can_run("serve_with_overlay_measures_container_paths") {
+    if !common::can_mount_as_root("serve_with_overlay_measures_container_paths") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -952,7 +905,7 @@ fn as_nobody(cmd: &str) -> std::process::Output {
 #[test]
 fn unprivileged_serve_owns_its_view_and_leaves_no_dead_mount() {
     let test = "unprivileged_serve_owns_its_view_and_leaves_no_dead_mount";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     if !common::have_tool("setpriv") || !common::have_tool("fusermount3") {

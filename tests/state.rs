@@ -12,18 +12,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn can_run(test: &str) -> bool {
-    if !common::is_root() {
-        common::skip(test, "needs root to mount FUSE with allow_other");
-        return false;
-    }
-    if !common::fuse_available() {
-        common::skip(test, "/dev/fuse not available");
-        return false;
-    }
-    true
-}
-
 fn events(dir: &Path) -> PathBuf {
     let path = dir.join("events");
     std::fs::write(
@@ -55,25 +43,6 @@ fn cat(path: &Path) {
     assert!(st.success(), "cat {}", path.display());
 }
 
-fn evmctl_pcr_file(pcrs: &str, bank: &str, path: &Path) -> String {
-    let size = if bank == "sha1" { 20 } else { 32 };
-    let mut values = vec!["00".repeat(size); 24];
-    for line in pcrs.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f[1] == bank {
-            let n: usize = f[0].trim_start_matches("PCR-").parse().unwrap();
-            values[n] = f[2].to_string();
-        }
-    }
-    let text: String = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("PCR-{i:02} {v}\n"))
-        .collect();
-    std::fs::write(path, text).unwrap();
-    format!("{bank},{}", path.display())
-}
-
 /// `evmctl ima_measurement` replays the daemon's list to its `pcrs`.
 fn evmctl_replays(d: &Daemon, dir: &Path) {
     if !common::have_tool("evmctl") {
@@ -81,24 +50,9 @@ fn evmctl_replays(d: &Daemon, dir: &Path) {
         return;
     }
     let pcrs = String::from_utf8(d.read("pcrs")).unwrap();
-    let sha1 = evmctl_pcr_file(&pcrs, "sha1", &dir.join("pcr-sha1"));
-    let sha256 = evmctl_pcr_file(&pcrs, "sha256", &dir.join("pcr-sha256"));
-    let out = Command::new("evmctl")
-        .args(["ima_measurement", "--ignore-violations"])
-        .args(["--pcrs", &sha1, "--pcrs", &sha256])
-        .arg(d.ima("binary_runtime_measurements"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("Matched per TPM bank calculated digest(s)."),
-        "{text}"
-    );
+    let sha1 = common::evmctl_pcr_file(&pcrs, "sha1", &dir.join("pcr-sha1"));
+    let sha256 = common::evmctl_pcr_file(&pcrs, "sha256", &dir.join("pcr-sha256"));
+    common::assert_evmctl_replays(&d.ima("binary_runtime_measurements"), &[sha1, sha256]);
 }
 
 fn ascii_lines(d: &Daemon) -> Vec<String> {
@@ -112,7 +66,7 @@ fn ascii_lines(d: &Daemon) -> Vec<String> {
 #[test]
 fn kill_9_and_restart_keeps_list_pcrs_violations_and_policy() {
     let test = "kill_9_and_restart_keeps_list_pcrs_violations_and_policy";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -205,7 +159,7 @@ fn kill_9_and_restart_keeps_list_pcrs_violations_and_policy() {
 #[test]
 fn policy_option_is_not_loaded_again_on_restart() {
     let test = "policy_option_is_not_loaded_again_on_restart";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -247,7 +201,7 @@ fn journal_with_records(dir: &Path) -> (Vec<String>, PathBuf) {
 #[test]
 fn torn_journal_tail_is_cut_with_a_message() {
     let test = "torn_journal_tail_is_cut_with_a_message";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -299,7 +253,7 @@ fn torn_journal_tail_is_cut_with_a_message() {
 #[test]
 fn corrupt_journal_middle_is_refused_with_the_intact_prefix() {
     let test = "corrupt_journal_middle_is_refused_with_the_intact_prefix";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -339,7 +293,7 @@ fn corrupt_journal_middle_is_refused_with_the_intact_prefix() {
 #[test]
 fn two_daemons_cannot_share_a_state_directory() {
     let test = "two_daemons_cannot_share_a_state_directory";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -362,7 +316,7 @@ fn two_daemons_cannot_share_a_state_directory() {
 #[test]
 fn different_engine_options_are_refused() {
     let test = "different_engine_options_are_refused";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -401,7 +355,7 @@ fn run_in_container(state: &str, script: &str) -> String {
 #[test]
 fn run_continues_the_list_of_the_previous_container() {
     let test = "run_continues_the_list_of_the_previous_container";
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -446,7 +400,7 @@ fn keys_added_at_runtime_survive_a_restart() {
         common::skip(test, "openssl not installed");
         return;
     }
-    if !can_run(test) {
+    if !common::can_mount_as_root(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -109,3 +109,59 @@ pub fn busybox_rootfs(test: &str, applets: &[&str]) -> Option<tempfile::TempDir>
     Some(dir)
 }
 pub mod daemon;
+
+/// Whether the test can mount FUSE file systems with `allow_other` (root, `/dev/fuse`);
+/// records the skip otherwise.
+pub fn can_mount_as_root(test: &str) -> bool {
+    if !is_root() {
+        skip(test, "needs root to mount FUSE with allow_other");
+        return false;
+    }
+    if !fuse_available() {
+        skip(test, "/dev/fuse not available");
+        return false;
+    }
+    true
+}
+
+/// An evmctl `--pcrs` file (`PCR-NN HEX` for PCRs 0-23) of `bank` from imafs's `pcrs` text;
+/// returns the `bank,path` argument.
+pub fn evmctl_pcr_file(pcrs: &str, bank: &str, path: &Path) -> String {
+    let size = if bank == "sha1" { 20 } else { 32 };
+    let mut values = vec!["00".repeat(size); 24];
+    for line in pcrs.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f[1] == bank {
+            let n: usize = f[0].trim_start_matches("PCR-").parse().unwrap();
+            values[n] = f[2].to_string();
+        }
+    }
+    let text: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("PCR-{i:02} {v}\n"))
+        .collect();
+    std::fs::write(path, text).unwrap();
+    format!("{bank},{}", path.display())
+}
+
+/// `evmctl ima_measurement --ignore-violations` on the binary list `list` against the PCR
+/// files `pcr_files` (`bank,path` each): assert that it matched.
+pub fn assert_evmctl_replays(list: &Path, pcr_files: &[String]) {
+    let mut cmd = Command::new("evmctl");
+    cmd.args(["ima_measurement", "--ignore-violations"]);
+    for f in pcr_files {
+        cmd.args(["--pcrs", f]);
+    }
+    let out = cmd.arg(list).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Matched per TPM bank calculated digest(s)."),
+        "{text}"
+    );
+}
