@@ -198,3 +198,126 @@ fn podman_refuses_a_container_with_a_bad_annotation() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("oci-hook precreate"), "{err}");
 }
+
+/// The user rootless Podman runs as: created with a subordinate id range when missing.
+const ROOTLESS_USER: &str = "imafs-podtest";
+
+fn rootless_user(test: &str) -> Option<u32> {
+    let exists = |name: &str| {
+        Command::new("id")
+            .args(["-u", name])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    if exists(ROOTLESS_USER).is_none() {
+        let made = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", ROOTLESS_USER])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !made {
+            common::skip(test, "cannot create a user for rootless Podman (useradd)");
+            return None;
+        }
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("{ROOTLESS_USER}:")))
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(file)
+                .expect(file);
+            std::io::Write::write_all(&mut f, format!("{ROOTLESS_USER}:300000:65536\n").as_bytes())
+                .expect(file);
+        }
+    }
+    exists(ROOTLESS_USER)
+}
+
+#[test]
+fn rootless_podman_container_with_the_hook_is_measured() {
+    let test = "rootless_podman_container_with_the_hook_is_measured";
+    let Some(env) = setup(test) else { return };
+    if !common::have_tool("newuidmap") {
+        common::skip(test, "newuidmap missing (uidmap package)");
+        return;
+    }
+    let Some(uid) = rootless_user(test) else {
+        return;
+    };
+    // Everything the user's Podman and hooks read must be theirs or world-readable.
+    let home = format!("/home/{ROOTLESS_USER}");
+    let bin = tempfile::Builder::new()
+        .prefix("imafs-rootless")
+        .tempdir()
+        .expect("dir");
+    let b = bin.path();
+    for name in ["imafs", "mount-helper"] {
+        std::fs::copy(common::imafs_bin().with_file_name(name), b.join(name)).expect("copy");
+    }
+    std::fs::write(b.join("policy"), "measure func=BPRM_CHECK\n").expect("write");
+    std::fs::create_dir(b.join("hooks")).expect("mkdir");
+    for entry in std::fs::read_dir(&env.hooks).expect("hooks") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let helper = common::imafs_bin().with_file_name("mount-helper");
+        let text = text.replace(
+            helper.to_str().expect("utf-8"),
+            b.join("mount-helper").to_str().expect("utf-8"),
+        );
+        std::fs::write(b.join("hooks").join(path.file_name().expect("name")), text).expect("write");
+    }
+    let status = Command::new("chmod").args(["-R", "a+rX"]).arg(b).status();
+    assert!(status.expect("chmod").success());
+    let tar = format!("{home}/imafs-test.tar");
+    let rootfs = common::busybox_rootfs(test, &["sh", "cat"]).expect("rootfs");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs.path())
+        .args(["-cf", &tar, "."])
+        .status()
+        .expect("tar")
+        .success();
+    assert!(ok);
+    let _ = Command::new("chown").args([ROOTLESS_USER, &tar]).status();
+    let script = format!(
+        "export XDG_RUNTIME_DIR=/tmp/imafs-podtest-run-{uid}; mkdir -p $XDG_RUNTIME_DIR; cd; \
+         podman import -q {tar} localhost/imafs-rootless > /dev/null && \
+         podman --hooks-dir {hooks} --runtime runc --cgroup-manager=cgroupfs run --rm \
+         --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
+         --annotation io.imafs.enable=true --annotation io.imafs.policy={policy} \
+         localhost/imafs-rootless sh -c 'cat /sys/kernel/security/integrity/ima/ascii_runtime_measurements'",
+        hooks = b.join("hooks").display(),
+        policy = b.join("policy").display(),
+    );
+    let out = Command::new("su")
+        .args([ROOTLESS_USER, "-c", &script])
+        .output()
+        .expect("su");
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() && list.is_empty() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("newuidmap") || err.contains("cannot set up namespace") {
+            common::skip(test, &format!("rootless Podman cannot run here: {err}"));
+            return;
+        }
+        panic!("rootless podman: {err}");
+    }
+    let busybox = std::fs::read(common::static_busybox().expect("busybox")).expect("read");
+    let want = format!(
+        "sha256:{} /bin/busybox",
+        hex::encode(Sha256::digest(&busybox))
+    );
+    assert!(list.lines().any(|l| l.ends_with(&want)), "{list}");
+}

@@ -142,11 +142,57 @@ fn imafs_program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("imafs"))
 }
 
-/// Where daemons' directories go (`$IMAFS_RUN_DIR`, default `/run/imafs`).
-fn run_dir() -> PathBuf {
-    std::env::var_os("IMAFS_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/imafs"))
+/// Where daemons' directories may go: `$IMAFS_RUN_DIR`, else `/run/imafs`, else (rootless
+/// Podman runs hooks as the user, in its user namespace, with an empty environment)
+/// `/tmp/imafs-<uid>`, named by the user's id on the host.
+fn run_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("IMAFS_RUN_DIR") {
+        return vec![PathBuf::from(dir)];
+    }
+    vec![
+        PathBuf::from("/run/imafs"),
+        PathBuf::from(format!("/tmp/imafs-{}", host_uid())),
+    ]
+}
+
+/// This process's uid on the host: through the first line of its user namespace's uid map.
+fn host_uid() -> u32 {
+    let uid = rustix::process::getuid().as_raw();
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|map| {
+            map.lines().find_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                match f[..] {
+                    [inside, outside, count] if uid >= inside && uid - inside < count => {
+                        Some(outside + (uid - inside))
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .unwrap_or(uid)
+}
+
+/// A new daemon directory in the first of [`run_dirs`] where one can be made.
+fn new_daemon_dir() -> Result<PathBuf, HookError> {
+    let mut last = None;
+    for base in run_dirs() {
+        let made = std::fs::create_dir_all(&base).and_then(|()| {
+            tempfile::Builder::new()
+                .prefix("ctr-")
+                .tempdir_in(&base)
+                .map(|d| d.keep())
+        });
+        match made {
+            Ok(dir) => return Ok(dir),
+            Err(e) => last = Some(HookError::Io(base.display().to_string(), e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| input("no run directory")))
 }
 
 fn read_stdin() -> Result<Value, HookError> {
@@ -178,13 +224,7 @@ fn start_daemon(config: Value) -> Result<Value, HookError> {
         .and_then(Value::as_str)
         .ok_or_else(|| input("the config has no root.path"))?
         .to_owned();
-    let base = run_dir();
-    std::fs::create_dir_all(&base).map_err(|e| HookError::Io(base.display().to_string(), e))?;
-    let dir = tempfile::Builder::new()
-        .prefix("ctr-")
-        .tempdir_in(&base)
-        .map_err(|e| HookError::Io(base.display().to_string(), e))?
-        .keep();
+    let dir = new_daemon_dir()?;
     for sub in ["root", "securityfs"] {
         std::fs::create_dir(dir.join(sub))
             .map_err(|e| HookError::Io(dir.join(sub).display().to_string(), e))?;
@@ -286,11 +326,11 @@ fn hook_dir(state: &Value) -> Result<Option<PathBuf>, HookError> {
     else {
         return Ok(None);
     };
-    if dir.parent() != Some(run_dir().as_path()) {
+    // Only directories this hook made.
+    if !run_dirs().iter().any(|d| dir.parent() == Some(d.as_path())) {
         return Err(input(format!(
-            "{DIR}={}: not under {}",
-            dir.display(),
-            run_dir().display()
+            "{DIR}={}: not made by this hook",
+            dir.display()
         )));
     }
     Ok(Some(dir))
