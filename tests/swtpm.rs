@@ -55,7 +55,7 @@ impl Swtpm {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let up = |sock: &Path| match port {
-            None => sock.exists(),
+            None => std::os::unix::net::UnixStream::connect(sock).is_ok(),
             Some(p) => std::net::TcpStream::connect(("127.0.0.1", p)).is_ok(),
         };
         while !up(&sock) {
