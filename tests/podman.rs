@@ -45,7 +45,8 @@ fn setup(test: &str) -> Option<Env> {
         .expect("tar")
         .success();
     assert!(ok);
-    let image = format!("localhost/imafs-test-{}", std::process::id());
+    // One image per test: each removes its own when done, while others may still run.
+    let image = format!("localhost/imafs-{test}-{}", std::process::id()).replace('_', "-");
     let imported = Command::new("podman")
         .args(["import", "-q"])
         .arg(&tar)
