@@ -8,7 +8,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
-use imafs::engine::ima::{Config, FileEvent, Ima};
+use imafs::engine::ima::{Config, FileEvent, Ima, KnownTask};
 use imafs::engine::measure::{FileId, FileVersion};
 use imafs::engine::policy::{Func, Subject, MAY_READ};
 
@@ -35,19 +35,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let ima = Ima::new(Config::default())?;
     let pass = |label: &str, uid: u32| -> Result<(), Box<dyn std::error::Error>> {
-        let subject = Subject {
-            uid,
-            euid: uid,
-            ..Subject::default()
+        let task = KnownTask {
+            subject: Subject {
+                uid,
+                euid: uid,
+                ..Subject::default()
+            },
+            comm: "bench".into(),
         };
         let t = Instant::now();
         for (name, file, id, version) in &files {
             let ev = FileEvent {
                 func: Func::FileCheck,
                 mask: MAY_READ,
-                subject,
+                task: &task,
                 pid: 1,
-                comm: "bench",
                 id: *id,
                 version: *version,
                 owner: 0,

@@ -10,7 +10,9 @@ use std::process::Command;
 
 use imafs::engine::audit::AUDIT_INTEGRITY_DATA;
 use imafs::engine::hash::HashAlgo;
-use imafs::engine::ima::{AppraiseMode, Config, FileEvent, Ima, PolicyAccess, PolicyFile};
+use imafs::engine::ima::{
+    AppraiseMode, Config, FileEvent, Ima, KnownTask, PolicyAccess, PolicyFile,
+};
 use imafs::engine::log::ViewKind;
 use imafs::engine::measure::{FileId, FileVersion};
 use imafs::engine::policy::{Func, Subject, MAY_READ, MAY_WRITE};
@@ -101,12 +103,15 @@ fn open(
     write: bool,
 ) -> Result<(), Errno> {
     let (id, version) = id_version(path);
+    let task = KnownTask {
+        subject: Subject::default(),
+        comm: "runtime-test".into(),
+    };
     let ev = FileEvent {
         func: Func::FileCheck,
         mask: if write { MAY_WRITE } else { MAY_READ },
-        subject: Subject::default(),
+        task: &task,
         pid: 1,
-        comm: "runtime-test",
         id,
         version,
         owner: 0,

@@ -305,10 +305,13 @@ impl AuditSink {
     /// A generic integrity record (`integrity_audit_message`); `info` records are dropped
     /// unless informational auditing is on, as in the kernel.
     #[allow(clippy::too_many_arguments)]
-    pub fn integrity(
+    ///
+    /// `task` is asked for only when the record is emitted: finding out a task's ids and
+    /// comm is a `/proc` read, not worth doing for a record that is filtered out.
+    pub fn integrity<'t>(
         &self,
         kind: u16,
-        task: &AuditTask<'_>,
+        task: &dyn Fn() -> AuditTask<'t>,
         op: &str,
         cause: &str,
         name: Option<&[u8]>,
@@ -319,7 +322,7 @@ impl AuditSink {
         if info && !self.info_enabled() {
             return;
         }
-        let body = integrity_message(task, op, cause, name, inode, result, 0);
+        let body = integrity_message(&task(), op, cause, name, inode, result, 0);
         self.emit(kind, &body);
     }
 
@@ -437,7 +440,7 @@ mod tests {
         let sink = AuditSink::new(Some(&path)).unwrap();
         sink.integrity(
             AUDIT_INTEGRITY_STATUS,
-            &task(),
+            &task,
             "policy_update",
             "completed",
             None,
@@ -448,7 +451,7 @@ mod tests {
         // Informational records are dropped unless enabled.
         sink.integrity(
             AUDIT_INTEGRITY_PCR,
-            &task(),
+            &task,
             "add_template_measure",
             "hash_added",
             Some(b"/x"),
@@ -478,7 +481,7 @@ mod tests {
         sink.set_info_enabled(true);
         sink.integrity(
             AUDIT_INTEGRITY_PCR,
-            &task(),
+            &task,
             "add_template_measure",
             "hash_added",
             Some(b"/x"),

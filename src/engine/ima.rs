@@ -188,6 +188,29 @@ impl PolicyHandle {
     }
 }
 
+/// The task behind a file event. Its credentials and comm cost a `/proc` read to find out,
+/// so the engine asks for them only when a rule tests the subject or a record names the task.
+pub trait EventTask: std::fmt::Debug {
+    fn subject(&self) -> Subject;
+    fn comm(&self) -> &str;
+}
+
+/// A task whose details are known already.
+#[derive(Clone, Debug, Default)]
+pub struct KnownTask {
+    pub subject: Subject,
+    pub comm: String,
+}
+
+impl EventTask for KnownTask {
+    fn subject(&self) -> Subject {
+        self.subject
+    }
+    fn comm(&self) -> &str {
+        &self.comm
+    }
+}
+
 /// One file hook event: an open (FILE_CHECK), exec (BPRM_CHECK, CREDS_CHECK), mmap
 /// (MMAP_CHECK, MMAP_CHECK_REQPROT) or a kernel read (MODULE_CHECK, FIRMWARE_CHECK, ...).
 #[derive(Clone, Copy, Debug)]
@@ -195,9 +218,9 @@ pub struct FileEvent<'a> {
     pub func: Func,
     /// MAY_* bits as in IMA-SPEC 4.3.
     pub mask: u32,
-    pub subject: Subject,
+    /// The task making the access (`pid` is its id as the audit records print it).
+    pub task: &'a dyn EventTask,
     pub pid: u32,
-    pub comm: &'a str,
     pub id: FileId,
     /// Version of the content at this access.
     pub version: FileVersion,
@@ -220,7 +243,7 @@ pub struct FileEvent<'a> {
 
 impl FileEvent<'_> {
     fn task(&self) -> AuditTask<'_> {
-        let s = &self.subject;
+        let s = self.task.subject();
         AuditTask {
             pid: self.pid,
             uid: s.uid,
@@ -231,7 +254,7 @@ impl FileEvent<'_> {
             egid: s.egid,
             sgid: s.sgid,
             fsgid: s.egid,
-            comm: self.comm.as_bytes(),
+            comm: self.task.comm().as_bytes(),
             ..AuditTask::default()
         }
     }
@@ -966,7 +989,7 @@ impl Ima {
             log::error!("signed policy file (specified as an absolute pathname) required");
             self.audit.integrity(
                 AUDIT_INTEGRITY_STATUS,
-                &h.task(),
+                &|| h.task(),
                 "policy_update",
                 "signed policy required",
                 None,
@@ -1013,7 +1036,7 @@ impl Ima {
                         log::warn!("ima: policy rule refused: the namespace holds {max} rules");
                         self.audit.integrity(
                             AUDIT_INTEGRITY_STATUS,
-                            &h.task(),
+                            &|| h.task(),
                             "update_policy",
                             "-ENOMEM",
                             None,
@@ -1034,7 +1057,7 @@ impl Ima {
                 log::debug!("policy rule rejected: {}", e.reason);
                 self.audit.integrity(
                     AUDIT_INTEGRITY_STATUS,
-                    &h.task(),
+                    &|| h.task(),
                     "update_policy",
                     "invalid-policy",
                     None,
@@ -1130,7 +1153,7 @@ impl Ima {
         log::info!("ima: policy update {cause}");
         self.audit.integrity(
             AUDIT_INTEGRITY_STATUS,
-            &h.task(),
+            &|| h.task(),
             "policy_update",
             cause,
             None,
@@ -1261,12 +1284,12 @@ impl Ima {
     /// already exists in that PCR (`ima_add_template_entry`; violations are never
     /// suppressed). Returns whether it was added; `Err` when it could not be journaled
     /// (`--state`): then it is not in the list either, and the measurement failed.
-    fn add_entry(
+    fn add_entry<'t>(
         &self,
         record: Record,
         violation: bool,
         op: &str,
-        task: &AuditTask<'_>,
+        task: &dyn Fn() -> AuditTask<'t>,
         name: &[u8],
         inode: Option<AuditInode<'_>>,
     ) -> Result<bool, Errno> {
@@ -1386,7 +1409,14 @@ impl Ima {
             comm: b"swapper/0",
             ..AuditTask::default()
         };
-        self.add_entry(record, false, "add_boot_aggregate", &task, name, None)
+        self.add_entry(
+            record,
+            false,
+            "add_boot_aggregate",
+            &|| task.clone(),
+            name,
+            None,
+        )
     }
 
     /// `ima_add_violation`: count it, append a zero entry (default template and PCR) that
@@ -1414,18 +1444,17 @@ impl Ima {
             &data,
             &self.list_banks,
         );
-        let task = ev.task();
         let _ = self.add_entry(
             record,
             true,
             "add_template_measure",
-            &task,
+            &|| ev.task(),
             ev.path,
             Some(ev.inode()),
         );
         self.audit.integrity(
             AUDIT_INTEGRITY_PCR,
-            &task,
+            &|| ev.task(),
             "invalid_pcr",
             cause,
             Some(ev.path),
@@ -1490,10 +1519,15 @@ impl Ima {
             fs_subtype: "",
             fsuuid: ev.fsuuid,
         };
+        let subject = if policy.tests_subject() {
+            ev.task.subject()
+        } else {
+            Subject::default()
+        };
         let input = MatchInput {
             func: ev.func,
             mask: ev.mask,
-            subject: &ev.subject,
+            subject: &subject,
             object: Some(&object),
             keyring: None,
             label: None,
@@ -1604,7 +1638,7 @@ impl Ima {
                 let errno = errno_of(&e);
                 self.audit.integrity(
                     AUDIT_INTEGRITY_DATA,
-                    &ev.task(),
+                    &|| ev.task(),
                     "collect_data",
                     appraise::CAUSE_COLLECT_FAILED,
                     Some(ev.file_name()),
@@ -1643,7 +1677,7 @@ impl Ima {
                 record,
                 false,
                 "add_template_measure",
-                &ev.task(),
+                &|| ev.task(),
                 ev.path,
                 Some(ev.inode()),
             );
@@ -1710,7 +1744,7 @@ impl Ima {
                 }
                 self.audit.integrity(
                     AUDIT_INTEGRITY_DATA,
-                    &ev.task(),
+                    &|| ev.task(),
                     verdict.op().unwrap_or("appraise_data"),
                     cause,
                     Some(ev.path),
@@ -1802,7 +1836,7 @@ impl Ima {
         };
         self.audit.integrity(
             AUDIT_INTEGRITY_DATA,
-            task,
+            &|| task.clone(),
             "set_data",
             cause,
             Some(path),
@@ -1918,7 +1952,14 @@ impl Ima {
                 };
                 let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
                 let record = Record::new(pcr, template, &data, &self.list_banks);
-                let _ = self.add_entry(record, false, "add_template_measure", task, name, None);
+                let _ = self.add_entry(
+                    record,
+                    false,
+                    "add_template_measure",
+                    &|| task.clone(),
+                    name,
+                    None,
+                );
             }
         }
         if !must_appraise {
@@ -1948,7 +1989,7 @@ impl Ima {
         // Fix mode cannot repair a file it only received the bytes of.
         self.audit.integrity(
             AUDIT_INTEGRITY_DATA,
-            task,
+            &|| task.clone(),
             verdict.op().unwrap_or("appraise_data"),
             cause,
             Some(name),
@@ -2023,7 +2064,7 @@ impl Ima {
             record,
             false,
             "add_template_measure",
-            &task,
+            &|| task.clone(),
             name.as_bytes(),
             None,
         );

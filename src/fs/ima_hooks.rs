@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::engine::audit::AuditTask;
-use crate::engine::ima::{AppraiseMode, FileEvent, Ima};
+use crate::engine::ima::{AppraiseMode, EventTask, FileEvent, Ima};
 use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::policy::{
     Actions, Func, MatchInput, Object, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
@@ -95,7 +95,7 @@ impl ImaHooks {
     /// `Err` refuses the open (appraisal); the engine then counts it as released already.
     /// Not forwarded to a parent namespace (fixture replays use it).
     pub fn open(&self, info: &OpenInfo<'_>, file: &File) -> Result<(), Errno> {
-        let caller = Caller::of_task(info.pid, info.uid, info.gid);
+        let caller = LazyCaller::new(info.pid, info.uid, info.gid);
         self.open_own(info, &caller, file).map(|_| ())
     }
 
@@ -106,7 +106,7 @@ impl ImaHooks {
     pub fn open_as(
         &self,
         info: &OpenInfo<'_>,
-        caller: &Caller,
+        caller: &LazyCaller,
         file: &File,
     ) -> Result<Option<u64>, Errno> {
         let Some(meta) = self.open_own(info, caller, file)? else {
@@ -115,7 +115,7 @@ impl ImaHooks {
         let Some(parent) = self.parent.as_ref().filter(|p| p.covers(meta.dev())) else {
             return Ok(None);
         };
-        match parent.forward_open(meta.ino(), info, caller) {
+        match parent.forward_open(meta.ino(), info, caller.get()) {
             Ok(token) => Ok(Some(token)),
             Err(e) => {
                 self.ima.file_closed(
@@ -145,7 +145,7 @@ impl ImaHooks {
     fn open_own(
         &self,
         info: &OpenInfo<'_>,
-        caller: &Caller,
+        caller: &LazyCaller,
         file: &File,
     ) -> Result<Option<Metadata>, Errno> {
         let meta = file.metadata().map_err(|e| errno_of(&e))?;
@@ -171,9 +171,8 @@ impl ImaHooks {
             let ev = FileEvent {
                 func,
                 mask,
-                subject: caller.subject(),
+                task: caller,
                 pid: info.pid,
-                comm: &caller.comm,
                 id: file_id(&meta),
                 version: file_version(&meta),
                 owner: meta.uid(),
@@ -360,6 +359,62 @@ impl Caller {
             subject_ids: [fsuid, fsuid, fsuid, fsgid, fsgid, fsgid],
             ..Caller::default()
         })
+    }
+}
+
+/// The caller of one FUSE request. FUSE tells only its thread id and fs ids; the rest (real
+/// and saved ids, capabilities, comm) is a `/proc/<pid>/status` read, about half the
+/// daemon's work for an open of a file measured already. So it is read the first time a
+/// policy rule tests the subject, an audit record names the task or the open is forwarded
+/// to a parent namespace: while the open is being answered, the task is blocked in it and
+/// still there to be read.
+#[derive(Debug)]
+pub struct LazyCaller {
+    pid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    details: std::cell::OnceCell<Caller>,
+}
+
+impl LazyCaller {
+    pub fn new(pid: u32, fsuid: u32, fsgid: u32) -> LazyCaller {
+        LazyCaller {
+            pid,
+            fsuid,
+            fsgid,
+            details: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// A caller known already (an open a child namespace forwarded with its caller).
+    pub fn known(pid: u32, caller: Caller) -> LazyCaller {
+        let [_, fsuid, _, _, fsgid, _] = caller.subject_ids;
+        LazyCaller {
+            pid,
+            fsuid,
+            fsgid,
+            details: std::cell::OnceCell::from(caller),
+        }
+    }
+
+    /// The whole caller, read now if it was not before.
+    pub fn get(&self) -> &Caller {
+        self.details
+            .get_or_init(|| Caller::of_task(self.pid, self.fsuid, self.fsgid))
+    }
+
+    /// Whether `/proc` was read for this caller (tests).
+    pub fn was_read(&self) -> bool {
+        self.details.get().is_some()
+    }
+}
+
+impl EventTask for LazyCaller {
+    fn subject(&self) -> Subject {
+        self.get().subject()
+    }
+    fn comm(&self) -> &str {
+        &self.get().comm
     }
 }
 
@@ -635,6 +690,75 @@ mod engine_tests {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
+    /// `/proc/<pid>/status` is read only when a rule tests the subject or a record names the
+    /// task: here a ToMToU violation, whose audit record carries our own comm.
+    #[test]
+    fn caller_is_read_only_when_needed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target");
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).expect("temp");
+        tmp.write_all(b"data\n").expect("write");
+        let reader = File::open(tmp.path()).expect("open");
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp.path())
+            .expect("open");
+        let me = std::process::id();
+        let read = OpenInfo {
+            flags: libc::O_RDONLY,
+            exec: false,
+            created: false,
+            pid: me,
+            uid: 0,
+            gid: 0,
+            path: b"/data",
+        };
+        let write = OpenInfo {
+            flags: libc::O_WRONLY,
+            ..read
+        };
+        let hooks_with = |policy: &str| {
+            let ima = Arc::new(Ima::new(Config::default()).expect("engine"));
+            ima.load_policy_text(policy, &|_| Ok(Vec::new()))
+                .expect("policy");
+            ImaHooks::new(ima)
+        };
+
+        let hooks = hooks_with("measure func=FILE_CHECK mask=MAY_READ\n");
+        let caller = LazyCaller::new(me, 4242, 4242);
+        hooks.open_own(&read, &caller, &reader).expect("open");
+        assert!(
+            !caller.was_read(),
+            "no rule tests the subject, nothing to audit"
+        );
+        // Opening for read while a writer holds the file: ToMToU, audited with the comm.
+        let writing = LazyCaller::new(me, 4242, 4242);
+        hooks.open_own(&write, &writing, &writer).expect("open");
+        let violating = LazyCaller::new(me, 4242, 4242);
+        let settle_start = std::time::Instant::now();
+        hooks.open_own(&read, &violating, &reader).expect("open");
+        assert!(settle_start.elapsed() >= RELEASE_SETTLE);
+        assert!(
+            violating.was_read(),
+            "the violation's record names the task"
+        );
+        let own_comm = Caller::of_task(me, 0, 0).comm;
+        let records = hooks.ima().audit().recent();
+        assert!(
+            records
+                .iter()
+                .any(|r| r.body.contains("cause=ToMToU") && r.body.contains(&own_comm)),
+            "{records:?}"
+        );
+
+        let hooks = hooks_with("measure func=FILE_CHECK uid=4242\n");
+        let caller = LazyCaller::new(me, 4242, 4242);
+        hooks.open_own(&read, &caller, &reader).expect("open");
+        assert!(
+            caller.was_read(),
+            "a uid rule tests the real uid, which FUSE does not tell"
+        );
+    }
+
     #[test]
     fn reads_by_root_and_execs_are_measured_under_tcb() {
         if !rustix::process::geteuid().is_root() {
@@ -717,7 +841,7 @@ impl OverlayHooks for ImaHooks {
             gid: ev.gid,
             path: ev.path,
         };
-        let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
+        let caller = LazyCaller::new(ev.pid, ev.uid, ev.gid);
         let forwarded = self.open_as(&info, &caller, file).map_err(|e| e.0)?;
         if let Some(token) = forwarded {
             self.forwarded.lock().insert(ev.open_id, token);

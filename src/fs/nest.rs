@@ -34,7 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::engine::children::ChildConfig;
 use crate::engine::Errno;
-use crate::fs::ima_hooks::{opened_for_write, Caller, ImaHooks, OpenInfo};
+use crate::fs::ima_hooks::{opened_for_write, Caller, ImaHooks, LazyCaller, OpenInfo};
 use crate::fs::overlay::OverlayStatus;
 
 /// Where a nested daemon finds its parent's control file.
@@ -347,7 +347,8 @@ impl NestHost {
             gid: req.caller.subject_ids[4],
             path: &path,
         };
-        let upward = self.hooks.open_as(&info, &req.caller, &file)?;
+        let caller = LazyCaller::known(info.pid, req.caller.clone());
+        let upward = self.hooks.open_as(&info, &caller, &file)?;
         let open = ForwardedOpen {
             file,
             for_write: opened_for_write(req.flags),

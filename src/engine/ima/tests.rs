@@ -122,12 +122,16 @@ fn event<'a>(
     subject: Subject,
     for_write: bool,
 ) -> FileEvent<'a> {
+    // Tests make a few hundred events at most: leaking their tasks keeps the helper simple.
+    let task: &'a KnownTask = Box::leak(Box::new(KnownTask {
+        subject,
+        comm: "cat".into(),
+    }));
     FileEvent {
         func,
         mask,
-        subject,
+        task,
         pid: 4242,
-        comm: "cat",
         id: f.id(),
         version: f.version(),
         owner: 0,

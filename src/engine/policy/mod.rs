@@ -705,11 +705,15 @@ pub struct Decision {
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
     rules: Vec<Rule>,
+    /// Some rule has a `uid`/`euid`/`gid`/`egid` condition (kept with the rules).
+    tests_subject: bool,
 }
 
 impl Policy {
     pub fn new(rules: Vec<Rule>) -> Policy {
-        Policy { rules }
+        let mut policy = Policy::default();
+        policy.extend(rules);
+        policy
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -718,7 +722,14 @@ impl Policy {
 
     /// Append rules (a later successful policy write session).
     pub fn extend(&mut self, rules: Vec<Rule>) {
+        self.tests_subject |= rules.iter().any(|r| r.uid.is_some() || r.gid.is_some());
         self.rules.extend(rules);
+    }
+
+    /// Whether evaluating an event may look at its [`Subject`]: without such a rule the
+    /// caller need not find out the task's credentials.
+    pub fn tests_subject(&self) -> bool {
+        self.tests_subject
     }
 
     pub fn is_empty(&self) -> bool {
