@@ -173,6 +173,48 @@ fn file_operations_match_native_with_passthrough() {
     );
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    let per_second: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    ticks as f64 / per_second
+}
+
+/// Idle workers poll for requests during a burst (default window) and stop when requests
+/// stop: a quiet daemon uses no CPU. A poller that never gave up would burn a whole CPU.
+#[test]
+fn a_quiet_daemon_does_not_poll() {
+    if !can_mount("a_quiet_daemon_does_not_poll") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lower = dir.path().join("lower");
+    fs::create_dir_all(&lower).unwrap();
+    for i in 0..500 {
+        fs::write(lower.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    let m = Mounted::new(&lower, &dir.path().join("mnt"), &MountOpts::default());
+    // A burst: the windows grow (every file read back whole, in order).
+    for _ in 0..3 {
+        let out = sh_ok(dir.path(), "for f in $(seq 0 499); do cat mnt/f$f; done");
+        assert_eq!(out.lines().count(), 500);
+        assert_eq!(out.lines().last(), Some("file 499"));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_seconds(m.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_seconds(m.pid()) - before;
+    assert!(idle < 0.2, "the idle daemon used {idle:.2} s of CPU in 1 s");
+}
+
 #[test]
 fn file_operations_match_native_without_passthrough() {
     ops_match_native(

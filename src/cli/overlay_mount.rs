@@ -1,10 +1,11 @@
 //! `imafs overlay-mount` (hidden): serve the bare overlay of a directory, without IMA.
 //! Used by the overlay tests and benchmarks.
 
-use crate::fs::overlay::{Overlay, OverlayOptions};
+use crate::fs::overlay::{Overlay, OverlayOptions, DEFAULT_IDLE_POLL};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct OverlayMountArgs {
@@ -17,6 +18,12 @@ pub struct OverlayMountArgs {
     /// Serve file data through the daemon instead of kernel passthrough.
     #[arg(long)]
     pub no_passthrough: bool,
+    /// How long an idle overlay worker polls for the next request before it sleeps, at most,
+    /// in microseconds (adaptive: it grows during bursts of requests and falls to nothing
+    /// when they stop). A sleeping worker costs a wake-up per request, which dominates
+    /// small requests on virtual machines. 0 never polls.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = DEFAULT_IDLE_POLL.as_micros() as u64)]
+    pub idle_poll_us: u64,
     /// FUSE worker threads.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -28,6 +35,7 @@ pub struct OverlayMountArgs {
 pub fn run(args: OverlayMountArgs) -> ExitCode {
     let mut options = OverlayOptions {
         passthrough: !args.no_passthrough,
+        idle_poll: Duration::from_micros(args.idle_poll_us),
         fd_cache: args.fd_cache,
         ..OverlayOptions::default()
     };

@@ -34,6 +34,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The default of [`OverlayOptions::idle_poll`].
+pub const DEFAULT_IDLE_POLL: Duration = Duration::from_micros(200);
+
 /// How the overlay is served.
 #[derive(Clone)]
 pub struct OverlayOptions {
@@ -44,6 +47,10 @@ pub struct OverlayOptions {
     /// How long the kernel may cache attributes and names (default 1 s).
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
+    /// How long an idle FUSE worker polls for the next request before it sleeps, at most
+    /// (adaptive: the window grows in bursts of requests and falls to nothing when they
+    /// stop; see vendor/fuser/src/idle_poll.rs). Zero never polls.
+    pub idle_poll: Duration,
     /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4), after raising the soft
     /// limit to the hard one).
     pub fd_cache: Option<usize>,
@@ -74,6 +81,7 @@ impl Default for OverlayOptions {
                 .max(2),
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
+            idle_poll: DEFAULT_IDLE_POLL,
             fd_cache: None,
             default_permissions: root,
             allow_other: root,
@@ -90,6 +98,7 @@ impl std::fmt::Debug for OverlayOptions {
             .field("threads", &self.threads)
             .field("attr_ttl", &self.attr_ttl)
             .field("entry_ttl", &self.entry_ttl)
+            .field("idle_poll", &self.idle_poll)
             .field("fd_cache", &self.fd_cache)
             .field("default_permissions", &self.default_permissions)
             .field("allow_other", &self.allow_other)
@@ -151,7 +160,8 @@ impl Overlay {
     }
 
     /// The fuser configuration used to mount: `fsname=imafs`, `default_permissions` and
-    /// `allow_other` per the options, `dev,suid` when root, worker threads with cloned fds.
+    /// `allow_other` per the options, `dev,suid` when root, worker threads with cloned fds
+    /// that poll for requests when idle (per the options).
     pub fn fuser_config(&self) -> Config {
         let o = &self.inner.options;
         let mut cfg = Config::default();
@@ -173,6 +183,7 @@ impl Overlay {
         };
         cfg.n_threads = Some(o.threads.max(2));
         cfg.clone_fd = true;
+        cfg.idle_poll = o.idle_poll;
         cfg
     }
 

@@ -18,6 +18,9 @@ pub struct Config {
     /// This enables more efficient request processing
     /// when multiple threads are used. Requires Linux 4.5+.
     pub clone_fd: bool,
+    /// How long an idle worker may poll `/dev/fuse` before it sleeps in `read(2)`, at most
+    /// (adaptive, see `idle_poll`); zero (the default) never polls. (imafs patch)
+    pub idle_poll: std::time::Duration,
 }
 
 /// Mount options accepted by the FUSE filesystem type
