@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 mode: 0o100644,
                 fsmagic: 0xef53,
                 fsname: "ext4",
+                fs_id: "vda",
                 fsuuid: None,
                 path: name.as_bytes(),
                 ima_xattr: None,

@@ -119,6 +119,7 @@ fn open(
         mode: 0o100755,
         fsmagic: 0xef53,
         fsname: "ext4",
+        fs_id: "vda",
         fsuuid: None,
         path: name.as_bytes(),
         ima_xattr: xattr,

@@ -229,7 +229,11 @@ pub struct FileEvent<'a> {
     /// st_mode (type and permission bits).
     pub mode: u32,
     pub fsmagic: u64,
+    /// The file system type (`ext4`): what `fsname=` matches.
     pub fsname: &'a str,
+    /// The superblock's `s_id` (`vda`, or the type for a file system without a block
+    /// device): what audit records print after `dev=`.
+    pub fs_id: &'a str,
     pub fsuuid: Option<[u8; 16]>,
     /// Path as the container sees it (the event name).
     pub path: &'a [u8],
@@ -261,7 +265,7 @@ impl FileEvent<'_> {
 
     fn inode(&self) -> AuditInode<'_> {
         AuditInode {
-            dev: self.fsname,
+            dev: self.fs_id,
             ino: self.id.ino,
         }
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
@@ -21,7 +21,10 @@ use crate::engine::policy::{
 };
 use crate::engine::Errno;
 use crate::fs::nest::{ChildDaemons, ParentLink, SkippedOpens};
-use crate::fs::overlay::{read_ima_xattr, AttrEvent, OpenEvent, OverlayHooks, ReleaseEvent};
+use crate::fs::overlay::lowerfs;
+use crate::fs::overlay::{
+    read_ima_xattr, AttrEvent, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
+};
 use rustix::fs::FileType;
 
 /// One open of a lower file as the overlay saw it.
@@ -180,6 +183,7 @@ impl ImaHooks {
                 mode: meta.mode(),
                 fsmagic: fs.magic,
                 fsname: &fs.name,
+                fs_id: &fs.s_id,
                 fsuuid: fs.uuid,
                 path: info.path,
                 ima_xattr: ima_xattr.as_deref(),
@@ -495,88 +499,28 @@ fn unescape_task_name(name: &str) -> String {
     out
 }
 
-/// The superblock facts of a lower file system that policy rules and audit records name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LowerFs {
-    pub magic: u64,
-    /// The kernel's `s_id`: the block device name (`vda`) or the file system type (`tmpfs`).
-    pub name: String,
-    pub uuid: Option<[u8; 16]>,
-}
-
-/// Per-device cache of [`LowerFs`] (mountinfo and by-uuid lookups are not per-open work).
+/// Per-device cache of [`LowerFs`] (mountinfo and UUID lookups are not per-open work).
 #[derive(Default)]
 pub struct LowerFsCache {
-    by_dev: Mutex<HashMap<u64, LowerFs>>,
+    by_dev: Mutex<HashMap<u64, Arc<LowerFs>>>,
 }
 
 impl LowerFsCache {
     /// The file system of `file`, whose `st_dev` is `dev`.
-    pub fn get(&self, file: &File, dev: u64) -> LowerFs {
+    pub fn get(&self, file: &File, dev: u64) -> Arc<LowerFs> {
         if let Some(fs) = self.by_dev.lock().get(&dev) {
             return fs.clone();
         }
-        let magic = rustix::fs::fstatfs(file)
-            .map(|s| s.f_type as u64)
-            .unwrap_or(0);
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let (name, device) = s_id_from_mountinfo(&mountinfo, dev).unwrap_or_default();
-        let uuid = crate::sys::fsuuid::fs_uuid(file)
-            .ok()
-            .flatten()
-            .or_else(|| device.as_deref().and_then(uuid_of_device));
-        let fs = LowerFs { magic, name, uuid };
+        let fs = Arc::new(lowerfs::describe(file.as_fd(), dev).unwrap_or(LowerFs {
+            magic: 0,
+            name: String::new(),
+            s_id: String::new(),
+            uuid: None,
+            dev,
+        }));
         self.by_dev.lock().insert(dev, fs.clone());
         fs
     }
-}
-
-/// The `s_id` of the file system with device number `dev`, from mountinfo: the last path
-/// component of a `/dev/...` source (the kernel names block devices so), else the type;
-/// and the source device path when there is one.
-pub fn s_id_from_mountinfo(mountinfo: &str, dev: u64) -> Option<(String, Option<String>)> {
-    let want = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
-    for line in mountinfo.lines() {
-        let mut fields = line.split(' ');
-        if fields.nth(2) != Some(want.as_str()) {
-            continue;
-        }
-        let rest = line.split(" - ").nth(1)?;
-        let mut it = rest.split(' ');
-        let fstype = it.next()?;
-        let source = it.next().unwrap_or("");
-        if let Some(dev_name) = source.strip_prefix("/dev/") {
-            let base = dev_name.rsplit('/').next().unwrap_or(dev_name);
-            return Some((base.to_owned(), Some(source.to_owned())));
-        }
-        return Some((fstype.to_owned(), None));
-    }
-    None
-}
-
-/// The UUID of a block device from `/dev/disk/by-uuid` (what udev derives from the
-/// superblock, equal to the kernel's `s_uuid` for ext4, xfs and btrfs), for kernels before
-/// FS_IOC_GETFSUUID (6.5).
-fn uuid_of_device(device: &str) -> Option<[u8; 16]> {
-    let target = std::fs::canonicalize(device).ok()?;
-    for entry in std::fs::read_dir("/dev/disk/by-uuid").ok()? {
-        let entry = entry.ok()?;
-        if std::fs::canonicalize(entry.path()).ok()? == target {
-            return parse_uuid(&entry.file_name().to_string_lossy());
-        }
-    }
-    None
-}
-
-/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` to 16 bytes.
-pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    hex::decode_to_slice(&hex, &mut out).ok()?;
-    Some(out)
 }
 
 #[cfg(test)]
@@ -631,44 +575,6 @@ mod tests {
         let uid = rustix::process::getuid().as_raw();
         assert_eq!(me.subject_ids[0], uid);
         assert!(!me.comm.is_empty());
-    }
-
-    #[test]
-    fn s_id_is_the_block_device_or_the_fs_type() {
-        let mountinfo = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
-            25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw\n\
-            40 1 8:1 / /data rw - xfs /dev/mapper/vg-data rw\n";
-        let vda = rustix::fs::makedev(254, 0);
-        assert_eq!(
-            s_id_from_mountinfo(mountinfo, vda),
-            Some(("vda".to_owned(), Some("/dev/vda".to_owned())))
-        );
-        let shm = rustix::fs::makedev(0, 23);
-        assert_eq!(
-            s_id_from_mountinfo(mountinfo, shm),
-            Some(("tmpfs".into(), None))
-        );
-        let mapper = rustix::fs::makedev(8, 1);
-        assert_eq!(
-            s_id_from_mountinfo(mountinfo, mapper).map(|x| x.0),
-            Some("vg-data".into())
-        );
-        assert_eq!(
-            s_id_from_mountinfo(mountinfo, rustix::fs::makedev(9, 9)),
-            None
-        );
-    }
-
-    #[test]
-    fn uuid_text_parses() {
-        assert_eq!(
-            parse_uuid("0123abcd-0000-1111-2222-333344445555"),
-            Some([
-                0x01, 0x23, 0xab, 0xcd, 0, 0, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55,
-                0x55
-            ])
-        );
-        assert_eq!(parse_uuid("not-a-uuid"), None);
     }
 }
 

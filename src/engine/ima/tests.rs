@@ -139,6 +139,7 @@ fn event<'a>(
         mode: 0o100644,
         fsmagic: EXT4_SUPER_MAGIC,
         fsname: "ext4",
+        fs_id: "vda",
         fsuuid: None,
         path: f.name.as_bytes(),
         ima_xattr: None,
@@ -459,7 +460,7 @@ fn hashing_failure_is_audited_and_not_measured() {
     assert_eq!(recs.len(), 1);
     assert!(
         recs[0].body.contains(&format!(
-            "op=collect_data cause=failed comm=\"cat\" name=\"x\" dev=\"ext4\" ino={} res=0 errno=0",
+            "op=collect_data cause=failed comm=\"cat\" name=\"x\" dev=\"vda\" ino={} res=0 errno=0",
             f.id().ino
         )),
         "{}",
@@ -512,7 +513,7 @@ fn tomtou_and_pcr_replay_t5_t6() {
         recs[0].body,
         format!(
             "pid=4242 uid=0 auid=4294967295 ses=4294967295 op=invalid_pcr cause=ToMToU \
-             comm=\"cat\" name=\"/tmp/hello\" dev=\"ext4\" ino={} res=1 errno=0",
+             comm=\"cat\" name=\"/tmp/hello\" dev=\"vda\" ino={} res=1 errno=0",
             f.id().ino
         )
     );
@@ -1017,7 +1018,7 @@ fn appraise_tcb_enforce_checks_hashes() {
         recs[0].body,
         format!(
             "pid=4242 uid=0 auid=4294967295 ses=4294967295 op=appraise_data cause=missing-hash \
-             comm=\"cat\" name=\"/etc/shadow\" dev=\"ext4\" ino={} res=0 errno=0",
+             comm=\"cat\" name=\"/etc/shadow\" dev=\"vda\" ino={} res=0 errno=0",
             f.id().ino
         )
     );

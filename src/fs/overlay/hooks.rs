@@ -12,10 +12,13 @@ pub const FMODE_EXEC: i32 = 0x20;
 pub struct LowerFs {
     /// `statfs().f_type` (e.g. 0x794c7630 for overlayfs, 0xef53 for ext4, 0x01021994 for tmpfs).
     pub magic: u64,
-    /// File system type from `/proc/self/mountinfo` (e.g. `ext4`, `overlay`, `tmpfs`);
-    /// empty when the mount could not be found.
+    /// File system type from `/proc/self/mountinfo` (e.g. `ext4`, `overlay`, `tmpfs`): what
+    /// a policy's `fsname=` matches. Empty when the mount could not be found.
     pub name: String,
-    /// UUID of the file system when known (`FS_IOC_GETFSUUID`); `None` otherwise.
+    /// The kernel's `s_id`: the block device's name (`vda`) or else the type (`tmpfs`), as
+    /// audit records print it after `dev=`. Empty when the mount could not be found.
+    pub s_id: String,
+    /// UUID of the file system when known (`FS_IOC_GETFSUUID`, else `/dev/disk/by-uuid`).
     pub uuid: Option<[u8; 16]>,
     /// `st_dev` of the lower files on this file system.
     pub dev: u64,

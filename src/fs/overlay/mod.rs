@@ -20,7 +20,7 @@
 
 mod hooks;
 mod inodes;
-mod lowerfs;
+pub mod lowerfs;
 mod ops;
 
 pub use hooks::{

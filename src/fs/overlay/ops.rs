@@ -339,13 +339,14 @@ impl Inner {
         Ok(())
     }
 
-    fn lower_fs_of(&self, fd: &OwnedFd, dev: u64) -> Arc<LowerFs> {
+    fn lower_fs_of(&self, fd: BorrowedFd<'_>, dev: u64) -> Arc<LowerFs> {
         if let Some(fs) = self.lower_fs.lock().get(&dev) {
             return fs.clone();
         }
-        let fs = Arc::new(lowerfs::describe(fd.as_fd(), dev).unwrap_or(LowerFs {
+        let fs = Arc::new(lowerfs::describe(fd, dev).unwrap_or(LowerFs {
             magic: 0,
             name: String::new(),
+            s_id: String::new(),
             uuid: None,
             dev,
         }));
@@ -398,7 +399,8 @@ impl Inner {
         let st = rustix::fs::fstat(&file)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let path = self.inodes.lock().path(id);
-        let fs = self.lower_fs_of(&node_fd, st.st_dev);
+        // The opened file, not the O_PATH node: the UUID ioctl needs a real descriptor.
+        let fs = self.lower_fs_of(file.as_fd(), st.st_dev);
         log::debug!(
             "overlay: open {} flags {flags:#o} exec {exec} created {created}",
             String::from_utf8_lossy(&path)
