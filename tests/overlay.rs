@@ -55,6 +55,7 @@ struct Mounted {
 #[derive(Default, Clone)]
 struct MountOpts {
     no_passthrough: bool,
+    io_uring: bool,
     fd_cache: Option<usize>,
     nofile: Option<u64>,
 }
@@ -79,6 +80,9 @@ impl Mounted {
             .arg(mnt);
         if o.no_passthrough {
             cmd.arg("--no-passthrough");
+        }
+        if o.io_uring {
+            cmd.arg("--io-uring");
         }
         if let Some(n) = o.fd_cache {
             cmd.arg("--fd-cache").arg(n.to_string());
@@ -213,6 +217,46 @@ fn a_quiet_daemon_does_not_poll() {
     std::thread::sleep(Duration::from_secs(1));
     let idle = cpu_seconds(m.pid()) - before;
     assert!(idle < 0.2, "the idle daemon used {idle:.2} s of CPU in 1 s");
+}
+
+/// The same operations over FUSE over io_uring: requests arrive in per-CPU ring queues,
+/// answered by one worker per CPU (`fuser-uring-N` threads), with passthrough.
+#[test]
+fn file_operations_match_native_over_io_uring() {
+    let test = "file_operations_match_native_over_io_uring";
+    if !can_mount(test) {
+        return;
+    }
+    if !common::fuse_uring_enabled() {
+        skip(
+            test,
+            "FUSE over io_uring unavailable (needs Linux 6.14+ and root to set fuse.enable_uring)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lower = dir.path().join("lower");
+    fs::create_dir_all(&lower).unwrap();
+    fs::write(lower.join("probe"), b"probe\n").unwrap();
+    let o = MountOpts {
+        io_uring: true,
+        ..Default::default()
+    };
+    {
+        let m = Mounted::new(&lower, &dir.path().join("mnt"), &o);
+        assert_eq!(fs::read(dir.path().join("mnt/probe")).unwrap(), b"probe\n");
+        let threads = common::thread_names(m.pid());
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        let queues = threads
+            .iter()
+            .filter(|t| t.starts_with("fuser-uring-"))
+            .count();
+        assert!(
+            queues >= cpus,
+            "{queues} ring workers for {cpus} CPUs: {threads:?}"
+        );
+    }
+    ops_match_native(test, o);
 }
 
 #[test]

@@ -24,6 +24,12 @@ pub struct OverlayMountArgs {
     /// small requests on virtual machines. 0 never polls.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = DEFAULT_IDLE_POLL.as_micros() as u64)]
     pub idle_poll_us: u64,
+    /// Serve the overlay through FUSE over io_uring when the kernel offers it (Linux 6.14+,
+    /// `echo 1 > /sys/module/fuse/parameters/enable_uring` as root): a worker per CPU
+    /// answers the requests made on its CPU. Otherwise, or when the kernel refuses, requests
+    /// go through `/dev/fuse` as usual.
+    #[arg(long)]
+    pub io_uring: bool,
     /// FUSE worker threads.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -36,6 +42,7 @@ pub fn run(args: OverlayMountArgs) -> ExitCode {
     let mut options = OverlayOptions {
         passthrough: !args.no_passthrough,
         idle_poll: Duration::from_micros(args.idle_poll_us),
+        io_uring: args.io_uring,
         fd_cache: args.fd_cache,
         ..OverlayOptions::default()
     };

@@ -213,6 +213,10 @@ pub struct RunArgs {
     /// Keep the host's pid namespace (and bind its /proc) instead of a new one.
     #[arg(long)]
     pub no_pid_ns: bool,
+    /// Serve the overlay through FUSE over io_uring when the kernel offers it (see
+    /// `imafs serve --io-uring`).
+    #[arg(long)]
+    pub io_uring: bool,
     /// The command and its arguments.
     #[arg(required = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -265,7 +269,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         _ => args.engine.ima_xattr_name(),
     };
     match run_container(&opts, move |mounts| {
-        start_namespace(ima, mounts, ima_xattr, parent)
+        start_namespace(ima, mounts, ima_xattr, parent, args.io_uring)
     }) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {
@@ -288,7 +292,7 @@ pub fn start_filesystems_with(
     mounts: Mounts,
     ima_xattr: String,
 ) -> io::Result<Daemons> {
-    start_namespace(ima, mounts, ima_xattr, None)
+    start_namespace(ima, mounts, ima_xattr, None, false)
 }
 
 /// [`start_filesystems_with`] for a namespace that is the child of `parent` (a nested
@@ -298,6 +302,7 @@ pub fn start_namespace(
     mounts: Mounts,
     ima_xattr: String,
     parent: Option<Arc<ParentLink>>,
+    io_uring: bool,
 ) -> io::Result<Daemons> {
     let mut hooks = ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr);
     if let Some(parent) = parent {
@@ -309,6 +314,7 @@ pub fn start_namespace(
     let hooks = Arc::new(hooks);
     let options = OverlayOptions {
         ima_xattr,
+        io_uring,
         hooks: hooks.clone(),
         ..OverlayOptions::default()
     };

@@ -59,6 +59,26 @@ pub fn fuse_available() -> bool {
         .is_ok()
 }
 
+/// Make the kernel offer FUSE over io_uring (`fuse.enable_uring`, Linux 6.14+): a daemon
+/// uses it only when asked (`--io-uring`), so turning it on changes nothing for the other
+/// mounts. False when this machine cannot (not root, no such parameter).
+pub fn fuse_uring_enabled() -> bool {
+    let param = Path::new("/sys/module/fuse/parameters/enable_uring");
+    let on = || std::fs::read_to_string(param).is_ok_and(|v| v.trim() == "Y");
+    on() || (std::fs::write(param, "1").is_ok() && on())
+}
+
+/// Names of the threads of process `pid`.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect()
+}
+
 /// The static busybox of the host (`busybox-static`), if installed.
 pub fn static_busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]

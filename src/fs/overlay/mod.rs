@@ -51,6 +51,10 @@ pub struct OverlayOptions {
     /// (adaptive: the window grows in bursts of requests and falls to nothing when they
     /// stop; see vendor/fuser/src/idle_poll.rs). Zero never polls.
     pub idle_poll: Duration,
+    /// Serve requests through FUSE over io_uring when the kernel offers it (Linux 6.14+ with
+    /// `fuse.enable_uring=1`): one worker per CPU, pinned, answering the requests made on
+    /// its CPU (default false: `/dev/fuse` only).
+    pub io_uring: bool,
     /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4), after raising the soft
     /// limit to the hard one).
     pub fd_cache: Option<usize>,
@@ -82,6 +86,7 @@ impl Default for OverlayOptions {
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
             idle_poll: DEFAULT_IDLE_POLL,
+            io_uring: false,
             fd_cache: None,
             default_permissions: root,
             allow_other: root,
@@ -99,6 +104,7 @@ impl std::fmt::Debug for OverlayOptions {
             .field("attr_ttl", &self.attr_ttl)
             .field("entry_ttl", &self.entry_ttl)
             .field("idle_poll", &self.idle_poll)
+            .field("io_uring", &self.io_uring)
             .field("fd_cache", &self.fd_cache)
             .field("default_permissions", &self.default_permissions)
             .field("allow_other", &self.allow_other)
@@ -184,6 +190,7 @@ impl Overlay {
         cfg.n_threads = Some(o.threads.max(2));
         cfg.clone_fd = true;
         cfg.idle_poll = o.idle_poll;
+        cfg.io_uring = o.io_uring;
         cfg
     }
 

@@ -141,6 +141,8 @@ pub struct Session<FS: Filesystem> {
     /// The field is set to `Some` when the init message is received.
     pub(crate) proto_version: Option<Version>,
     pub(crate) config: Config,
+    /// Payload buffer size of io_uring entries, when INIT negotiated FUSE over io_uring.
+    pub(crate) uring_payload: Option<usize>,
 }
 
 impl<FS: Filesystem> AsFd for Session<FS> {
@@ -188,6 +190,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config: options.clone(),
+            uring_payload: None,
         };
 
         session.handshake()?;
@@ -216,6 +219,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config,
+            uring_payload: None,
         };
 
         session.handshake()?;
@@ -254,6 +258,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner,
             proto_version: _,
             config,
+            uring_payload,
         } = self;
 
         let n_threads = config.n_threads.unwrap_or(1);
@@ -288,6 +293,7 @@ impl<FS: Filesystem> Session<FS> {
                 channels.push(ch.clone());
             }
         }
+        let uring_channel = uring_payload.map(|_| ch.clone());
         channels.push(ch);
 
         let mut threads = Vec::with_capacity(n_threads);
@@ -308,6 +314,19 @@ impl<FS: Filesystem> Session<FS> {
                     .name(thread_name)
                     .spawn(move || event_loop.event_loop())?,
             );
+        }
+        if let (Some(payload), Some(ch)) = (uring_payload, uring_channel) {
+            let queues = crate::uring::spawn_queues(payload, |qid| {
+                Ok(SessionEventLoop {
+                    thread_name: format!("fuser-uring-{qid}"),
+                    filesystem: filesystem.clone(),
+                    ch: ch.clone(),
+                    allowed,
+                    session_owner,
+                    idle_poll: IdlePoll::new(std::time::Duration::ZERO, turns.clone()),
+                })
+            })?;
+            threads.extend(queues);
         }
 
         let mut reply: io::Result<()> = Ok(());
@@ -431,6 +450,16 @@ impl<FS: Filesystem> Session<FS> {
                 <ReplyRaw as Reply>::new(request.unique(), ReplySender::Channel(self.ch.sender()))
                     .send_ll(&ResponseErrno(errno));
                 return Err(error);
+            }
+
+            if self.config.io_uring
+                && init.capabilities().contains(InitFlags::FUSE_OVER_IO_URING)
+                && config.add_capabilities(InitFlags::FUSE_OVER_IO_URING).is_ok()
+            {
+                // Every ring entry holds a payload buffer of max_write: keep it modest.
+                let max_write = config.max_write.min(1 << 20);
+                let _ = config.set_max_write(max_write);
+                self.uring_payload = Some(crate::uring::payload_size(config.max_write));
             }
 
             // Remember the ABI version supported by kernel and mark the session initialized.

@@ -21,6 +21,9 @@ pub struct Config {
     /// How long an idle worker may poll `/dev/fuse` before it sleeps in `read(2)`, at most
     /// (adaptive, see `idle_poll`); zero (the default) never polls. (imafs patch)
     pub idle_poll: std::time::Duration,
+    /// Serve requests through FUSE over io_uring when the kernel offers it (Linux 6.14+,
+    /// `fuse.enable_uring=1`): one worker per CPU queue, pinned to that CPU. (imafs patch)
+    pub io_uring: bool,
 }
 
 /// Mount options accepted by the FUSE filesystem type
