@@ -596,6 +596,19 @@ mod engine_tests {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
+    /// A read-only open of `path` by this test process, as root.
+    fn read_by_me(path: &'static [u8]) -> OpenInfo<'static> {
+        OpenInfo {
+            flags: libc::O_RDONLY,
+            exec: false,
+            created: false,
+            pid: std::process::id(),
+            uid: 0,
+            gid: 0,
+            path,
+        }
+    }
+
     /// `/proc/<pid>/status` is read only when a rule tests the subject or a record names the
     /// task: here a ToMToU violation, whose audit record carries our own comm.
     #[test]
@@ -609,15 +622,7 @@ mod engine_tests {
             .open(tmp.path())
             .expect("open");
         let me = std::process::id();
-        let read = OpenInfo {
-            flags: libc::O_RDONLY,
-            exec: false,
-            created: false,
-            pid: me,
-            uid: 0,
-            gid: 0,
-            path: b"/data",
-        };
+        let read = read_by_me(b"/data");
         let write = OpenInfo {
             flags: libc::O_WRONLY,
             ..read
@@ -679,16 +684,7 @@ mod engine_tests {
         let mut prog = tempfile::NamedTempFile::new_in(dir).expect("temp");
         prog.write_all(b"#!/bin/true\n").expect("write");
         let file = File::open(tmp.path()).expect("open");
-        let me = std::process::id();
-        let read = OpenInfo {
-            flags: libc::O_RDONLY,
-            exec: false,
-            created: false,
-            pid: me,
-            uid: 0,
-            gid: 0,
-            path: b"/etc/hello",
-        };
+        let read = read_by_me(b"/etc/hello");
         hooks.open(&read, &file).expect("read open");
         hooks.release(&file.metadata().expect("stat"), libc::O_RDONLY);
         // Unchanged file, same PCR: no second entry.
