@@ -18,6 +18,19 @@ pub struct OverlayMountArgs {
     /// Serve file data through the daemon instead of kernel passthrough.
     #[arg(long)]
     pub no_passthrough: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// FUSE worker threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Descriptor cache capacity.
+    #[arg(long)]
+    pub fd_cache: Option<usize>,
+}
+
+/// How the overlay's FUSE requests reach the daemon (`serve`, `run`, `overlay-mount`).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct TransportArgs {
     /// How long an idle overlay worker polls for the next request before it sleeps, at most,
     /// in microseconds (adaptive: it grows during bursts of requests and falls to nothing
     /// when they stop). A sleeping worker costs a wake-up per request, which dominates
@@ -30,21 +43,33 @@ pub struct OverlayMountArgs {
     /// go through `/dev/fuse` as usual.
     #[arg(long)]
     pub io_uring: bool,
-    /// FUSE worker threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Descriptor cache capacity.
-    #[arg(long)]
-    pub fd_cache: Option<usize>,
+}
+
+impl Default for TransportArgs {
+    fn default() -> Self {
+        TransportArgs {
+            idle_poll_us: DEFAULT_IDLE_POLL.as_micros() as u64,
+            io_uring: false,
+        }
+    }
+}
+
+impl TransportArgs {
+    /// `options` with these settings.
+    pub fn apply(&self, options: OverlayOptions) -> OverlayOptions {
+        OverlayOptions {
+            idle_poll: Duration::from_micros(self.idle_poll_us),
+            io_uring: self.io_uring,
+            ..options
+        }
+    }
 }
 
 pub fn run(args: OverlayMountArgs) -> ExitCode {
     let mut options = OverlayOptions {
         passthrough: !args.no_passthrough,
-        idle_poll: Duration::from_micros(args.idle_poll_us),
-        io_uring: args.io_uring,
         fd_cache: args.fd_cache,
-        ..OverlayOptions::default()
+        ..args.transport.apply(OverlayOptions::default())
     };
     if let Some(t) = args.threads {
         options.threads = t;

@@ -25,6 +25,8 @@ use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
 use crate::fs::securityfs::{MountedSecurityFs, SecurityFs, SecurityFsOptions};
 use crate::fs::tpm_sysfs::TpmSysfs;
 
+use super::overlay_mount::TransportArgs;
+
 pub use super::engine_args::{load_policy, EngineArgs as EngineOptions};
 
 /// The kernel-side paths the daemon serves, for the file systems' constructors.
@@ -213,10 +215,8 @@ pub struct RunArgs {
     /// Keep the host's pid namespace (and bind its /proc) instead of a new one.
     #[arg(long)]
     pub no_pid_ns: bool,
-    /// Serve the overlay through FUSE over io_uring when the kernel offers it (see
-    /// `imafs serve --io-uring`).
-    #[arg(long)]
-    pub io_uring: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// The command and its arguments.
     #[arg(required = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -269,7 +269,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         _ => args.engine.ima_xattr_name(),
     };
     match run_container(&opts, move |mounts| {
-        start_namespace(ima, mounts, ima_xattr, parent, args.io_uring)
+        start_namespace(ima, mounts, ima_xattr, parent, args.transport)
     }) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {
@@ -292,7 +292,7 @@ pub fn start_filesystems_with(
     mounts: Mounts,
     ima_xattr: String,
 ) -> io::Result<Daemons> {
-    start_namespace(ima, mounts, ima_xattr, None, false)
+    start_namespace(ima, mounts, ima_xattr, None, TransportArgs::default())
 }
 
 /// [`start_filesystems_with`] for a namespace that is the child of `parent` (a nested
@@ -302,7 +302,7 @@ pub fn start_namespace(
     mounts: Mounts,
     ima_xattr: String,
     parent: Option<Arc<ParentLink>>,
-    io_uring: bool,
+    transport: TransportArgs,
 ) -> io::Result<Daemons> {
     let mut hooks = ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr);
     if let Some(parent) = parent {
@@ -314,9 +314,8 @@ pub fn start_namespace(
     let hooks = Arc::new(hooks);
     let options = OverlayOptions {
         ima_xattr,
-        io_uring,
         hooks: hooks.clone(),
-        ..OverlayOptions::default()
+        ..transport.apply(OverlayOptions::default())
     };
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
     let nest = Arc::new(NestHost::new(hooks, Some(overlay.status().clone())));

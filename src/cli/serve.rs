@@ -16,16 +16,16 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::engine::hash::HashAlgo;
 use crate::fs::ima_hooks::{ImaHooks, OpenInfo};
 use crate::fs::nest::NestHost;
-use crate::fs::overlay::{Overlay, OverlayOptions, DEFAULT_IDLE_POLL};
+use crate::fs::overlay::{Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
 use crate::fs::session::UnmountWatchdog;
 
 use super::engine_args::EngineArgs;
+use super::overlay_mount::TransportArgs;
 
 /// `imafs serve` arguments.
 #[derive(clap::Args, Debug)]
@@ -65,18 +65,8 @@ pub struct ServeArgs {
     /// Serve file data through the daemon instead of kernel FUSE passthrough.
     #[arg(long)]
     pub no_passthrough: bool,
-    /// How long an idle overlay worker polls for the next request before it sleeps, at most,
-    /// in microseconds (adaptive: it grows during bursts of requests and falls to nothing
-    /// when they stop). A sleeping worker costs a wake-up per request, which dominates
-    /// small requests on virtual machines. 0 never polls.
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = DEFAULT_IDLE_POLL.as_micros() as u64)]
-    pub idle_poll_us: u64,
-    /// Serve the overlay through FUSE over io_uring when the kernel offers it (Linux 6.14+,
-    /// `echo 1 > /sys/module/fuse/parameters/enable_uring` as root): a worker per CPU
-    /// answers the requests made on its CPU. Otherwise, or when the kernel refuses, requests
-    /// go through `/dev/fuse` as usual.
-    #[arg(long)]
-    pub io_uring: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 fn parse_owner(s: &str) -> Result<(u32, u32), String> {
@@ -197,11 +187,9 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         (Some(mount), Some(rootfs)) => {
             let options = OverlayOptions {
                 passthrough: !args.no_passthrough,
-                idle_poll: Duration::from_micros(args.idle_poll_us),
-                io_uring: args.io_uring,
                 hooks: hooks.clone(),
                 ima_xattr: ima_xattr.clone(),
-                ..OverlayOptions::default()
+                ..args.transport.apply(OverlayOptions::default())
             };
             let overlay = Overlay::new(rootfs, options)
                 .and_then(|o| o.mount(mount))
