@@ -14,6 +14,7 @@
 
 use std::io;
 use std::io::IoSlice;
+use std::mem::ManuallyDrop;
 use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -250,11 +251,15 @@ pub(crate) fn serve_queue<FS: Filesystem>(
                 return Ok(());
             }
         };
-    let mut entries: Vec<Entry> = (0..QUEUE_DEPTH).map(|_| Entry::new(payload_size)).collect();
+    // The kernel keeps pointers to these buffers for as long as the connection lives, and
+    // may copy a request into one in this thread's context until the thread is gone: they
+    // are never freed (QUEUE_DEPTH payloads per CPU, once per mount).
+    let mut entries: ManuallyDrop<Vec<Entry>> =
+        ManuallyDrop::new((0..QUEUE_DEPTH).map(|_| Entry::new(payload_size)).collect());
     for (i, e) in entries.iter().enumerate() {
         let sqe = command(fd, CMD_REGISTER, qid, 0, Some(&e.iov)).user_data(i as u64);
-        // SAFETY: the entry's buffers (and the iovec array naming them) live in `entries`,
-        // which outlives the ring: the kernel may write them until the ring is torn down.
+        // SAFETY: the entry's buffers and the iovec array naming them are never freed
+        // (`entries` is not dropped), so they stay valid for whatever the kernel writes.
         unsafe { ring.submission().push(&sqe) }.map_err(io::Error::other)?;
     }
     ring.submit()?;
@@ -300,7 +305,7 @@ pub(crate) fn serve_queue<FS: Filesystem>(
                     error!("uring queue {qid}: entry {i}: {err}; registering it again");
                     if let Some(e) = entries.get(i) {
                         let sqe = command(fd, CMD_REGISTER, qid, 0, Some(&e.iov)).user_data(i as u64);
-                        // SAFETY: the buffers live in `entries`, which outlives the ring.
+                        // SAFETY: the buffers are never freed (see `entries`).
                         unsafe { ring.submission().push(&sqe) }.map_err(io::Error::other)?;
                     }
                     continue;
@@ -337,7 +342,7 @@ pub(crate) fn serve_queue<FS: Filesystem>(
                 }
             }
             let sqe = command(fd, CMD_COMMIT_AND_FETCH, qid, commit_id, None).user_data(i as u64);
-            // SAFETY: as for the register commands: the buffers live as long as the ring.
+            // SAFETY: as for the register commands: the buffers are never freed.
             unsafe { ring.submission().push(&sqe) }.map_err(io::Error::other)?;
         }
     }
