@@ -21,10 +21,8 @@ use crate::engine::policy::{
 };
 use crate::engine::Errno;
 use crate::fs::nest::{ChildDaemons, ParentLink, SkippedOpens};
-use crate::fs::overlay::lowerfs;
-use crate::fs::overlay::{
-    read_ima_xattr, AttrEvent, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
-};
+use crate::fs::overlay::lowerfs::LowerFsCache;
+use crate::fs::overlay::{read_ima_xattr, AttrEvent, OpenEvent, OverlayHooks, ReleaseEvent};
 use rustix::fs::FileType;
 
 /// One open of a lower file as the overlay saw it.
@@ -164,7 +162,7 @@ impl ImaHooks {
         } else {
             file
         };
-        let fs = self.lower_fs.get(file, meta.dev());
+        let fs = self.lower_fs.get(file.as_fd(), meta.dev());
         // An unreadable xattr is treated as absent (appraisal then fails as without one).
         let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags));
@@ -497,30 +495,6 @@ fn unescape_task_name(name: &str) -> String {
         }
     }
     out
-}
-
-/// Per-device cache of [`LowerFs`] (mountinfo and UUID lookups are not per-open work).
-#[derive(Default)]
-pub struct LowerFsCache {
-    by_dev: Mutex<HashMap<u64, Arc<LowerFs>>>,
-}
-
-impl LowerFsCache {
-    /// The file system of `file`, whose `st_dev` is `dev`.
-    pub fn get(&self, file: &File, dev: u64) -> Arc<LowerFs> {
-        if let Some(fs) = self.by_dev.lock().get(&dev) {
-            return fs.clone();
-        }
-        let fs = Arc::new(lowerfs::describe(file.as_fd(), dev).unwrap_or(LowerFs {
-            magic: 0,
-            name: String::new(),
-            s_id: String::new(),
-            uuid: None,
-            dev,
-        }));
-        self.by_dev.lock().insert(dev, fs.clone());
-        fs
-    }
 }
 
 #[cfg(test)]
@@ -862,7 +836,7 @@ impl ImaHooks {
         let Ok(file) = ev.fd.try_clone_to_owned().map(File::from) else {
             return true;
         };
-        let fs = self.lower_fs.get(&file, ev.stat.st_dev);
+        let fs = self.lower_fs.get(file.as_fd(), ev.stat.st_dev);
         let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
         let subject = caller.subject();
         let object = Object {

@@ -2,8 +2,36 @@
 //! the type name (`fsname=`), the `s_id` (audit records' `dev=`) and the UUID (`fsuuid=`).
 
 use super::hooks::LowerFs;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+/// Per-device cache of [`describe`] (mountinfo and UUID lookups are not per-open work).
+#[derive(Debug, Default)]
+pub struct LowerFsCache {
+    by_dev: Mutex<HashMap<u64, Arc<LowerFs>>>,
+}
+
+impl LowerFsCache {
+    /// The file system holding `fd`, whose files have device number `dev`; an unknown one
+    /// (magic 0, no names) when it cannot be described.
+    pub fn get(&self, fd: BorrowedFd<'_>, dev: u64) -> Arc<LowerFs> {
+        if let Some(fs) = self.by_dev.lock().get(&dev) {
+            return fs.clone();
+        }
+        let fs = Arc::new(describe(fd, dev).unwrap_or(LowerFs {
+            magic: 0,
+            name: String::new(),
+            s_id: String::new(),
+            uuid: None,
+            dev,
+        }));
+        self.by_dev.lock().insert(dev, fs.clone());
+        fs
+    }
+}
 
 /// Describe the file system holding `fd`, whose files have device number `dev`. Any
 /// descriptor works; the UUID ioctl needs one that is not `O_PATH`, without which the UUID

@@ -65,7 +65,7 @@ pub struct Inner {
     /// Passthrough negotiated at INIT and not switched off since.
     passthrough: AtomicBool,
     lower_magic: u64,
-    lower_fs: Mutex<HashMap<u64, Arc<LowerFs>>>,
+    lower_fs: lowerfs::LowerFsCache,
     /// Process umask, to restore exact creation modes (the kernel already applied the
     /// caller's umask).
     umask: u32,
@@ -179,7 +179,7 @@ impl Inner {
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
             lower_magic,
-            lower_fs: Mutex::new(HashMap::new()),
+            lower_fs: lowerfs::LowerFsCache::default(),
             umask: umask.bits(),
             root_daemon: rustix::process::geteuid().is_root(),
             stats: Stats::default(),
@@ -339,21 +339,6 @@ impl Inner {
         Ok(())
     }
 
-    fn lower_fs_of(&self, fd: BorrowedFd<'_>, dev: u64) -> Arc<LowerFs> {
-        if let Some(fs) = self.lower_fs.lock().get(&dev) {
-            return fs.clone();
-        }
-        let fs = Arc::new(lowerfs::describe(fd, dev).unwrap_or(LowerFs {
-            magic: 0,
-            name: String::new(),
-            s_id: String::new(),
-            uuid: None,
-            dev,
-        }));
-        self.lower_fs.lock().insert(dev, fs.clone());
-        fs
-    }
-
     /// Before `name` in `parent` goes away (unlink, rmdir, rename over it): if the kernel
     /// still references that node under this very name, pin a descriptor so it stays usable.
     fn pin_victim(&self, parent: u64, pfd: &OwnedFd, name: &[u8]) {
@@ -400,7 +385,7 @@ impl Inner {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let path = self.inodes.lock().path(id);
         // The opened file, not the O_PATH node: the UUID ioctl needs a real descriptor.
-        let fs = self.lower_fs_of(file.as_fd(), st.st_dev);
+        let fs = self.lower_fs.get(file.as_fd(), st.st_dev);
         log::debug!(
             "overlay: open {} flags {flags:#o} exec {exec} created {created}",
             String::from_utf8_lossy(&path)
