@@ -1,7 +1,9 @@
 //! `imafs overlay-mount` (hidden): serve the bare overlay of a directory, without IMA.
 //! Used by the overlay tests and benchmarks.
 
-use crate::fs::overlay::{Overlay, OverlayOptions, DEFAULT_IDLE_POLL};
+use crate::fs::overlay::{
+    Overlay, OverlayOptions, DEFAULT_CACHE_TIMEOUT, DEFAULT_IDLE_POLL, DEFAULT_PAGE_CACHE_MAX,
+};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +21,7 @@ pub struct OverlayMountArgs {
     #[arg(long)]
     pub no_passthrough: bool,
     #[command(flatten)]
-    pub transport: TransportArgs,
+    pub tuning: OverlayTuning,
     /// FUSE worker threads.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -28,9 +30,21 @@ pub struct OverlayMountArgs {
     pub fd_cache: Option<usize>,
 }
 
-/// How the overlay's FUSE requests reach the daemon (`serve`, `run`, `overlay-mount`).
+/// How the overlay is served: what the kernel caches, and how its requests reach the daemon
+/// (`serve`, `run`, `overlay-mount`).
 #[derive(Args, Debug, Clone, Copy)]
-pub struct TransportArgs {
+pub struct OverlayTuning {
+    /// How long the kernel may cache names and attributes, in seconds. Every open is checked,
+    /// measured and appraised whatever this is, and reads what was measured; it only bounds
+    /// how long a change made to the rootfs behind the daemon's back (not through the mount)
+    /// stays unseen by `stat` and path lookups. Use 1 for a rootfs the host keeps changing.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CACHE_TIMEOUT.as_secs_f64())]
+    pub cache_timeout: f64,
+    /// Read-only opens of files up to this many bytes are served from the kernel's page
+    /// cache, filled by the daemon, instead of kernel passthrough: a warm small file then
+    /// costs two requests (open, release) instead of three. 0 passes every open through.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PAGE_CACHE_MAX)]
+    pub page_cache_max: u64,
     /// How long an idle overlay worker polls for the next request before it sleeps, at most,
     /// in microseconds (adaptive: it grows during bursts of requests and falls to nothing
     /// when they stop). A sleeping worker costs a wake-up per request, which dominates
@@ -45,19 +59,27 @@ pub struct TransportArgs {
     pub io_uring: bool,
 }
 
-impl Default for TransportArgs {
+impl Default for OverlayTuning {
     fn default() -> Self {
-        TransportArgs {
+        OverlayTuning {
+            cache_timeout: DEFAULT_CACHE_TIMEOUT.as_secs_f64(),
+            page_cache_max: DEFAULT_PAGE_CACHE_MAX,
             idle_poll_us: DEFAULT_IDLE_POLL.as_micros() as u64,
             io_uring: false,
         }
     }
 }
 
-impl TransportArgs {
+impl OverlayTuning {
     /// `options` with these settings.
     pub fn apply(&self, options: OverlayOptions) -> OverlayOptions {
+        // Clap accepts any float: keep what the kernel can be told (no negative, no NaN).
+        let ttl = Duration::try_from_secs_f64(self.cache_timeout.clamp(0.0, 1e9))
+            .unwrap_or(DEFAULT_CACHE_TIMEOUT);
         OverlayOptions {
+            attr_ttl: ttl,
+            entry_ttl: ttl,
+            page_cache_max: self.page_cache_max,
             idle_poll: Duration::from_micros(self.idle_poll_us),
             io_uring: self.io_uring,
             ..options
@@ -69,7 +91,7 @@ pub fn run(args: OverlayMountArgs) -> ExitCode {
     let mut options = OverlayOptions {
         passthrough: !args.no_passthrough,
         fd_cache: args.fd_cache,
-        ..args.transport.apply(OverlayOptions::default())
+        ..args.tuning.apply(OverlayOptions::default())
     };
     if let Some(t) = args.threads {
         options.threads = t;

@@ -25,7 +25,7 @@ use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
 use crate::fs::securityfs::{MountedSecurityFs, SecurityFs, SecurityFsOptions};
 use crate::fs::tpm_sysfs::TpmSysfs;
 
-use super::overlay_mount::TransportArgs;
+use super::overlay_mount::OverlayTuning;
 
 pub use super::engine_args::{load_policy, EngineArgs as EngineOptions};
 
@@ -216,7 +216,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_pid_ns: bool,
     #[command(flatten)]
-    pub transport: TransportArgs,
+    pub tuning: OverlayTuning,
     /// The command and its arguments.
     #[arg(required = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -269,7 +269,7 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         _ => args.engine.ima_xattr_name(),
     };
     match run_container(&opts, move |mounts| {
-        start_namespace(ima, mounts, ima_xattr, parent, args.transport)
+        start_namespace(ima, mounts, ima_xattr, parent, args.tuning)
     }) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {
@@ -292,7 +292,7 @@ pub fn start_filesystems_with(
     mounts: Mounts,
     ima_xattr: String,
 ) -> io::Result<Daemons> {
-    start_namespace(ima, mounts, ima_xattr, None, TransportArgs::default())
+    start_namespace(ima, mounts, ima_xattr, None, OverlayTuning::default())
 }
 
 /// [`start_filesystems_with`] for a namespace that is the child of `parent` (a nested
@@ -302,7 +302,7 @@ pub fn start_namespace(
     mounts: Mounts,
     ima_xattr: String,
     parent: Option<Arc<ParentLink>>,
-    transport: TransportArgs,
+    tuning: OverlayTuning,
 ) -> io::Result<Daemons> {
     let mut hooks = ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr);
     if let Some(parent) = parent {
@@ -315,7 +315,7 @@ pub fn start_namespace(
     let options = OverlayOptions {
         ima_xattr,
         hooks: hooks.clone(),
-        ..transport.apply(OverlayOptions::default())
+        ..tuning.apply(OverlayOptions::default())
     };
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
     let nest = Arc::new(NestHost::new(hooks, Some(overlay.status().clone())));

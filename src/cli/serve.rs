@@ -25,7 +25,7 @@ use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
 use crate::fs::session::UnmountWatchdog;
 
 use super::engine_args::EngineArgs;
-use super::overlay_mount::TransportArgs;
+use super::overlay_mount::OverlayTuning;
 
 /// `imafs serve` arguments.
 #[derive(clap::Args, Debug)]
@@ -66,7 +66,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_passthrough: bool,
     #[command(flatten)]
-    pub transport: TransportArgs,
+    pub tuning: OverlayTuning,
 }
 
 fn parse_owner(s: &str) -> Result<(u32, u32), String> {
@@ -189,7 +189,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
                 passthrough: !args.no_passthrough,
                 hooks: hooks.clone(),
                 ima_xattr: ima_xattr.clone(),
-                ..args.transport.apply(OverlayOptions::default())
+                ..args.tuning.apply(OverlayOptions::default())
             };
             let overlay = Overlay::new(rootfs, options)
                 .and_then(|o| o.mount(mount))

@@ -36,6 +36,46 @@ pub struct Node {
     /// Passthrough backing file shared by every open of this node (the kernel requires one
     /// per inode). Kept until `forget` so that re-opening a file costs no registration.
     pub backing: Option<Arc<BackingId>>,
+    /// Unique among all nodes ever made: an open remembers it, so that a release arriving
+    /// after the node was forgotten and its id reused does not count against the new node.
+    pub serial: u64,
+    /// How the kernel reaches this file's data, and what it has cached of it.
+    pub io: NodeIo,
+}
+
+/// The lower file's content version as the kernel's caches can tell it: size, mtime and ctime
+/// (ctime moves on every change, and is fine-grained once read, with multigrain timestamps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentStamp {
+    pub size: i64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl ContentStamp {
+    pub fn of(st: &rustix::fs::Stat) -> ContentStamp {
+        ContentStamp {
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+        }
+    }
+}
+
+/// The kernel's view of one regular file's data. The kernel refuses (EIO) an open whose data
+/// path conflicts with the inode's current opens: a page-cache ("cached") open while a
+/// passthrough open exists, or the reverse (`fs/fuse/iomode.c`). The counts include opens
+/// whose release the kernel has sent but this daemon has not handled yet, so they never fall
+/// below the kernel's own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeIo {
+    pub passthrough_opens: u32,
+    pub cached_opens: u32,
+    /// The content version of the attributes last given to the kernel (the size it cuts
+    /// page-cache reads at).
+    pub kernel_attrs: Option<ContentStamp>,
+    /// The content version the kernel's page cache of the file holds, if it holds any.
+    pub page_cache: Option<ContentStamp>,
 }
 
 struct CachedFd {
@@ -101,6 +141,7 @@ pub struct Inodes {
     by_id: HashMap<(u64, u64), u64>,
     cache: FdCache,
     next_synthetic: u64,
+    next_serial: u64,
 }
 
 impl Inodes {
@@ -117,6 +158,8 @@ impl Inodes {
                 pinned: Some(Arc::new(root_fd)),
                 unlinked: false,
                 backing: None,
+                serial: 0,
+                io: NodeIo::default(),
             },
         );
         let mut by_id = HashMap::new();
@@ -130,6 +173,7 @@ impl Inodes {
                 capacity: cache_capacity.max(8),
             },
             next_synthetic: 0,
+            next_serial: 0,
         }
     }
 
@@ -174,6 +218,7 @@ impl Inodes {
             }
         }
         let id = self.allocate_id(ino);
+        self.next_serial += 1;
         self.nodes.insert(
             id,
             Node {
@@ -185,6 +230,8 @@ impl Inodes {
                 pinned: None,
                 unlinked: false,
                 backing: None,
+                serial: self.next_serial,
+                io: NodeIo::default(),
             },
         );
         self.by_id.insert((dev, ino), id);

@@ -37,6 +37,18 @@ use std::time::Duration;
 /// The default of [`OverlayOptions::idle_poll`].
 pub const DEFAULT_IDLE_POLL: Duration = Duration::from_micros(200);
 
+/// The default of [`OverlayOptions::attr_ttl`] and `entry_ttl`. The kernel's overlayfs never
+/// revalidates what it caches of its layers (changing them under a mount is undefined) and
+/// fuse-overlayfs caches for 10^9 s; a minute keeps a warm container from asking again for
+/// what it used seconds ago, while a host that edits the rootfs directly is seen within a
+/// minute (every open, and what it measures and reads, is current at once).
+pub const DEFAULT_CACHE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default of [`OverlayOptions::page_cache_max`]: small files, whose cost is the requests
+/// per open rather than the copy, and whose double caching (lower and overlay page cache)
+/// costs little memory.
+pub const DEFAULT_PAGE_CACHE_MAX: u64 = 256 * 1024;
+
 /// How the overlay is served.
 #[derive(Clone)]
 pub struct OverlayOptions {
@@ -44,9 +56,16 @@ pub struct OverlayOptions {
     pub passthrough: bool,
     /// FUSE worker threads (default: max(2, CPUs)).
     pub threads: usize,
-    /// How long the kernel may cache attributes and names (default 1 s).
+    /// How long the kernel may cache attributes and names (default [`DEFAULT_CACHE_TIMEOUT`]).
+    /// Opens are checked, measured and appraised whatever these are; they only bound how
+    /// long a change made behind the daemon's back (not through this mount) stays unseen
+    /// in `stat` and path lookups.
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
+    /// Read-only opens of regular files up to this size are served from the kernel's page
+    /// cache (filled by the daemon) rather than passed through (default
+    /// [`DEFAULT_PAGE_CACHE_MAX`]; 0: pass every open through when passthrough is available).
+    pub page_cache_max: u64,
     /// How long an idle FUSE worker polls for the next request before it sleeps, at most
     /// (adaptive: the window grows in bursts of requests and falls to nothing when they
     /// stop; see vendor/fuser/src/idle_poll.rs). Zero never polls.
@@ -83,8 +102,9 @@ impl Default for OverlayOptions {
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .max(2),
-            attr_ttl: Duration::from_secs(1),
-            entry_ttl: Duration::from_secs(1),
+            attr_ttl: DEFAULT_CACHE_TIMEOUT,
+            entry_ttl: DEFAULT_CACHE_TIMEOUT,
+            page_cache_max: DEFAULT_PAGE_CACHE_MAX,
             idle_poll: DEFAULT_IDLE_POLL,
             io_uring: false,
             fd_cache: None,
@@ -103,6 +123,7 @@ impl std::fmt::Debug for OverlayOptions {
             .field("threads", &self.threads)
             .field("attr_ttl", &self.attr_ttl)
             .field("entry_ttl", &self.entry_ttl)
+            .field("page_cache_max", &self.page_cache_max)
             .field("idle_poll", &self.idle_poll)
             .field("io_uring", &self.io_uring)
             .field("fd_cache", &self.fd_cache)
@@ -198,7 +219,8 @@ impl Overlay {
     pub fn mount(self, mountpoint: &Path) -> io::Result<MountedOverlay> {
         let cfg = self.fuser_config();
         let status = self.status();
-        let session = fuser::Session::new(ops::Adapter(self.inner), mountpoint, &cfg)?;
+        let session = fuser::Session::new(ops::Adapter(self.inner.clone()), mountpoint, &cfg)?;
+        self.inner.set_notifier(session.notifier());
         Ok(MountedOverlay {
             session: Some(session.spawn()?),
             status,
@@ -209,7 +231,8 @@ impl Overlay {
     /// SIGINT (then unmount cleanly and return).
     pub fn serve(self, mountpoint: &Path) -> io::Result<()> {
         let cfg = self.fuser_config();
-        let mut session = fuser::Session::new(ops::Adapter(self.inner), mountpoint, &cfg)?;
+        let mut session = fuser::Session::new(ops::Adapter(self.inner.clone()), mountpoint, &cfg)?;
+        self.inner.set_notifier(session.notifier());
         let mut unmounter = session.unmount_callable();
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGTERM,
@@ -236,8 +259,13 @@ impl Overlay {
     pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<MountedOverlay> {
         let cfg = self.fuser_config();
         let status = self.status();
-        let session =
-            fuser::Session::from_fd(ops::Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
+        let session = fuser::Session::from_fd(
+            ops::Adapter(self.inner.clone()),
+            fuse_fd,
+            cfg.acl,
+            cfg.clone(),
+        )?;
+        self.inner.set_notifier(session.notifier());
         Ok(MountedOverlay {
             session: Some(session.spawn()?),
             status,
@@ -248,8 +276,13 @@ impl Overlay {
     /// unmounted.
     pub fn serve_fd(self, fuse_fd: OwnedFd) -> io::Result<()> {
         let cfg = self.fuser_config();
-        let session =
-            fuser::Session::from_fd(ops::Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
+        let session = fuser::Session::from_fd(
+            ops::Adapter(self.inner.clone()),
+            fuse_fd,
+            cfg.acl,
+            cfg.clone(),
+        )?;
+        self.inner.set_notifier(session.notifier());
         session.run()
     }
 }

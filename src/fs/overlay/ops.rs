@@ -1,7 +1,7 @@
 //! The FUSE operations of the overlay.
 
 use super::hooks::{AttrEvent, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
-use super::inodes::{Inodes, ROOT};
+use super::inodes::{ContentStamp, Inodes, ROOT};
 use super::{lowerfs, OverlayOptions};
 use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};
 use crate::sys::{fd as sysfd, xattr};
@@ -45,9 +45,31 @@ pub struct Stats {
 struct OpenFile {
     file: File,
     flags: i32,
-    backing: Option<Arc<BackingId>>,
     path: Vec<u8>,
     fs: Arc<LowerFs>,
+    /// How the kernel reaches its data (set when the open is answered).
+    io: OpenIo,
+}
+
+/// How one open reaches the file's data, and the node it is counted on.
+#[derive(Clone, Default)]
+struct OpenIo {
+    node: u64,
+    node_serial: u64,
+    /// The passthrough backing file; `None`: the page cache, filled by the daemon.
+    backing: Option<Arc<BackingId>>,
+    /// The kernel's page cache holds this version of the data: do not drop it.
+    keep_cache: bool,
+}
+
+impl OpenIo {
+    fn fopen_flags(&self) -> FopenFlags {
+        if self.keep_cache {
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH
+        } else {
+            FopenFlags::FOPEN_NOFLUSH
+        }
+    }
 }
 
 /// One open directory: a stream and the offset it is positioned at.
@@ -71,6 +93,8 @@ pub struct Inner {
     umask: u32,
     root_daemon: bool,
     pub stats: Stats,
+    /// The session's channel for invalidating what the kernel caches (set once mounted).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 pub struct Adapter(pub Arc<Inner>);
@@ -183,8 +207,29 @@ impl Inner {
             umask: umask.bits(),
             root_daemon: rustix::process::geteuid().is_root(),
             stats: Stats::default(),
+            notifier: std::sync::OnceLock::new(),
             options,
         })
+    }
+
+    /// Give the overlay its session's notifier (before it serves requests).
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Attributes of node `id` for a reply to the kernel, remembering which content version
+    /// of a regular file the kernel now has (see [`Inner::open_io`]).
+    fn kernel_attr(&self, id: u64, st: &Stat) -> FileAttr {
+        self.note_kernel_attrs(id, st);
+        attr_of(id, st)
+    }
+
+    fn note_kernel_attrs(&self, id: u64, st: &Stat) {
+        if is_reg(st) {
+            if let Some(node) = self.inodes.lock().nodes.get_mut(&id) {
+                node.io.kernel_attrs = Some(ContentStamp::of(st));
+            }
+        }
     }
 
     pub fn passthrough_active(&self) -> bool {
@@ -283,7 +328,7 @@ impl Inner {
             Ok((id, st)) => reply.entry_with_ttls(
                 &self.options.attr_ttl,
                 &self.options.entry_ttl,
-                &attr_of(id, &st),
+                &self.kernel_attr(id, &st),
                 Generation(0),
             ),
             Err(e) => reply.error(errno_of(&e)),
@@ -369,7 +414,7 @@ impl Inner {
         flags: i32,
         created: bool,
         file: Option<File>,
-    ) -> io::Result<(u64, Arc<OpenFile>)> {
+    ) -> io::Result<(u64, Arc<OpenFile>, Stat)> {
         let node_fd = self.node_fd(id)?;
         let exec = flags & FMODE_EXEC != 0;
         let truncate = flags & libc::O_TRUNC != 0;
@@ -381,7 +426,7 @@ impl Inner {
             Some(f) => f,
             None => reopen(node_fd.as_fd(), OFlags::from_bits_retain(oflags as u32))?,
         };
-        let st = rustix::fs::fstat(&file)?;
+        let mut st = rustix::fs::fstat(&file)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let path = self.inodes.lock().path(id);
         // The opened file, not the O_PATH node: the UUID ioctl needs a real descriptor.
@@ -418,37 +463,108 @@ impl Inner {
         }
         if truncate && flags & libc::O_ACCMODE != libc::O_RDONLY {
             file.set_len(0)?;
+            st = rustix::fs::fstat(&file)?;
         }
         let open = Arc::new(OpenFile {
             file,
             flags,
-            backing: None,
             path,
             fs,
+            io: OpenIo::default(),
         });
-        Ok((fh, open))
+        Ok((fh, open, st))
     }
 
-    /// The shared backing id of node `id`, registering the node if none is live. `None` (and
-    /// the open is served by the daemon) when passthrough is off or registration fails.
+    /// Decide how an open of node `id` (lower attributes `st`, open `flags`) reaches the data,
+    /// and count it on the node; `register` makes a passthrough backing id of a descriptor.
     ///
-    /// The node's `O_PATH` descriptor is registered, not the open file: the kernel keeps the
-    /// registered file while the node lives, and a writable one would make the lower file
-    /// "busy" for execve (ETXTBSY). The kernel opens its own backing file per FUSE open.
-    fn backing_for(
+    /// * Read-only opens of files up to `page_cache_max` bytes go through the kernel's page
+    ///   cache, filled by the daemon: a warm read of a small file then costs no request but
+    ///   the open and the release, where a passthrough read also makes the next `stat` ask
+    ///   for the atime it invalidates. Other opens are passed through (when available).
+    /// * The kernel refuses (EIO) an open whose mode conflicts with the node's current opens,
+    ///   so while a node has opens of one mode, every new open takes that mode.
+    /// * The page cache is kept (FOPEN_KEEP_CACHE) only while it holds the file's current
+    ///   version: a change made through passthrough or behind the daemon's back drops it, so
+    ///   the data read is the data measured.
+    /// * Page-cache reads stop at the size the kernel caches, so if the kernel's attributes
+    ///   are older than the file, they are invalidated first.
+    ///
+    /// The passthrough backing file is the node's `O_PATH` descriptor, not the open file:
+    /// the kernel keeps the registered file while the node lives, and a writable one would
+    /// make the lower file "busy" for execve (ETXTBSY). The kernel opens its own backing
+    /// file per FUSE open.
+    fn open_io(
         &self,
         id: u64,
+        st: &Stat,
+        flags: i32,
         register: impl Fn(BorrowedFd<'_>) -> io::Result<BackingId>,
-    ) -> Option<Arc<BackingId>> {
-        if !self.passthrough_active() {
-            return None;
-        }
-        let opath = self.node_fd(id).ok()?;
+    ) -> OpenIo {
+        let stamp = ContentStamp::of(st);
+        let small_read = flags & libc::O_ACCMODE == libc::O_RDONLY
+            && u64::try_from(st.st_size).is_ok_and(|n| n <= self.options.page_cache_max);
+        let opath = self
+            .passthrough_active()
+            .then(|| self.node_fd(id).ok())
+            .flatten();
+        let notifier = self.notifier.get();
         let mut t = self.inodes.lock();
-        let node = t.nodes.get_mut(&id)?;
-        if let Some(b) = &node.backing {
-            return Some(b.clone());
+        let Some(node) = t.nodes.get_mut(&id) else {
+            return OpenIo::default();
+        };
+        let attrs_current = node.io.kernel_attrs == Some(stamp);
+        let cacheable = small_read && (attrs_current || notifier.is_some());
+        let want_passthrough = opath.is_some()
+            && (node.io.passthrough_opens > 0 || (node.io.cached_opens == 0 && !cacheable));
+        let backing = match (&node.backing, &opath) {
+            (Some(b), _) if want_passthrough => Some(b.clone()),
+            (None, Some(opath)) if want_passthrough => self.register_backing(opath, &register),
+            _ => None,
+        };
+        if let Some(b) = &backing {
+            node.backing = Some(b.clone());
+            node.io.passthrough_opens += 1;
+        } else {
+            node.io.cached_opens += 1;
         }
+        // Without FOPEN_KEEP_CACHE the kernel empties the page cache at this open. The kernel
+        // refuses KEEP_CACHE with FOPEN_PASSTHROUGH (FOPEN_PASSTHROUGH_MASK, EIO).
+        let keep_cache = backing.is_none() && node.io.page_cache == Some(stamp);
+        node.io.page_cache = Some(stamp);
+        let invalidate_attrs = backing.is_none() && !attrs_current;
+        if invalidate_attrs {
+            node.io.kernel_attrs = None;
+        }
+        let io = OpenIo {
+            node: id,
+            node_serial: node.serial,
+            backing,
+            keep_cache,
+        };
+        drop(t);
+        if invalidate_attrs {
+            if let Some(n) = notifier {
+                // Offset -1: the attributes only (the open itself drops stale pages).
+                if let Err(e) = n.inval_inode(INodeNo(id), -1, 0) {
+                    log::debug!("overlay: invalidating attributes of node {id}: {e}");
+                }
+            }
+        }
+        match &io.backing {
+            Some(_) => self.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed),
+            None => self.stats.daemon_opens.fetch_add(1, Ordering::Relaxed),
+        };
+        io
+    }
+
+    /// Register `opath` as a passthrough backing file. `None` when the kernel refuses; a
+    /// refusal for lack of privilege (user namespace) switches passthrough off for good.
+    fn register_backing(
+        &self,
+        opath: &OwnedFd,
+        register: &impl Fn(BorrowedFd<'_>) -> io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
         let registered = register(opath.as_fd()).or_else(|e| {
             // Kernels that want a real open file: a read-only one.
             if matches!(e.raw_os_error(), Some(libc::EBADF) | Some(libc::EINVAL)) {
@@ -459,14 +575,9 @@ impl Inner {
             }
         });
         match registered {
-            Ok(b) => {
-                let b = Arc::new(b);
-                node.backing = Some(b.clone());
-                Some(b)
-            }
+            Ok(b) => Some(Arc::new(b)),
             Err(e) => {
                 if e.raw_os_error() == Some(libc::EPERM) {
-                    // Not allowed to register backing files (user namespace): daemon I/O from now on.
                     log::info!(
                         "overlay: passthrough unavailable ({e}); serving data from the daemon"
                     );
@@ -479,9 +590,26 @@ impl Inner {
         }
     }
 
-    fn install(&self, fh: u64, mut open: Arc<OpenFile>, backing: Option<Arc<BackingId>>) {
+    /// The end of an open counted by [`Inner::open_io`].
+    fn release_io(&self, io: &OpenIo) {
+        let mut t = self.inodes.lock();
+        let Some(node) = t.nodes.get_mut(&io.node) else {
+            return;
+        };
+        if node.serial != io.node_serial {
+            return;
+        }
+        let count = if io.backing.is_some() {
+            &mut node.io.passthrough_opens
+        } else {
+            &mut node.io.cached_opens
+        };
+        *count = count.saturating_sub(1);
+    }
+
+    fn install(&self, fh: u64, mut open: Arc<OpenFile>, io: OpenIo) {
         if let Some(o) = Arc::get_mut(&mut open) {
-            o.backing = backing;
+            o.io = io;
         }
         self.files.lock().insert(fh, open);
     }
@@ -536,6 +664,7 @@ impl Inner {
         let Some(open) = self.files.lock().remove(&fh.0) else {
             return;
         };
+        self.release_io(&open.io);
         if let Ok(st) = rustix::fs::fstat(&open.file) {
             if is_reg(&st) {
                 let ev = ReleaseEvent {
@@ -775,7 +904,7 @@ impl Filesystem for Adapter {
             None => self.0.node_stat(ino.0),
         };
         match st {
-            Ok(st) => reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st)),
+            Ok(st) => reply.attr(&self.0.options.attr_ttl, &self.0.kernel_attr(ino.0, &st)),
             Err(e) => reply.error(errno_of(&e)),
         }
     }
@@ -810,7 +939,7 @@ impl Filesystem for Adapter {
                         self.0.options.hooks.on_attr_changed(&ev);
                     }
                 }
-                reply.attr(&self.0.options.attr_ttl, &attr_of(ino.0, &st))
+                reply.attr(&self.0.options.attr_ttl, &self.0.kernel_attr(ino.0, &st))
             }
             Err(e) => reply.error(errno_of(&e)),
         }
@@ -964,22 +1093,17 @@ impl Filesystem for Adapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let fs = &self.0;
         match fs.open_file(req, ino.0, flags.0, false, None) {
-            Ok((fh, open)) => {
-                let backing = fs.backing_for(ino.0, |fd| reply.open_backing(fd));
-                match backing {
+            Ok((fh, open, st)) => {
+                let io = fs.open_io(ino.0, &st, flags.0, |fd| reply.open_backing(fd));
+                let fopen = io.fopen_flags();
+                match io.backing.clone() {
                     Some(b) => {
-                        fs.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
-                        let id = b.clone();
-                        fs.install(fh, open, Some(b));
-                        reply.opened_passthrough(FileHandle(fh), FopenFlags::FOPEN_NOFLUSH, &id);
+                        fs.install(fh, open, io);
+                        reply.opened_passthrough(FileHandle(fh), fopen, &b);
                     }
                     None => {
-                        fs.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
-                        fs.install(fh, open, None);
-                        reply.opened(
-                            FileHandle(fh),
-                            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
-                        );
+                        fs.install(fh, open, io);
+                        reply.opened(FileHandle(fh), fopen);
                     }
                 }
             }
@@ -1212,6 +1336,8 @@ impl Filesystem for Adapter {
             if full {
                 // Not sent: the kernel will not count this lookup.
                 fs.inodes.lock().forget(id, 1);
+            } else {
+                fs.note_kernel_attrs(id, &st);
             }
             full
         });
@@ -1427,10 +1553,7 @@ impl Filesystem for Adapter {
                 t.register(parent.0, name, st.st_dev, st.st_ino)
             };
             match fs.open_file(req, id, flags, created, Some(file)) {
-                Ok((fh, open)) => {
-                    let st = rustix::fs::fstat(&open.file)?;
-                    Ok((id, st, fh, open))
-                }
+                Ok((fh, open, st)) => Ok((id, st, fh, open)),
                 Err(e) => {
                     fs.inodes.lock().forget(id, 1);
                     Err(e)
@@ -1439,33 +1562,26 @@ impl Filesystem for Adapter {
         })();
         match r {
             Ok((id, st, fh, open)) => {
-                let attr = attr_of(id, &st);
+                // The reply carries these attributes: recorded before the open decides.
+                let attr = fs.kernel_attr(id, &st);
                 let ttl = fs.options.attr_ttl;
-                let backing = fs.backing_for(id, |fd| reply.open_backing(fd));
-                match backing {
+                let io = fs.open_io(id, &st, flags, |fd| reply.open_backing(fd));
+                let fopen = io.fopen_flags();
+                match io.backing.clone() {
                     Some(b) => {
-                        fs.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
-                        let bid = b.clone();
-                        fs.install(fh, open, Some(b));
+                        fs.install(fh, open, io);
                         reply.created_passthrough(
                             &ttl,
                             &attr,
                             Generation(0),
                             FileHandle(fh),
-                            FopenFlags::FOPEN_NOFLUSH,
-                            &bid,
+                            fopen,
+                            &b,
                         );
                     }
                     None => {
-                        fs.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
-                        fs.install(fh, open, None);
-                        reply.created(
-                            &ttl,
-                            &attr,
-                            Generation(0),
-                            FileHandle(fh),
-                            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
-                        );
+                        fs.install(fh, open, io);
+                        reply.created(&ttl, &attr, Generation(0), FileHandle(fh), fopen);
                     }
                 }
             }
