@@ -58,6 +58,7 @@ struct MountOpts {
     io_uring: bool,
     fd_cache: Option<usize>,
     nofile: Option<u64>,
+    cache_timeout: Option<&'static str>,
 }
 
 impl Mounted {
@@ -86,6 +87,9 @@ impl Mounted {
         }
         if let Some(n) = o.fd_cache {
             cmd.arg("--fd-cache").arg(n.to_string());
+        }
+        if let Some(t) = o.cache_timeout {
+            cmd.arg("--cache-timeout").arg(t);
         }
         let child = cmd.stdin(Stdio::null()).spawn().expect("spawn imafs");
         wait_until("the overlay mount", || is_mounted(mnt));
@@ -908,7 +912,16 @@ fn changes_made_on_the_lower_side_become_visible() {
     let lower = t.path().join("lower");
     fs::create_dir_all(lower.join("dir")).unwrap();
     fs::write(lower.join("dir/a"), b"1").unwrap();
-    let m = Mounted::new(&lower, &t.path().join("mnt"), &MountOpts::default());
+    // Names and attributes are cached for --cache-timeout (default 60 s); contents are
+    // current at every open whatever it is (tests/page_cache.rs).
+    let m = Mounted::new(
+        &lower,
+        &t.path().join("mnt"),
+        &MountOpts {
+            cache_timeout: Some("1"),
+            ..Default::default()
+        },
+    );
     let list = || {
         let mut names: Vec<String> = fs::read_dir(m.mnt.join("dir"))
             .unwrap()
