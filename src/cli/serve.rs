@@ -112,7 +112,7 @@ pub fn replay_event(hooks: &ImaHooks, line: &str) -> Result<bool, String> {
     };
     let opened = hooks.open(&info, &file);
     if opened.is_ok() {
-        if let Ok(meta) = file.metadata() {
+        if let Ok(meta) = rustix::fs::fstat(&file) {
             hooks.release(&meta, flags);
         }
     }

@@ -6,10 +6,11 @@
 //! and `fstat` show the ids as the container sees them (the container's root is 0).
 
 use std::collections::HashMap;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
+
+use rustix::fs::Stat;
 
 use parking_lot::Mutex;
 
@@ -22,7 +23,9 @@ use crate::engine::policy::{
 use crate::engine::Errno;
 use crate::fs::nest::{ChildDaemons, ParentLink, SkippedOpens};
 use crate::fs::overlay::lowerfs::LowerFsCache;
-use crate::fs::overlay::{read_ima_xattr, AttrEvent, OpenEvent, OverlayHooks, ReleaseEvent};
+use crate::fs::overlay::{
+    read_ima_xattr, AttrEvent, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
+};
 use rustix::fs::FileType;
 
 /// One open of a lower file as the overlay saw it.
@@ -97,26 +100,30 @@ impl ImaHooks {
     /// Not forwarded to a parent namespace (fixture replays use it).
     pub fn open(&self, info: &OpenInfo<'_>, file: &File) -> Result<(), Errno> {
         let caller = LazyCaller::new(info.pid, info.uid, info.gid);
-        self.open_own(info, &caller, file).map(|_| ())
+        self.open_own(info, &caller, file, None).map(|_| ())
     }
 
     /// [`ImaHooks::open`] for `caller`, then the same open in the parent namespace when the
     /// file is one of the parent's: `Ok(Some(token))` names the parent's open, to release
     /// with [`ImaHooks::release_forwarded`] or the overlay's release. A refusal by the
     /// parent undoes this namespace's registration of the open.
+    ///
+    /// `known`: the file's attributes and file system as the overlay just read them, when it
+    /// did (saving the system calls).
     pub fn open_as(
         &self,
         info: &OpenInfo<'_>,
         caller: &LazyCaller,
         file: &File,
+        known: Option<(&Stat, &LowerFs)>,
     ) -> Result<Option<u64>, Errno> {
-        let Some(meta) = self.open_own(info, caller, file)? else {
+        let Some(meta) = self.open_own(info, caller, file, known)? else {
             return Ok(None);
         };
-        let Some(parent) = self.parent.as_ref().filter(|p| p.covers(meta.dev())) else {
+        let Some(parent) = self.parent.as_ref().filter(|p| p.covers(meta.st_dev)) else {
             return Ok(None);
         };
-        match parent.forward_open(meta.ino(), info, caller.get()) {
+        match parent.forward_open(meta.st_ino, info, caller.get()) {
             Ok(token) => Ok(Some(token)),
             Err(e) => {
                 self.ima.file_closed(
@@ -131,8 +138,8 @@ impl ImaHooks {
 
     /// The release of an open a child forwarded (`meta`: the file now), and of its own
     /// forward to this namespace's parent.
-    pub fn release_forwarded(&self, meta: &Metadata, for_write: bool, upward: Option<u64>) {
-        if meta.file_type().is_file() {
+    pub fn release_forwarded(&self, meta: &Stat, for_write: bool, upward: Option<u64>) {
+        if is_regular(meta) {
             self.ima
                 .file_closed(file_id(meta), for_write, file_version(meta));
         }
@@ -148,10 +155,14 @@ impl ImaHooks {
         info: &OpenInfo<'_>,
         caller: &LazyCaller,
         file: &File,
-    ) -> Result<Option<Metadata>, Errno> {
-        let meta = file.metadata().map_err(|e| errno_of(&e))?;
+        known: Option<(&Stat, &LowerFs)>,
+    ) -> Result<Option<Stat>, Errno> {
+        let meta = match known {
+            Some((st, _)) => *st,
+            None => rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?,
+        };
         // Only regular files are ever processed for file hooks.
-        if !meta.file_type().is_file() {
+        if !is_regular(&meta) {
             return Ok(None);
         }
         let readable;
@@ -162,7 +173,14 @@ impl ImaHooks {
         } else {
             file
         };
-        let fs = self.lower_fs.get(file.as_fd(), meta.dev());
+        let described;
+        let fs = match known {
+            Some((_, fs)) => fs,
+            None => {
+                described = self.lower_fs.get(file.as_fd(), meta.st_dev);
+                &*described
+            }
+        };
         // An unreadable xattr is treated as absent (appraisal then fails as without one).
         let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags));
@@ -176,9 +194,9 @@ impl ImaHooks {
                 pid: info.pid,
                 id: file_id(&meta),
                 version: file_version(&meta),
-                owner: meta.uid(),
-                group: meta.gid(),
-                mode: meta.mode(),
+                owner: meta.st_uid,
+                group: meta.st_gid,
+                mode: meta.st_mode,
                 fsmagic: fs.magic,
                 fsname: &fs.name,
                 fs_id: &fs.s_id,
@@ -253,8 +271,8 @@ impl ImaHooks {
     }
 
     /// The release of an open accepted by [`ImaHooks::open`]; `meta` is the file's state now.
-    pub fn release(&self, meta: &Metadata, flags: i32) {
-        if meta.file_type().is_file() {
+    pub fn release(&self, meta: &Stat, flags: i32) {
+        if is_regular(meta) {
             self.ima
                 .file_closed(file_id(meta), opened_for_write(flags), file_version(meta));
         }
@@ -265,27 +283,28 @@ impl ImaHooks {
 /// process (see [`ImaHooks::settle_pending_releases`]).
 const RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
 
+fn is_regular(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+}
+
 /// The engine's identity of a lower file.
-pub fn file_id(meta: &Metadata) -> FileId {
+pub fn file_id(st: &Stat) -> FileId {
     FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
+        dev: st.st_dev,
+        ino: st.st_ino,
     }
 }
 
 /// The version of a lower file's content (no change cookie: statx does not export it).
-pub fn file_version(meta: &Metadata) -> FileVersion {
+pub fn file_version(st: &Stat) -> FileVersion {
     FileVersion {
-        size: meta.size(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        size: st.st_size as u64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
+        ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec as i64,
         change_cookie: None,
     }
 }
 
-fn errno_of(e: &std::io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(libc::EIO))
-}
 
 /// A read-only descriptor of the same file (through `/proc/self/fd`), if permitted.
 fn reopen_read_only(file: &File) -> Option<File> {
@@ -610,17 +629,17 @@ mod engine_tests {
 
         let hooks = hooks_with("measure func=FILE_CHECK mask=MAY_READ\n");
         let caller = LazyCaller::new(me, 4242, 4242);
-        hooks.open_own(&read, &caller, &reader).expect("open");
+        hooks.open_own(&read, &caller, &reader, None).expect("open");
         assert!(
             !caller.was_read(),
             "no rule tests the subject, nothing to audit"
         );
         // Opening for read while a writer holds the file: ToMToU, audited with the comm.
         let writing = LazyCaller::new(me, 4242, 4242);
-        hooks.open_own(&write, &writing, &writer).expect("open");
+        hooks.open_own(&write, &writing, &writer, None).expect("open");
         let violating = LazyCaller::new(me, 4242, 4242);
         let settle_start = std::time::Instant::now();
-        hooks.open_own(&read, &violating, &reader).expect("open");
+        hooks.open_own(&read, &violating, &reader, None).expect("open");
         assert!(settle_start.elapsed() >= RELEASE_SETTLE);
         assert!(
             violating.was_read(),
@@ -637,7 +656,7 @@ mod engine_tests {
 
         let hooks = hooks_with("measure func=FILE_CHECK uid=4242\n");
         let caller = LazyCaller::new(me, 4242, 4242);
-        hooks.open_own(&read, &caller, &reader).expect("open");
+        hooks.open_own(&read, &caller, &reader, None).expect("open");
         assert!(
             caller.was_read(),
             "a uid rule tests the real uid, which FUSE does not tell"
@@ -660,10 +679,10 @@ mod engine_tests {
         let file = File::open(tmp.path()).expect("open");
         let read = read_by_me(b"/etc/hello");
         hooks.open(&read, &file).expect("read open");
-        hooks.release(&file.metadata().expect("stat"), libc::O_RDONLY);
+        hooks.release(&rustix::fs::fstat(&file).expect("stat"), libc::O_RDONLY);
         // Unchanged file, same PCR: no second entry.
         hooks.open(&read, &file).expect("second read open");
-        hooks.release(&file.metadata().expect("stat"), libc::O_RDONLY);
+        hooks.release(&rustix::fs::fstat(&file).expect("stat"), libc::O_RDONLY);
         let exec = OpenInfo {
             exec: true,
             path: b"/bin/hello",
@@ -718,7 +737,9 @@ impl OverlayHooks for ImaHooks {
             path: ev.path,
         };
         let caller = LazyCaller::new(ev.pid, ev.uid, ev.gid);
-        let forwarded = self.open_as(&info, &caller, file).map_err(|e| e.0)?;
+        let forwarded = self
+            .open_as(&info, &caller, file, Some((ev.stat, ev.fs)))
+            .map_err(|e| e.0)?;
         if let Some(token) = forwarded {
             self.forwarded.lock().insert(ev.open_id, token);
         }
@@ -735,19 +756,11 @@ impl OverlayHooks for ImaHooks {
             }
         }
         let st = ev.stat;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        if !is_regular(st) {
             return;
         }
-        let id = FileId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        };
-        let version = FileVersion {
-            size: st.st_size as u64,
-            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
-            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec as i64,
-            change_cookie: None,
-        };
+        let id = file_id(st);
+        let version = file_version(st);
         // The last writer's close of a file under an appraise or hash rule rehashes it
         // (`ima_update_xattr`): the engine reads through a readable descriptor.
         let readable = if ev.flags & libc::O_ACCMODE == libc::O_WRONLY {

@@ -348,7 +348,7 @@ impl NestHost {
             path: &path,
         };
         let caller = LazyCaller::known(info.pid, req.caller.clone());
-        let upward = self.hooks.open_as(&info, &caller, &file)?;
+        let upward = self.hooks.open_as(&info, &caller, &file, None)?;
         let open = ForwardedOpen {
             file,
             for_write: opened_for_write(req.flags),
@@ -368,7 +368,7 @@ impl NestHost {
     }
 
     fn close(&self, open: ForwardedOpen) {
-        if let Ok(meta) = open.file.metadata() {
+        if let Ok(meta) = rustix::fs::fstat(&open.file) {
             self.hooks
                 .release_forwarded(&meta, open.for_write, open.upward);
         }
