@@ -305,7 +305,6 @@ pub fn file_version(st: &Stat) -> FileVersion {
     }
 }
 
-
 /// A read-only descriptor of the same file (through `/proc/self/fd`), if permitted.
 fn reopen_read_only(file: &File) -> Option<File> {
     File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
@@ -636,10 +635,14 @@ mod engine_tests {
         );
         // Opening for read while a writer holds the file: ToMToU, audited with the comm.
         let writing = LazyCaller::new(me, 4242, 4242);
-        hooks.open_own(&write, &writing, &writer, None).expect("open");
+        hooks
+            .open_own(&write, &writing, &writer, None)
+            .expect("open");
         let violating = LazyCaller::new(me, 4242, 4242);
         let settle_start = std::time::Instant::now();
-        hooks.open_own(&read, &violating, &reader, None).expect("open");
+        hooks
+            .open_own(&read, &violating, &reader, None)
+            .expect("open");
         assert!(settle_start.elapsed() >= RELEASE_SETTLE);
         assert!(
             violating.was_read(),

@@ -74,8 +74,19 @@ pub struct NodeIo {
     /// The content version of the attributes last given to the kernel (the size it cuts
     /// page-cache reads at).
     pub kernel_attrs: Option<ContentStamp>,
-    /// The content version the kernel's page cache of the file holds, if it holds any.
-    pub page_cache: Option<ContentStamp>,
+    /// What the kernel's page cache of the file holds.
+    pub page_cache: PageCache,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PageCache {
+    /// Nothing: a new inode, or emptied by an open without FOPEN_KEEP_CACHE.
+    #[default]
+    Empty,
+    /// Nothing but pages of this version (some may be missing).
+    Holds(ContentStamp),
+    /// Being emptied or refilled by an open not answered yet: not to be kept meanwhile.
+    Changing,
 }
 
 struct CachedFd {

@@ -1,7 +1,7 @@
 //! The FUSE operations of the overlay.
 
 use super::hooks::{AttrEvent, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
-use super::inodes::{ContentStamp, Inodes, ROOT};
+use super::inodes::{ContentStamp, Inodes, PageCache, ROOT};
 use super::{lowerfs, OverlayOptions};
 use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};
 use crate::sys::{fd as sysfd, xattr};
@@ -35,6 +35,42 @@ fn err(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
+/// Whether a notification to the kernel about node `id` went through (a failure is logged:
+/// the caller then falls back to what needs no notification).
+fn notify(sent: io::Result<()>, id: u64) -> bool {
+    match sent {
+        Ok(()) => true,
+        Err(e) => {
+            log::debug!("overlay: notification about node {id}: {e}");
+            false
+        }
+    }
+}
+
+/// The whole content of `file` if it is exactly `size` bytes long (else it changed since
+/// it was measured, and is left to be read on demand).
+fn read_exactly(file: &File, size: u64) -> Option<Vec<u8>> {
+    let mut data = vec![0u8; usize::try_from(size).ok()? + 1];
+    let mut done = 0;
+    loop {
+        match file.read_at(&mut data[done..], done as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                if done == data.len() {
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    (done as u64 == size).then(|| {
+        data.truncate(done);
+        data
+    })
+}
+
 #[derive(Default)]
 pub struct Stats {
     pub passthrough_opens: AtomicU64,
@@ -60,6 +96,9 @@ struct OpenIo {
     backing: Option<Arc<BackingId>>,
     /// The kernel's page cache holds this version of the data: do not drop it.
     keep_cache: bool,
+    /// This open empties or refills the page cache, which holds this version once the open
+    /// is answered ([`Inner::settle_page_cache`]).
+    settles: Option<ContentStamp>,
 }
 
 impl OpenIo {
@@ -475,18 +514,22 @@ impl Inner {
         Ok((fh, open, st))
     }
 
-    /// Decide how an open of node `id` (lower attributes `st`, open `flags`) reaches the data,
-    /// and count it on the node; `register` makes a passthrough backing id of a descriptor.
+    /// Decide how an open of node `id` (lower attributes `st`, open `flags`, the daemon's
+    /// descriptor `file`) reaches the data, and count it on the node; `register` makes a
+    /// passthrough backing id of a descriptor.
     ///
     /// * Read-only opens of files up to `page_cache_max` bytes go through the kernel's page
-    ///   cache, filled by the daemon: a warm read of a small file then costs no request but
-    ///   the open and the release, where a passthrough read also makes the next `stat` ask
-    ///   for the atime it invalidates. Other opens are passed through (when available).
+    ///   cache: a warm read of a small file then costs no request but the open and the
+    ///   release, where a passthrough read also makes the next `stat` ask for the atime it
+    ///   invalidates. Other opens are passed through (when available).
     /// * The kernel refuses (EIO) an open whose mode conflicts with the node's current opens,
     ///   so while a node has opens of one mode, every new open takes that mode.
-    /// * The page cache is kept (FOPEN_KEEP_CACHE) only while it holds the file's current
-    ///   version: a change made through passthrough or behind the daemon's back drops it, so
-    ///   the data read is the data measured.
+    /// * The page cache is kept (FOPEN_KEEP_CACHE) only while it holds nothing but the file's
+    ///   current version: a change made through passthrough or behind the daemon's back
+    ///   drops it, so the data read is the data measured.
+    /// * A page-cache open that is the file's only open and finds the cache without the
+    ///   current version fills it (FUSE_NOTIFY_STORE) from the daemon's descriptor, so the
+    ///   first read needs no READ request either.
     /// * Page-cache reads stop at the size the kernel caches, so if the kernel's attributes
     ///   are older than the file, they are invalidated first.
     ///
@@ -499,11 +542,13 @@ impl Inner {
         id: u64,
         st: &Stat,
         flags: i32,
+        file: &File,
         register: impl Fn(BorrowedFd<'_>) -> io::Result<BackingId>,
     ) -> OpenIo {
         let stamp = ContentStamp::of(st);
-        let small_read = flags & libc::O_ACCMODE == libc::O_RDONLY
-            && u64::try_from(st.st_size).is_ok_and(|n| n <= self.options.page_cache_max);
+        let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+        let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
+        let small_read = read_only && size <= self.options.page_cache_max;
         let opath = self
             .passthrough_active()
             .then(|| self.node_fd(id).ok())
@@ -513,6 +558,7 @@ impl Inner {
         let Some(node) = t.nodes.get_mut(&id) else {
             return OpenIo::default();
         };
+        let alone = node.io.cached_opens == 0 && node.io.passthrough_opens == 0;
         let attrs_current = node.io.kernel_attrs == Some(stamp);
         let cacheable = small_read && (attrs_current || notifier.is_some());
         let want_passthrough = opath.is_some()
@@ -522,40 +568,72 @@ impl Inner {
             (None, Some(opath)) if want_passthrough => self.register_backing(opath, &register),
             _ => None,
         };
-        if let Some(b) = &backing {
-            node.backing = Some(b.clone());
-            node.io.passthrough_opens += 1;
-        } else {
-            node.io.cached_opens += 1;
-        }
-        // Without FOPEN_KEEP_CACHE the kernel empties the page cache at this open. The kernel
-        // refuses KEEP_CACHE with FOPEN_PASSTHROUGH (FOPEN_PASSTHROUGH_MASK, EIO).
-        let keep_cache = backing.is_none() && node.io.page_cache == Some(stamp);
-        node.io.page_cache = Some(stamp);
-        let invalidate_attrs = backing.is_none() && !attrs_current;
-        if invalidate_attrs {
-            node.io.kernel_attrs = None;
-        }
-        let io = OpenIo {
+        let mut io = OpenIo {
             node: id,
             node_serial: node.serial,
             backing,
-            keep_cache,
+            keep_cache: false,
+            settles: None,
         };
+        if let Some(b) = &io.backing {
+            node.backing = Some(b.clone());
+            node.io.passthrough_opens += 1;
+            // The kernel refuses FOPEN_KEEP_CACHE with FOPEN_PASSTHROUGH (EIO), so this open
+            // empties the page cache.
+            node.io.page_cache = PageCache::Empty;
+            drop(t);
+            self.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
+            return io;
+        }
+        node.io.cached_opens += 1;
+        let cache = node.io.page_cache;
+        io.keep_cache = cache == PageCache::Holds(stamp);
+        let stale_pages = cache != PageCache::Empty && !io.keep_cache;
+        let fill = notifier.filter(|_| !io.keep_cache && alone && small_read);
+        if !io.keep_cache {
+            // Until this open is answered, no other open may keep what the cache holds.
+            node.io.page_cache = PageCache::Changing;
+            io.settles = Some(stamp);
+        }
+        if !attrs_current || (fill.is_some() && stale_pages) {
+            node.io.kernel_attrs = None;
+        }
         drop(t);
-        if invalidate_attrs {
-            if let Some(n) = notifier {
-                // Offset -1: the attributes only (the open itself drops stale pages).
-                if let Err(e) = n.inval_inode(INodeNo(id), -1, 0) {
-                    log::debug!("overlay: invalidating attributes of node {id}: {e}");
+        self.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = fill {
+            // Without stale pages, or once they are dropped (with the attributes), the cache
+            // may be kept: whatever the store does not fill is read from the file.
+            io.keep_cache = !stale_pages || notify(n.inval_inode(INodeNo(id), 0, 0), id);
+            if io.keep_cache && size > 0 {
+                if let Some(data) = read_exactly(file, size) {
+                    notify(n.store(INodeNo(id), 0, &data), id);
                 }
             }
+            if !attrs_current && !stale_pages {
+                notify(n.inval_inode(INodeNo(id), -1, 0), id);
+            }
+        } else if !attrs_current {
+            if let Some(n) = notifier {
+                // Offset -1: the attributes only (without FOPEN_KEEP_CACHE the open itself
+                // drops the pages).
+                notify(n.inval_inode(INodeNo(id), -1, 0), id);
+            }
         }
-        match &io.backing {
-            Some(_) => self.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed),
-            None => self.stats.daemon_opens.fetch_add(1, Ordering::Relaxed),
-        };
         io
+    }
+
+    /// After the reply to an open that emptied or refilled the page cache: the cache now
+    /// holds nothing but the version it was opened at (unless another open changed it since).
+    fn settle_page_cache(&self, io: &OpenIo) {
+        let Some(stamp) = io.settles else {
+            return;
+        };
+        let mut t = self.inodes.lock();
+        if let Some(node) = t.nodes.get_mut(&io.node) {
+            if node.serial == io.node_serial && node.io.page_cache == PageCache::Changing {
+                node.io.page_cache = PageCache::Holds(stamp);
+            }
+        }
     }
 
     /// Register `opath` as a passthrough backing file. `None` when the kernel refuses; a
@@ -1094,7 +1172,7 @@ impl Filesystem for Adapter {
         let fs = &self.0;
         match fs.open_file(req, ino.0, flags.0, false, None) {
             Ok((fh, open, st)) => {
-                let io = fs.open_io(ino.0, &st, flags.0, |fd| reply.open_backing(fd));
+                let io = fs.open_io(ino.0, &st, flags.0, &open.file, |fd| reply.open_backing(fd));
                 let fopen = io.fopen_flags();
                 match io.backing.clone() {
                     Some(b) => {
@@ -1102,8 +1180,10 @@ impl Filesystem for Adapter {
                         reply.opened_passthrough(FileHandle(fh), fopen, &b);
                     }
                     None => {
+                        let answered = io.clone();
                         fs.install(fh, open, io);
                         reply.opened(FileHandle(fh), fopen);
+                        fs.settle_page_cache(&answered);
                     }
                 }
             }
@@ -1565,7 +1645,7 @@ impl Filesystem for Adapter {
                 // The reply carries these attributes: recorded before the open decides.
                 let attr = fs.kernel_attr(id, &st);
                 let ttl = fs.options.attr_ttl;
-                let io = fs.open_io(id, &st, flags, |fd| reply.open_backing(fd));
+                let io = fs.open_io(id, &st, flags, &open.file, |fd| reply.open_backing(fd));
                 let fopen = io.fopen_flags();
                 match io.backing.clone() {
                     Some(b) => {
@@ -1580,8 +1660,10 @@ impl Filesystem for Adapter {
                         );
                     }
                     None => {
+                        let answered = io.clone();
                         fs.install(fh, open, io);
                         reply.created(&ttl, &attr, Generation(0), FileHandle(fh), fopen);
+                        fs.settle_page_cache(&answered);
                     }
                 }
             }
