@@ -169,3 +169,83 @@ fn opens_of_one_file_through_page_cache_and_passthrough_do_not_conflict() {
     drop((big, big2, bigw));
     assert!(!daemon.stderr().contains("panicked"), "{}", daemon.stderr());
 }
+
+/// Files around the page and request sizes and the page-cache limit read intact through the
+/// mount the first time (the daemon fills the page cache) and the second (from the cache),
+/// with `read`, `pread` at odd offsets and `mmap`.
+#[test]
+fn small_files_of_every_size_read_intact_cold_and_warm() {
+    let test = "small_files_of_every_size_read_intact_cold_and_warm";
+    if !can_mount(test) {
+        return;
+    }
+    let sizes: [usize; 10] = [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        65_537,
+        131_072,
+        200_000,
+        256 * 1024,
+        256 * 1024 + 1,
+    ];
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    fs::create_dir_all(d.join("rootfs")).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let contents: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&n| {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        })
+        .collect();
+    for (n, data) in sizes.iter().zip(&contents) {
+        fs::write(d.join(format!("rootfs/f{n}")), data).unwrap();
+    }
+    for extra in [&[][..], &["--no-passthrough"][..]] {
+        let daemon = serve(d, extra, true).expect("serve");
+        let mnt = daemon.mnt.clone().unwrap();
+        for round in ["cold", "warm"] {
+            for (n, data) in sizes.iter().zip(&contents) {
+                let path = mnt.join(format!("f{n}"));
+                let what = format!("{n} bytes, {round}, {extra:?}");
+                assert!(fs::read(&path).unwrap() == *data, "read: {what}");
+                let f = fs::File::open(&path).unwrap();
+                let off = n / 3 + 1;
+                let mut buf = vec![0u8; 5000];
+                let got = f.read_at(&mut buf, off as u64).unwrap();
+                let want = &data[off.min(*n)..(off + 5000).min(*n)];
+                assert!(&buf[..got] == want, "pread at {off}: {what}");
+                if *n > 0 {
+                    // Page faults of a shared read-only mapping, served from the page cache.
+                    let out = std::process::Command::new("python3")
+                        .arg("-c")
+                        .arg(
+                            "import mmap,sys,hashlib;f=open(sys.argv[1],'rb');\
+                             m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ);\
+                             print(hashlib.sha256(m[:]).hexdigest())",
+                        )
+                        .arg(&path)
+                        .output()
+                        .unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&out.stdout).trim(),
+                        sha256_hex(data),
+                        "mmap: {what}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+        daemon.stop();
+    }
+}

@@ -449,6 +449,29 @@ fn write_policy_fd(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().write(true).open(path)
 }
 
+/// As with the kernel, whose session ends within close(2): a write open right after the
+/// previous writer closed is not EBUSY (FUSE sends that close's RELEASE after it returns).
+#[test]
+fn policy_can_be_opened_for_write_right_after_a_close() {
+    let Some(s) = serve_with_events("policy_can_be_opened_for_write_right_after_a_close") else {
+        return;
+    };
+    let policy = s.ima("policy");
+    let builtin = std::fs::read_to_string(&policy).unwrap();
+    for i in 0..500 {
+        let f = write_policy_fd(&policy).unwrap_or_else(|e| panic!("open {i}: {e}"));
+        drop(f);
+    }
+    // Still single-writer: a second open while the first is open stays EBUSY.
+    let first = write_policy_fd(&policy).unwrap();
+    let started = std::time::Instant::now();
+    let second = write_policy_fd(&policy).unwrap_err();
+    assert_eq!(second.raw_os_error(), Some(libc::EBUSY));
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    drop(first);
+    assert_eq!(std::fs::read_to_string(&policy).unwrap(), builtin);
+}
+
 #[test]
 fn policy_single_writer_invalid_lines_and_read_back() {
     let Some(s) = serve_with_events("policy_single_writer_invalid_lines_and_read_back") else {

@@ -185,6 +185,8 @@ enum Handle {
         writer: Option<u64>,
         /// Who opened the session, to start another after an early commit.
         opener: (u32, u32, String),
+        /// A close(2) of this file was seen (FLUSH): its release may be on its way.
+        closed: bool,
     },
     KeysWrite {
         data: Vec<u8>,
@@ -308,6 +310,10 @@ fn build_entries(ima: &Ima) -> Vec<Entry> {
 fn err(code: i32) -> Errno {
     Errno::from_i32(code)
 }
+
+/// How long a write open of `policy` waits for the release of a session already closed
+/// (see [`Inner::open_policy_settled`]).
+const POLICY_RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn engine_errno(e: crate::engine::Errno) -> Errno {
     Errno::from_i32(e.0)
@@ -482,7 +488,7 @@ impl Inner {
                 };
                 let admin = access == PolicyAccess::Read
                     && Caller::of_task(req.pid(), req.uid(), req.gid()).has_cap(CAP_SYS_ADMIN);
-                let mut session = self.ima.open_policy(access, admin).map_err(engine_errno)?;
+                let mut session = self.open_policy_settled(access, admin)?;
                 if !session.is_write() {
                     self.ima.policy_release(session);
                     return Ok(Handle::Text(None));
@@ -497,6 +503,7 @@ impl Inner {
                     pid: req.pid(),
                     writer: None,
                     opener: (req.pid(), caller.subject_ids[0], caller.comm),
+                    closed: false,
                 })
             }
             Node::Nest => {
@@ -589,8 +596,11 @@ impl Inner {
                 pid,
                 writer,
                 opener,
+                closed,
             } => {
                 *writer = lock_owner;
+                // Written to: still open somewhere, whatever close was seen before.
+                *closed = false;
                 if session.is_none() {
                     // Committed at an earlier flush while this file stayed open elsewhere
                     // (a dup): carry on as a new write session, as a later open would.
@@ -770,9 +780,13 @@ impl Inner {
         };
         let mut h = handle.lock();
         if let Handle::PolicyWrite {
-            session, writer, ..
+            session,
+            writer,
+            closed,
+            ..
         } = &mut *h
         {
+            *closed = true;
             if *writer == Some(lock_owner) {
                 if let Some(session) = session.take() {
                     let committed = self.ima.policy_release(session);
@@ -782,8 +796,40 @@ impl Inner {
         }
     }
 
+    /// `ima_open_policy`, except that a write open finding the policy busy with a session
+    /// whose file was closed (FLUSH seen) but not yet released gives that release the time
+    /// to arrive (at most [`POLICY_RELEASE_SETTLE`]): the kernel ends the session within
+    /// close(2), FUSE sends RELEASE after it, so `close` then `open` would otherwise see a
+    /// spurious EBUSY.
+    fn open_policy_settled(
+        &self,
+        access: PolicyAccess,
+        admin: bool,
+    ) -> Result<PolicyHandle, Errno> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.ima.open_policy(access, admin) {
+                Err(e) if e.0 == libc::EBUSY && start.elapsed() < POLICY_RELEASE_SETTLE => {
+                    if !self.policy_writer_closing() {
+                        return Err(engine_errno(e));
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                r => return r.map_err(engine_errno),
+            }
+        }
+    }
+
+    /// Whether an open policy write session's file has been closed (its release pending).
+    fn policy_writer_closing(&self) -> bool {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        handles
+            .iter()
+            .any(|h| matches!(&*h.lock(), Handle::PolicyWrite { closed: true, .. }))
+    }
+
     fn release(&self, fh: FileHandle) {
-        let Some(handle) = self.handles.lock().remove(&fh.0) else {
+        let Ok(handle) = self.handle(fh) else {
             return;
         };
         let mut h = handle.lock();
@@ -792,6 +838,8 @@ impl Inner {
                 self.ima.policy_release(session);
             }
         }
+        // Only now: a write open waiting for this session's end looks for it here.
+        self.handles.lock().remove(&fh.0);
         if let (Handle::Nest { registration, .. }, Some(host)) = (&*h, &self.nest) {
             host.unregister(*registration);
         }
