@@ -80,12 +80,13 @@ pub struct NodeIo {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PageCache {
-    /// Nothing: a new inode, or emptied by an open without FOPEN_KEEP_CACHE.
+    /// Nothing: a new inode.
     #[default]
     Empty,
     /// Nothing but pages of this version (some may be missing).
     Holds(ContentStamp),
-    /// Being emptied or refilled by an open not answered yet: not to be kept meanwhile.
+    /// Unknown (being dropped or refilled, or left by an open that may have dropped it):
+    /// to be dropped before it is kept.
     Changing,
 }
 

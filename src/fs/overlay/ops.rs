@@ -94,11 +94,8 @@ struct OpenIo {
     node_serial: u64,
     /// The passthrough backing file; `None`: the page cache, filled by the daemon.
     backing: Option<Arc<BackingId>>,
-    /// The kernel's page cache holds this version of the data: do not drop it.
+    /// The kernel's page cache holds nothing but the version this open found: keep it.
     keep_cache: bool,
-    /// This open empties or refills the page cache, which holds this version once the open
-    /// is answered ([`Inner::settle_page_cache`]).
-    settles: Option<ContentStamp>,
 }
 
 impl OpenIo {
@@ -525,8 +522,9 @@ impl Inner {
     /// * The kernel refuses (EIO) an open whose mode conflicts with the node's current opens,
     ///   so while a node has opens of one mode, every new open takes that mode.
     /// * The page cache is kept (FOPEN_KEEP_CACHE) only while it holds nothing but the file's
-    ///   current version: a change made through passthrough or behind the daemon's back
-    ///   drops it, so the data read is the data measured.
+    ///   current version: after a change made through passthrough or behind the daemon's
+    ///   back, the open drops the stale pages (FUSE_NOTIFY_INVAL_INODE) before it is
+    ///   answered, so the data read is the data measured.
     /// * A page-cache open that is the file's only open and finds the cache without the
     ///   current version fills it (FUSE_NOTIFY_STORE) from the daemon's descriptor, so the
     ///   first read needs no READ request either.
@@ -573,67 +571,67 @@ impl Inner {
             node_serial: node.serial,
             backing,
             keep_cache: false,
-            settles: None,
         };
         if let Some(b) = &io.backing {
             node.backing = Some(b.clone());
             node.io.passthrough_opens += 1;
             // The kernel refuses FOPEN_KEEP_CACHE with FOPEN_PASSTHROUGH (EIO), so this open
-            // empties the page cache.
-            node.io.page_cache = PageCache::Empty;
+            // empties the page cache, if its reply is processed: until a page-cache open
+            // drops it for sure, what it held is not to be kept.
+            if node.io.page_cache != PageCache::Empty {
+                node.io.page_cache = PageCache::Changing;
+            }
             drop(t);
             self.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
             return io;
         }
         node.io.cached_opens += 1;
         let cache = node.io.page_cache;
-        io.keep_cache = cache == PageCache::Holds(stamp);
-        let stale_pages = cache != PageCache::Empty && !io.keep_cache;
-        let fill = notifier.filter(|_| !io.keep_cache && alone && small_read);
-        if !io.keep_cache {
-            // Until this open is answered, no other open may keep what the cache holds.
+        let current = cache == PageCache::Holds(stamp);
+        let stale_pages = !current && cache != PageCache::Empty;
+        let fill = notifier.filter(|_| !current && alone && small_read);
+        if !current {
+            // Until the stale pages are dropped, no other open may keep the cache.
             node.io.page_cache = PageCache::Changing;
-            io.settles = Some(stamp);
         }
-        if !attrs_current || (fill.is_some() && stale_pages) {
+        if !attrs_current || stale_pages {
             node.io.kernel_attrs = None;
         }
         drop(t);
         self.stats.daemon_opens.fetch_add(1, Ordering::Relaxed);
+        // Drop stale pages (with the attributes) now rather than through this open's reply,
+        // which the kernel may never process (an interrupted open).
+        let clean = match notifier {
+            Some(n) if stale_pages => notify(n.inval_inode(INodeNo(id), 0, 0), id),
+            Some(n) if !attrs_current => {
+                // Offset -1: the attributes only.
+                notify(n.inval_inode(INodeNo(id), -1, 0), id);
+                true
+            }
+            _ => !stale_pages,
+        };
+        io.keep_cache = clean;
+        if !clean {
+            // The cache stays marked as changing: the next open drops it again.
+            return io;
+        }
         if let Some(n) = fill {
-            // Without stale pages, or once they are dropped (with the attributes), the cache
-            // may be kept: whatever the store does not fill is read from the file.
-            io.keep_cache = !stale_pages || notify(n.inval_inode(INodeNo(id), 0, 0), id);
-            if io.keep_cache && size > 0 {
+            // Whatever the store does not fill is read from the file on demand.
+            if size > 0 {
                 if let Some(data) = read_exactly(file, size) {
                     notify(n.store(INodeNo(id), 0, &data), id);
                 }
             }
-            if !attrs_current && !stale_pages {
-                notify(n.inval_inode(INodeNo(id), -1, 0), id);
-            }
-        } else if !attrs_current {
-            if let Some(n) = notifier {
-                // Offset -1: the attributes only (without FOPEN_KEEP_CACHE the open itself
-                // drops the pages).
-                notify(n.inval_inode(INodeNo(id), -1, 0), id);
+        }
+        if !current {
+            let mut t = self.inodes.lock();
+            if let Some(node) = t.nodes.get_mut(&id) {
+                if node.serial == io.node_serial && node.io.page_cache == PageCache::Changing {
+                    node.io.page_cache = PageCache::Holds(stamp);
+                }
             }
         }
         io
-    }
-
-    /// After the reply to an open that emptied or refilled the page cache: the cache now
-    /// holds nothing but the version it was opened at (unless another open changed it since).
-    fn settle_page_cache(&self, io: &OpenIo) {
-        let Some(stamp) = io.settles else {
-            return;
-        };
-        let mut t = self.inodes.lock();
-        if let Some(node) = t.nodes.get_mut(&io.node) {
-            if node.serial == io.node_serial && node.io.page_cache == PageCache::Changing {
-                node.io.page_cache = PageCache::Holds(stamp);
-            }
-        }
     }
 
     /// Register `opath` as a passthrough backing file. `None` when the kernel refuses; a
@@ -1180,10 +1178,8 @@ impl Filesystem for Adapter {
                         reply.opened_passthrough(FileHandle(fh), fopen, &b);
                     }
                     None => {
-                        let answered = io.clone();
                         fs.install(fh, open, io);
                         reply.opened(FileHandle(fh), fopen);
-                        fs.settle_page_cache(&answered);
                     }
                 }
             }
@@ -1660,10 +1656,8 @@ impl Filesystem for Adapter {
                         );
                     }
                     None => {
-                        let answered = io.clone();
                         fs.install(fh, open, io);
                         reply.created(&ttl, &attr, Generation(0), FileHandle(fh), fopen);
-                        fs.settle_page_cache(&answered);
                     }
                 }
             }
