@@ -8,7 +8,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
-use imafs::engine::ima::{Config, FileEvent, Ima, KnownTask};
+use imafs::engine::ima::{Config, FileEvent, Ima, KnownTask, XattrSource};
 use imafs::engine::measure::{FileId, FileVersion};
 use imafs::engine::policy::{Func, Subject, MAY_READ};
 
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 fs_id: "vda",
                 fsuuid: None,
                 path: name.as_bytes(),
-                ima_xattr: None,
+                ima_xattr: XattrSource::Known(None),
                 opened_for_write: false,
                 created: false,
             };

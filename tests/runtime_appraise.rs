@@ -11,7 +11,7 @@ use std::process::Command;
 use imafs::engine::audit::AUDIT_INTEGRITY_DATA;
 use imafs::engine::hash::HashAlgo;
 use imafs::engine::ima::{
-    AppraiseMode, Config, FileEvent, Ima, KnownTask, PolicyAccess, PolicyFile,
+    AppraiseMode, Config, FileEvent, Ima, KnownTask, PolicyAccess, PolicyFile, XattrSource,
 };
 use imafs::engine::log::ViewKind;
 use imafs::engine::measure::{FileId, FileVersion};
@@ -122,7 +122,7 @@ fn open(
         fs_id: "vda",
         fsuuid: None,
         path: name.as_bytes(),
-        ima_xattr: xattr,
+        ima_xattr: XattrSource::Known(xattr),
         opened_for_write: write,
         created: false,
     };

@@ -237,12 +237,58 @@ pub struct FileEvent<'a> {
     pub fsuuid: Option<[u8; 16]>,
     /// Path as the container sees it (the event name).
     pub path: &'a [u8],
-    /// The file's `security.ima`, if any.
-    pub ima_xattr: Option<&'a [u8]>,
+    /// The file's `security.ima`, if any (read when first needed).
+    pub ima_xattr: XattrSource<'a>,
     /// The file (description) was opened for write (FMODE_WRITE).
     pub opened_for_write: bool,
     /// This open created the file (O_CREAT made it).
     pub created: bool,
+}
+
+/// Where a [`FileEvent`]'s `security.ima` comes from: given, or read on first use.
+/// `process_measurement` reads it only for an action that uses it, so an open with nothing
+/// left to do (a file already measured) costs no `getxattr`.
+#[derive(Clone, Copy)]
+pub enum XattrSource<'a> {
+    Known(Option<&'a [u8]>),
+    Lazy(&'a LazyXattr<'a>),
+}
+
+impl std::fmt::Debug for XattrSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            XattrSource::Known(v) => f.debug_tuple("Known").field(v).finish(),
+            XattrSource::Lazy(l) => f.debug_tuple("Lazy").field(&l.value.get()).finish(),
+        }
+    }
+}
+
+impl<'a> XattrSource<'a> {
+    pub fn get(&self) -> Option<&'a [u8]> {
+        match *self {
+            XattrSource::Known(v) => v,
+            XattrSource::Lazy(l) => l.get(),
+        }
+    }
+}
+
+/// A `security.ima` value read by `read` the first time it is asked for.
+pub struct LazyXattr<'a> {
+    read: &'a dyn Fn() -> Option<Vec<u8>>,
+    value: std::cell::OnceCell<Option<Vec<u8>>>,
+}
+
+impl<'a> LazyXattr<'a> {
+    pub fn new(read: &'a dyn Fn() -> Option<Vec<u8>>) -> LazyXattr<'a> {
+        LazyXattr {
+            read,
+            value: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn get(&self) -> Option<&[u8]> {
+        self.value.get_or_init(|| (self.read)()).as_deref()
+    }
 }
 
 impl FileEvent<'_> {
@@ -1580,9 +1626,12 @@ impl Ima {
 
         // `out_locked` / `out` of process_measurement.
         if action.contains(Actions::APPRAISE) {
-            let signed = ev.ima_xattr.is_some_and(xattr::is_signature);
-            let denied =
-                result.is_err() || (ev.mask & MAY_WRITE != 0 && signed && !state.is_new_file());
+            let writes_signed = || {
+                ev.mask & MAY_WRITE != 0
+                    && !state.is_new_file()
+                    && ev.ima_xattr.get().is_some_and(xattr::is_signature)
+            };
+            let denied = result.is_err() || writes_signed();
             if denied && self.cfg.appraise == AppraiseMode::Enforce {
                 return Err(Errno::EACCES);
             }
@@ -1615,12 +1664,15 @@ impl Ima {
             None
         };
         let appraise = must_appraise && cached.is_none();
-        let signed = ev.ima_xattr.is_some_and(xattr::is_signature);
-        state.set_digsig(signed);
-        // HASH: `security.ima` gets the file's hash when the last writer closes (unless
-        // the file is signed); nothing is computed now.
-        if decision.actions.contains(Actions::HASH) && !state.hashed() && !signed {
-            state.set_hashed();
+        let hash_rule = decision.actions.contains(Actions::HASH);
+        if appraise || hash_rule {
+            let signed = ev.ima_xattr.get().is_some_and(xattr::is_signature);
+            state.set_digsig(signed);
+            // HASH: `security.ima` gets the file's hash when the last writer closes (unless
+            // the file is signed); nothing is computed now.
+            if hash_rule && !state.hashed() && !signed {
+                state.set_hashed();
+            }
         }
         if !measure && !audit && !appraise {
             // Nothing to do: return the cached appraisal status.
@@ -1631,7 +1683,7 @@ impl Ima {
         }
 
         let xattr = if must_appraise || template.name() != "ima" {
-            ev.ima_xattr
+            ev.ima_xattr.get()
         } else {
             None
         };
@@ -1670,7 +1722,7 @@ impl Ima {
                 hash_algo: self.hash,
                 sha1_or_md5_digest: legacy,
                 name: ev.path,
-                ima_xattr: ev.ima_xattr,
+                ima_xattr: xattr,
                 iuid: Some(ev.owner),
                 igid: Some(ev.group),
                 imode: Some((ev.mode & 0xffff) as u16),
@@ -1733,7 +1785,7 @@ impl Ima {
         };
         let keys = self.keys.read();
         let verdict = appraise::appraise(
-            ev.ima_xattr,
+            ev.ima_xattr.get(),
             |algo| (algo == digest.algo()).then_some(digest),
             &req,
             &keys,

@@ -15,7 +15,7 @@ use rustix::fs::Stat;
 use parking_lot::Mutex;
 
 use crate::engine::audit::AuditTask;
-use crate::engine::ima::{AppraiseMode, EventTask, FileEvent, Ima};
+use crate::engine::ima::{AppraiseMode, EventTask, FileEvent, Ima, LazyXattr, XattrSource};
 use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::policy::{
     Actions, Func, MatchInput, Object, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
@@ -181,8 +181,10 @@ impl ImaHooks {
                 &*described
             }
         };
-        // An unreadable xattr is treated as absent (appraisal then fails as without one).
-        let ima_xattr = read_ima_xattr(file, &self.ima_xattr).ok().flatten();
+        // Read only if a hook needs it; an unreadable xattr is treated as absent (appraisal
+        // then fails as without one).
+        let read_xattr = || read_ima_xattr(file, &self.ima_xattr).ok().flatten();
+        let ima_xattr = LazyXattr::new(&read_xattr);
         self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags));
         let hooks = open_hooks(info.flags, info.exec);
         let mut registered_open = false;
@@ -202,7 +204,7 @@ impl ImaHooks {
                 fs_id: &fs.s_id,
                 fsuuid: fs.uuid,
                 path: info.path,
-                ima_xattr: ima_xattr.as_deref(),
+                ima_xattr: XattrSource::Lazy(&ima_xattr),
                 opened_for_write: opened_for_write(info.flags),
                 created: info.created,
             };

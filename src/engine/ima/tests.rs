@@ -142,7 +142,7 @@ fn event<'a>(
         fs_id: "vda",
         fsuuid: None,
         path: f.name.as_bytes(),
-        ima_xattr: None,
+        ima_xattr: XattrSource::Known(None),
         opened_for_write: for_write,
         created: false,
     }
@@ -413,7 +413,7 @@ fn rule_template_and_xattr_algorithm_are_used() {
     // T4's signature names sha256.
     let sig = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
     let mut ev = event(&f, Func::FileCheck, MAY_READ, root(), false);
-    ev.ima_xattr = Some(&sig);
+    ev.ima_xattr = XattrSource::Known(Some(&sig));
     ima.process_file(&ev, &file).unwrap();
     assert_eq!(
         ascii(&ima, HashAlgo::Sha1).lines().nth(1).unwrap(),
@@ -427,7 +427,7 @@ fn rule_template_and_xattr_algorithm_are_used() {
     x.extend_from_slice(sha1.as_bytes());
     let file = g.reader();
     let mut ev = event(&g, Func::FileCheck, MAY_READ, root(), false);
-    ev.ima_xattr = Some(&x);
+    ev.ima_xattr = XattrSource::Known(Some(&x));
     ima.process_file(&ev, &file).unwrap();
     assert!(lines(&ima)[2].contains(&format!(" sha1:{} /tmp/other ", sha1.to_hex())));
 }
@@ -998,7 +998,7 @@ fn hash_xattr(content: &[u8]) -> Vec<u8> {
 fn read_with_xattr(ima: &Ima, f: &TestFile, xattr: Option<&[u8]>) -> Result<FileOutcome, Errno> {
     let file = f.reader();
     let mut ev = event(f, Func::FileCheck, MAY_READ, root(), false);
-    ev.ima_xattr = xattr;
+    ev.ima_xattr = XattrSource::Known(xattr);
     ima.process_file_with(&ev, &file)
 }
 
@@ -1090,13 +1090,13 @@ fn signed_file_cannot_be_opened_for_write_in_enforce_mode() {
     let f = TestFile::new(dir.path(), "/bin/signed", b"elf");
     let sig = hex::decode("030204a1b2c3d400081011121314151617").unwrap();
     let mut ev = event(&f, Func::FileCheck, MAY_WRITE, root(), true);
-    ev.ima_xattr = Some(&sig);
+    ev.ima_xattr = XattrSource::Known(Some(&sig));
     assert_eq!(ima.process_file(&ev, &f.reader()), Err(Errno::EACCES));
     assert_eq!(ima.cache().find(f.id()).unwrap().lock().writers(), 0);
     // A newly created file is exempt.
     let g = TestFile::new(dir.path(), "/bin/new", b"");
     let mut ev = event(&g, Func::FileCheck, MAY_WRITE, root(), true);
-    ev.ima_xattr = Some(&sig);
+    ev.ima_xattr = XattrSource::Known(Some(&sig));
     ev.created = true;
     assert_eq!(ima.process_file(&ev, &g.reader()), Ok(()));
 }
@@ -1108,7 +1108,7 @@ fn appraised_file_gets_new_hash_when_last_writer_closes() {
     let f = TestFile::new(dir.path(), "/etc/conf", b"old\n");
     let x = hash_xattr(b"old\n");
     let mut ev = event(&f, Func::FileCheck, MAY_WRITE | MAY_READ, root(), true);
-    ev.ima_xattr = Some(&x);
+    ev.ima_xattr = XattrSource::Known(Some(&x));
     ima.process_file(&ev, &f.reader()).unwrap();
     std::fs::write(&f.path, b"new content\n").unwrap();
     let update = ima.file_closed_with(f.id(), true, f.version(), Some(&f.reader()));
@@ -1116,7 +1116,7 @@ fn appraised_file_gets_new_hash_when_last_writer_closes() {
     // Unchanged close: nothing to write.
     let x = hash_xattr(b"new content\n");
     let mut ev = event(&f, Func::FileCheck, MAY_WRITE, root(), true);
-    ev.ima_xattr = Some(&x);
+    ev.ima_xattr = XattrSource::Known(Some(&x));
     ima.process_file(&ev, &f.reader()).unwrap();
     assert_eq!(
         ima.file_closed_with(f.id(), true, f.version(), Some(&f.reader())),
@@ -1711,4 +1711,56 @@ fn list_cap_stops_recording_without_refusing_access() {
         pcr.iter().any(|r| r.body.contains("cause=ENOMEM")),
         "{pcr:?}"
     );
+}
+
+/// As `process_measurement`: `security.ima` is read for an action that uses it (the first
+/// measurement with an `ima-ng` record takes its hash algorithm; an appraisal checks it), not
+/// for an open with nothing left to do.
+#[test]
+fn ima_xattr_is_read_only_when_an_action_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = TestFile::new(dir.path(), "/etc/f", b"content");
+    let xattr = hash_xattr(b"content");
+    let reads = std::cell::Cell::new(0);
+    let read = || {
+        reads.set(reads.get() + 1);
+        Some(xattr.clone())
+    };
+    let open = |ima: &Ima| {
+        let lazy = LazyXattr::new(&read);
+        let mut ev = event(&f, Func::FileCheck, MAY_READ, root(), false);
+        ev.ima_xattr = XattrSource::Lazy(&lazy);
+        let r = ima.process_file_with(&ev, &f.reader());
+        ima.file_closed(f.id(), false, f.version());
+        r
+    };
+
+    let measuring = ima_policy("measure func=FILE_CHECK mask=MAY_READ\n");
+    open(&measuring).unwrap();
+    assert_eq!(reads.get(), 1, "the first measurement reads it");
+    open(&measuring).unwrap();
+    open(&measuring).unwrap();
+    assert_eq!(reads.get(), 1, "an already measured file: no read");
+
+    let ima_template = ima_with(Config {
+        template: "ima".into(),
+        ..Config::default()
+    });
+    load(&ima_template, "measure func=FILE_CHECK mask=MAY_READ\n").unwrap();
+    open(&ima_template).unwrap();
+    assert_eq!(
+        reads.get(),
+        1,
+        "an `ima` record uses neither the xattr nor its algorithm"
+    );
+
+    let appraising = ima_appraise(AppraiseMode::Enforce, "appraise func=FILE_CHECK\n");
+    open(&appraising).unwrap();
+    assert_eq!(reads.get(), 2, "an appraisal reads it");
+    open(&appraising).unwrap();
+    assert_eq!(reads.get(), 2, "a cached appraisal: no read");
+
+    let not_covered = ima_policy("measure func=BPRM_CHECK\n");
+    open(&not_covered).unwrap();
+    assert_eq!(reads.get(), 2, "no rule applies: no read");
 }
