@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fuse_available, have_tool, imafs_bin, is_root, skip};
+use common::{can_mount_as_root as can_mount, have_tool, imafs_bin, skip};
 use imafs::fs::overlay::{
     OpenEvent, Overlay, OverlayHooks, OverlayOptions, ReleaseEvent, FMODE_EXEC,
 };
@@ -12,18 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn can_mount(test: &str) -> bool {
-    if !is_root() {
-        skip(test, "needs root to mount FUSE with allow_other");
-        return false;
-    }
-    if !fuse_available() {
-        skip(test, "/dev/fuse not usable");
-        return false;
-    }
-    true
-}
 
 fn is_mounted(mnt: &Path) -> bool {
     let want = mnt.to_string_lossy().to_string();

@@ -3,24 +3,12 @@
 //! opens reach its data.
 mod common;
 
+use common::can_mount_as_root as can_mount;
 use common::daemon::serve;
-use common::{fuse_available, is_root, skip};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-
-fn can_mount(test: &str) -> bool {
-    if !is_root() {
-        skip(test, "needs root to mount FUSE with allow_other");
-        return false;
-    }
-    if !fuse_available() {
-        skip(test, "/dev/fuse not usable");
-        return false;
-    }
-    true
-}
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))

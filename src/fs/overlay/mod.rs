@@ -27,7 +27,7 @@ pub use hooks::{
     read_ima_xattr, AttrEvent, LowerFs, NoHooks, OpenEvent, OverlayHooks, ReleaseEvent, FMODE_EXEC,
 };
 
-use fuser::{Config, MountOption, SessionACL};
+use fuser::{Config, MountOption, Session, SessionACL};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -219,8 +219,7 @@ impl Overlay {
     pub fn mount(self, mountpoint: &Path) -> io::Result<MountedOverlay> {
         let cfg = self.fuser_config();
         let status = self.status();
-        let session = fuser::Session::new(ops::Adapter(self.inner.clone()), mountpoint, &cfg)?;
-        self.inner.set_notifier(session.notifier());
+        let session = self.session_at(mountpoint, &cfg)?;
         Ok(MountedOverlay {
             session: Some(session.spawn()?),
             status,
@@ -231,8 +230,7 @@ impl Overlay {
     /// SIGINT (then unmount cleanly and return).
     pub fn serve(self, mountpoint: &Path) -> io::Result<()> {
         let cfg = self.fuser_config();
-        let mut session = fuser::Session::new(ops::Adapter(self.inner.clone()), mountpoint, &cfg)?;
-        self.inner.set_notifier(session.notifier());
+        let mut session = self.session_at(mountpoint, &cfg)?;
         let mut unmounter = session.unmount_callable();
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGTERM,
@@ -259,13 +257,7 @@ impl Overlay {
     pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<MountedOverlay> {
         let cfg = self.fuser_config();
         let status = self.status();
-        let session = fuser::Session::from_fd(
-            ops::Adapter(self.inner.clone()),
-            fuse_fd,
-            cfg.acl,
-            cfg.clone(),
-        )?;
-        self.inner.set_notifier(session.notifier());
+        let session = self.session_on(fuse_fd, &cfg)?;
         Ok(MountedOverlay {
             session: Some(session.spawn()?),
             status,
@@ -276,14 +268,27 @@ impl Overlay {
     /// unmounted.
     pub fn serve_fd(self, fuse_fd: OwnedFd) -> io::Result<()> {
         let cfg = self.fuser_config();
-        let session = fuser::Session::from_fd(
+        self.session_on(fuse_fd, &cfg)?.run()
+    }
+
+    /// A session mounting the overlay at `mountpoint`; the overlay gets its notifier.
+    fn session_at(&self, mountpoint: &Path, cfg: &Config) -> io::Result<Session<ops::Adapter>> {
+        let session = Session::new(ops::Adapter(self.inner.clone()), mountpoint, cfg)?;
+        self.inner.set_notifier(session.notifier());
+        Ok(session)
+    }
+
+    /// A session on a `/dev/fuse` descriptor mounted by the caller; the overlay gets its
+    /// notifier.
+    fn session_on(&self, fuse_fd: OwnedFd, cfg: &Config) -> io::Result<Session<ops::Adapter>> {
+        let session = Session::from_fd(
             ops::Adapter(self.inner.clone()),
             fuse_fd,
             cfg.acl,
             cfg.clone(),
         )?;
         self.inner.set_notifier(session.notifier());
-        session.run()
+        Ok(session)
     }
 }
 
