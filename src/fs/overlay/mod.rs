@@ -11,7 +11,9 @@
 //!   daemon may register backing files (`CAP_SYS_ADMIN` in the initial user namespace); if
 //!   registering fails with `EPERM` (user namespace) passthrough is switched off for the rest
 //!   of the session and reads/writes go through the daemon. `OverlayOptions::passthrough`
-//!   turns it off entirely.
+//!   turns it off entirely. Read-only opens of small files go through the kernel's page cache
+//!   instead (fewer requests per open), kept coherent with the file's other opens and with
+//!   changes behind the mount (see `Inner::open_io` in `ops`).
 //! * Locks: `flock` and POSIX locks are handled by the kernel locally (the capabilities are
 //!   not negotiated); the container is the only user of the mount, so local locks are exact.
 //! * Hooks: every open of a regular file calls [`OverlayHooks::on_open`] before it returns
