@@ -1,6 +1,6 @@
 //! Hostile file system contents (issue 9) through a real `imafs run`: FIFOs, device nodes,
 //! a sparse 1 GiB file, a 1,000-level tree, 255-byte and non-UTF-8 names, a file replaced
-//! between two opens. Escapes through symlinks, `..` and a directory swapped for a symlink
+//! between two opens, a file changed behind the mount while it is hashed. Escapes through symlinks, `..` and a directory swapped for a symlink
 //! during lookups are in tests/overlay.rs.
 mod common;
 
@@ -162,4 +162,65 @@ fn a_file_replaced_between_opens_is_measured_each_time() {
         digest_of(b"/etc/r", &list),
         [sha("first\n"), sha("second\n")]
     );
+}
+
+/// A file the host changes while the daemon is hashing it (1 GiB, about a second here): the
+/// open in progress records what it read, and as in the kernel (the version is taken before
+/// the hash) the next open sees a new version and measures the file as it now is.
+#[test]
+fn a_file_changed_while_it_is_hashed_is_measured_again() {
+    let test = "a_file_changed_while_it_is_hashed_is_measured_again";
+    if !common::can_mount_as_root(test) {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let d = t.path();
+    std::fs::create_dir_all(d.join("rootfs")).expect("mkdir");
+    let policy = d.join("policy");
+    std::fs::write(&policy, "measure func=FILE_CHECK mask=MAY_READ\n").expect("write");
+    let lower = d.join("rootfs/big");
+    let size = 1u64 << 30;
+    std::fs::File::create(&lower)
+        .and_then(|f| f.set_len(size))
+        .expect("sparse file");
+    let daemon = common::daemon::serve(d, &["--policy", policy.to_str().expect("utf-8")], true)
+        .expect("serve");
+    let seen = daemon.mnt.clone().expect("mount").join("big");
+    let opener = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        drop(std::fs::File::open(&seen).expect("open"));
+        (started.elapsed(), seen)
+    });
+    // Behind the mount, while the open is being measured: the start of the file, which the
+    // hash has read already.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new()
+            .write(true)
+            .open(&lower)
+            .expect("open lower"),
+        b"changed",
+        0,
+    )
+    .expect("write");
+    let (took, seen) = opener.join().expect("opener");
+    drop(std::fs::File::open(&seen).expect("open again"));
+    let list = daemon.read("ascii_runtime_measurements_sha256");
+    let digests = digest_of(b"/big", &list);
+    let mut hasher = Sha256::new();
+    let mut f = std::fs::File::open(&lower).expect("open lower");
+    std::io::copy(&mut f, &mut hasher).expect("hash");
+    let now = hex::encode(hasher.finalize());
+    assert_eq!(
+        digests.last(),
+        Some(&now),
+        "the file as it is now is measured ({digests:?})"
+    );
+    if took > std::time::Duration::from_millis(250) {
+        // The change landed during the hash, after it read the start: the first measurement
+        // is of the old start, the second of the file now.
+        assert_eq!(digests.len(), 2, "{digests:?}");
+    } else {
+        eprintln!("{test}: the hash took {took:?}; the change may have come after it");
+    }
 }
