@@ -1,7 +1,8 @@
 //! Hostile file system contents (issue 9) through a real `imafs run`: FIFOs, device nodes,
 //! a sparse 1 GiB file, a 1,000-level tree, 255-byte and non-UTF-8 names, a file replaced
-//! between two opens, a file changed behind the mount while it is hashed. Escapes through symlinks, `..` and a directory swapped for a symlink
-//! during lookups are in tests/overlay.rs.
+//! between two opens; and through `imafs serve`, a file changed behind the mount while it is
+//! hashed. Escapes through symlinks, `..` and a directory swapped for a symlink during
+//! lookups are in tests/overlay.rs.
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
