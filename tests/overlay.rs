@@ -212,7 +212,7 @@ fn a_quiet_daemon_does_not_poll() {
 }
 
 /// The same operations over FUSE over io_uring: requests arrive in per-CPU ring queues,
-/// answered by workers pinned to each CPU (`fuser-uring-N` threads), with passthrough.
+/// answered by one worker per CPU (`fuser-uring-N` threads), with passthrough.
 #[test]
 fn file_operations_match_native_over_io_uring() {
     let test = "file_operations_match_native_over_io_uring";

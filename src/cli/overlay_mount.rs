@@ -52,8 +52,8 @@ pub struct OverlayTuning {
     #[arg(long, value_name = "MICROSECONDS", default_value_t = DEFAULT_IDLE_POLL.as_micros() as u64)]
     pub idle_poll_us: u64,
     /// Serve the overlay through FUSE over io_uring when the kernel offers it (Linux 6.14+,
-    /// `echo 1 > /sys/module/fuse/parameters/enable_uring` as root): workers pinned to each
-    /// CPU answer the requests made on it. Otherwise, or when the kernel refuses, requests
+    /// `echo 1 > /sys/module/fuse/parameters/enable_uring` as root): a worker per CPU
+    /// answers the requests made on its CPU. Otherwise, or when the kernel refuses, requests
     /// go through `/dev/fuse` as usual.
     #[arg(long)]
     pub io_uring: bool,

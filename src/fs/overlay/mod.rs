@@ -73,8 +73,8 @@ pub struct OverlayOptions {
     /// stop; see vendor/fuser/src/idle_poll.rs). Zero never polls.
     pub idle_poll: Duration,
     /// Serve requests through FUSE over io_uring when the kernel offers it (Linux 6.14+ with
-    /// `fuse.enable_uring=1`): workers pinned to each CPU answer the requests made on it
-    /// (default false: `/dev/fuse` only).
+    /// `fuse.enable_uring=1`): one worker per CPU, pinned, answering the requests made on
+    /// its CPU (default false: `/dev/fuse` only).
     pub io_uring: bool,
     /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4), after raising the soft
     /// limit to the hard one).

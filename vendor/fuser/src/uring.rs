@@ -47,14 +47,8 @@ const IN_HEADER_SZ: usize = 40;
 const OUT_HEADER_SZ: usize = 16;
 /// `FUSE_MIN_READ_BUFFER`.
 const MIN_PAYLOAD: usize = 8192;
-/// Workers per queue, each with its own ring and one entry: requests of one CPU in flight at
-/// once. The kernel hands a request to any free entry of its CPU's queue, and the request
-/// reaches the worker whose ring registered that entry; with one entry per worker, a worker
-/// busy with a long handler (hashing a large file) holds no free entry, and the queue's
-/// other workers serve that CPU meanwhile. (Two entries per worker were tried: a request
-/// landed in the busy worker's second entry and waited for the hash.)
-const WORKERS_PER_QUEUE: usize = 3;
-const ENTRIES_PER_WORKER: usize = 1;
+/// Ring entries per queue: requests of one CPU in flight at once.
+const QUEUE_DEPTH: usize = 4;
 /// How often in a row an entry whose commit failed is registered again.
 const MAX_REREGISTER: u32 = 3;
 
@@ -248,7 +242,7 @@ pub(crate) fn serve_queue<FS: Filesystem>(
     pin_to(qid as usize);
     let fd = se.ch.as_fd().as_raw_fd();
     let mut ring: IoUring<squeue::Entry128, cqueue::Entry> =
-        match IoUring::builder().build((ENTRIES_PER_WORKER * 2) as u32) {
+        match IoUring::builder().build((QUEUE_DEPTH * 2) as u32) {
             Ok(ring) => ring,
             Err(e) => {
                 // io_uring disabled (kernel.io_uring_disabled, seccomp): the kernel never
@@ -259,12 +253,9 @@ pub(crate) fn serve_queue<FS: Filesystem>(
         };
     // The kernel keeps pointers to these buffers for as long as the connection lives, and
     // may copy a request into one in this thread's context until the thread is gone: they
-    // are never freed (WORKERS_PER_QUEUE * ENTRIES_PER_WORKER payloads per CPU, once per mount).
-    let mut entries: ManuallyDrop<Vec<Entry>> = ManuallyDrop::new(
-        (0..ENTRIES_PER_WORKER)
-            .map(|_| Entry::new(payload_size))
-            .collect(),
-    );
+    // are never freed (QUEUE_DEPTH payloads per CPU, once per mount).
+    let mut entries: ManuallyDrop<Vec<Entry>> =
+        ManuallyDrop::new((0..QUEUE_DEPTH).map(|_| Entry::new(payload_size)).collect());
     for (i, e) in entries.iter().enumerate() {
         let sqe = command(fd, CMD_REGISTER, qid, 0, Some(&e.iov)).user_data(i as u64);
         // SAFETY: the entry's buffers and the iovec array naming them are never freed
@@ -357,7 +348,7 @@ pub(crate) fn serve_queue<FS: Filesystem>(
     }
 }
 
-/// Start [`WORKERS_PER_QUEUE`] workers per queue; `make_loop` gives each its event-loop state.
+/// Start one worker per queue; `make_loop` gives each its event-loop state.
 pub(crate) fn spawn_queues<FS: Filesystem>(
     payload_size: usize,
     mut make_loop: impl FnMut(u16) -> io::Result<SessionEventLoop<FS>>,
@@ -365,14 +356,12 @@ pub(crate) fn spawn_queues<FS: Filesystem>(
     let mut threads = Vec::new();
     for qid in 0..possible_cpus()? {
         let qid = u16::try_from(qid).map_err(io::Error::other)?;
-        for _ in 0..WORKERS_PER_QUEUE {
-            let se = make_loop(qid)?;
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("fuser-uring-{qid}"))
-                    .spawn(move || serve_queue(qid, se, payload_size))?,
-            );
-        }
+        let se = make_loop(qid)?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("fuser-uring-{qid}"))
+                .spawn(move || serve_queue(qid, se, payload_size))?,
+        );
     }
     Ok(threads)
 }
