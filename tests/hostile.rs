@@ -225,3 +225,70 @@ fn a_file_changed_while_it_is_hashed_is_measured_again() {
         eprintln!("{test}: the hash took {took:?}; the change may have come after it");
     }
 }
+
+/// In the kernel, close(2) of a file written under an appraise rule rehashes it for its
+/// `security.ima` before it returns (`ima_file_free`). Here the RELEASE that does it arrives
+/// after close(2) returns, and takes about a second for 1 GiB: a read open made right after
+/// the close must not be recorded as a ToMToU violation, as if the writer were still there,
+/// and must find the new hash. (A release held up before it reaches the engine is waited for
+/// too: `an_open_waits_for_a_release_still_being_handled` in src/fs/ima_hooks.rs.)
+#[test]
+fn a_read_right_after_a_slowly_released_write_is_no_violation() {
+    let test = "a_read_right_after_a_slowly_released_write_is_no_violation";
+    if !common::can_mount_as_root(test) {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let d = t.path();
+    std::fs::create_dir_all(d.join("rootfs")).expect("mkdir");
+    std::fs::File::create(d.join("rootfs/big"))
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse file");
+    let policy = d.join("policy");
+    std::fs::write(
+        &policy,
+        "appraise func=FILE_CHECK\nmeasure func=FILE_CHECK mask=MAY_READ\n",
+    )
+    .expect("write");
+    let daemon = common::daemon::serve(
+        d,
+        &[
+            "--appraise",
+            "fix",
+            "--policy",
+            policy.to_str().expect("utf-8"),
+        ],
+        true,
+    )
+    .expect("serve");
+    let big = daemon.mnt.clone().expect("mount").join("big");
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .expect("write open");
+    std::os::unix::fs::FileExt::write_all_at(&writer, b"x", 0).expect("write");
+    drop(writer);
+    let closed = std::time::Instant::now();
+    drop(std::fs::File::open(&big).expect("read open"));
+    let reopened = closed.elapsed();
+    assert_eq!(
+        String::from_utf8_lossy(&daemon.read("violations")).trim(),
+        "0",
+        "a violation for a writer already closed (read open after {reopened:?}):\n{}",
+        String::from_utf8_lossy(&daemon.read("ascii_runtime_measurements_sha256"))
+    );
+    // The rehash at the release wrote the file's new hash (sha256: 0x04 0x04 digest).
+    let xattr = std::process::Command::new("getfattr")
+        .args(["--absolute-names", "-n", "security.ima", "-e", "hex"])
+        .arg(d.join("rootfs/big"))
+        .output()
+        .expect("getfattr");
+    let mut hasher = Sha256::new();
+    let mut f = std::fs::File::open(d.join("rootfs/big")).expect("open lower");
+    std::io::copy(&mut f, &mut hasher).expect("hash");
+    let want = format!("security.ima=0x0404{}", hex::encode(hasher.finalize()));
+    assert!(
+        String::from_utf8_lossy(&xattr.stdout).contains(&want),
+        "{xattr:?}, want {want}"
+    );
+}

@@ -108,16 +108,15 @@ impl ImaHooks {
     /// with [`ImaHooks::release_forwarded`] or the overlay's release. A refusal by the
     /// parent undoes this namespace's registration of the open.
     ///
-    /// `known`: the file's attributes and file system as the overlay just read them, when it
-    /// did (saving the system calls).
+    /// `overlay`: what the overlay knows of the open, when it comes from the overlay.
     pub fn open_as(
         &self,
         info: &OpenInfo<'_>,
         caller: &LazyCaller,
         file: &File,
-        known: Option<(&Stat, &LowerFs)>,
+        overlay: Option<&OverlayOpen<'_>>,
     ) -> Result<Option<u64>, Errno> {
-        let Some(meta) = self.open_own(info, caller, file, known)? else {
+        let Some(meta) = self.open_own(info, caller, file, overlay)? else {
             return Ok(None);
         };
         let Some(parent) = self.parent.as_ref().filter(|p| p.covers(meta.st_dev)) else {
@@ -155,10 +154,10 @@ impl ImaHooks {
         info: &OpenInfo<'_>,
         caller: &LazyCaller,
         file: &File,
-        known: Option<(&Stat, &LowerFs)>,
+        overlay: Option<&OverlayOpen<'_>>,
     ) -> Result<Option<Stat>, Errno> {
-        let meta = match known {
-            Some((st, _)) => *st,
+        let meta = match overlay {
+            Some(o) => *o.stat,
             None => rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?,
         };
         // Only regular files are ever processed for file hooks.
@@ -174,8 +173,8 @@ impl ImaHooks {
             file
         };
         let described;
-        let fs = match known {
-            Some((_, fs)) => fs,
+        let fs = match overlay {
+            Some(o) => o.fs,
             None => {
                 described = self.lower_fs.get(file.as_fd(), meta.st_dev);
                 &*described
@@ -185,7 +184,13 @@ impl ImaHooks {
         // then fails as without one).
         let read_xattr = || read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         let ima_xattr = LazyXattr::new(&read_xattr);
-        self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags));
+        let earlier_releases =
+            overlay.map_or(&(|| false) as &dyn Fn() -> bool, |o| o.earlier_releases);
+        self.settle_pending_releases(
+            file_id(&meta),
+            opened_for_write(info.flags),
+            earlier_releases,
+        );
         let hooks = open_hooks(info.flags, info.exec);
         let mut registered_open = false;
         for (func, mask) in hooks {
@@ -235,8 +240,16 @@ impl ImaHooks {
     /// before an open that would otherwise conflict with it (a read while the file seems
     /// open for write: ToMToU; a write while it seems open for read: open_writers), or
     /// the list gets violations no kernel records. Only opens that find such a conflicting
-    /// open wait, at most [`RELEASE_SETTLE`]; a real conflict is recorded after that.
-    fn settle_pending_releases(&self, id: FileId, for_write: bool) {
+    /// open wait: at least [`RELEASE_SETTLE`] (requests served through io_uring queues are not
+    /// tracked), and while releases queued before this open are still being handled (one
+    /// may be held up by a busy machine or a long rehash), at most [`RELEASE_SETTLE_MAX`].
+    /// A conflict still there is real, and recorded.
+    fn settle_pending_releases(
+        &self,
+        id: FileId,
+        for_write: bool,
+        earlier_releases: &dyn Fn() -> bool,
+    ) {
         let Some(state) = self.ima.cache().find(id) else {
             return;
         };
@@ -249,7 +262,11 @@ impl ImaHooks {
             }
         };
         let start = std::time::Instant::now();
-        while conflicting() && start.elapsed() < RELEASE_SETTLE {
+        while conflicting() {
+            let waited = start.elapsed();
+            if waited >= RELEASE_SETTLE_MAX || (waited >= RELEASE_SETTLE && !earlier_releases()) {
+                break;
+            }
             std::thread::sleep(std::time::Duration::from_micros(100));
         }
     }
@@ -282,8 +299,18 @@ impl ImaHooks {
 }
 
 /// How long an open waits for the release of a conflicting open already closed by its
-/// process (see [`ImaHooks::settle_pending_releases`]).
+/// process (see [`ImaHooks::settle_pending_releases`]), and how long at most while earlier
+/// releases are still being handled.
 const RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
+const RELEASE_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the overlay knows of an open it reports: the file's attributes and file system as it
+/// just read them, and whether releases queued before the open are still being handled.
+pub struct OverlayOpen<'a> {
+    pub stat: &'a Stat,
+    pub fs: &'a LowerFs,
+    pub earlier_releases: &'a dyn Fn() -> bool,
+}
 
 fn is_regular(st: &Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
@@ -668,6 +695,69 @@ mod engine_tests {
         );
     }
 
+    /// A read open that finds the file open for write while a release queued before it is
+    /// still being handled waits for that release (however long it takes): no ToMToU. With
+    /// no release in flight, the conflict is real after the short settle.
+    #[test]
+    fn an_open_waits_for_a_release_still_being_handled() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target");
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).expect("temp");
+        tmp.write_all(b"data\n").expect("write");
+        let reader = File::open(tmp.path()).expect("open");
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp.path())
+            .expect("open");
+        let st = rustix::fs::fstat(&reader).expect("stat");
+        let fs = crate::fs::overlay::lowerfs::describe(reader.as_fd(), st.st_dev).expect("fs");
+        let read = read_by_me(b"/data");
+        let write = OpenInfo {
+            flags: libc::O_WRONLY,
+            ..read
+        };
+        let ima = Arc::new(Ima::new(Config::default()).expect("engine"));
+        ima.load_policy_text("measure func=FILE_CHECK mask=MAY_READ\n", &|_| {
+            Ok(Vec::new())
+        })
+        .expect("policy");
+        let hooks = ImaHooks::new(ima.clone());
+        let caller = || LazyCaller::new(std::process::id(), 0, 0);
+        let open = |info: &OpenInfo<'_>, file: &File, releasing: &dyn Fn() -> bool| {
+            let overlay = OverlayOpen {
+                stat: &st,
+                fs: &fs,
+                earlier_releases: releasing,
+            };
+            hooks
+                .open_own(info, &caller(), file, Some(&overlay))
+                .expect("open");
+        };
+
+        open(&write, &writer, &|| false);
+        let released = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // The writer's release, handled late (a busy machine).
+                std::thread::sleep(RELEASE_SETTLE * 20);
+                ima.file_closed(file_id(&st), true, file_version(&st));
+                released.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            open(&read, &reader, &|| {
+                !released.load(std::sync::atomic::Ordering::SeqCst)
+            });
+        });
+        assert_eq!(
+            ima.violations(),
+            0,
+            "ToMToU for a writer whose release was in flight"
+        );
+        ima.file_closed(file_id(&st), false, file_version(&st));
+
+        open(&write, &writer, &|| false);
+        open(&read, &reader, &|| false);
+        assert_eq!(ima.violations(), 1, "a writer still open is a ToMToU");
+    }
+
     #[test]
     fn reads_by_root_and_execs_are_measured_under_tcb() {
         if !rustix::process::geteuid().is_root() {
@@ -742,8 +832,13 @@ impl OverlayHooks for ImaHooks {
             path: ev.path,
         };
         let caller = LazyCaller::new(ev.pid, ev.uid, ev.gid);
+        let overlay = OverlayOpen {
+            stat: ev.stat,
+            fs: ev.fs,
+            earlier_releases: ev.earlier_releases,
+        };
         let forwarded = self
-            .open_as(&info, &caller, file, Some((ev.stat, ev.fs)))
+            .open_as(&info, &caller, file, Some(&overlay))
             .map_err(|e| e.0)?;
         if let Some(token) = forwarded {
             self.forwarded.lock().insert(ev.open_id, token);

@@ -46,6 +46,9 @@ pub struct OpenEvent<'a> {
     pub fs: &'a LowerFs,
     /// Identifier of this open, also given to [`ReleaseEvent::open_id`].
     pub open_id: u64,
+    /// Whether releases the kernel queued before this open are still being handled (the
+    /// RELEASE that `close(2)` sent just before the caller's open).
+    pub earlier_releases: &'a dyn Fn() -> bool,
 }
 
 impl OpenEvent<'_> {

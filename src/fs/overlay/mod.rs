@@ -273,15 +273,14 @@ impl Overlay {
         self.session_on(fuse_fd, &cfg)?.run()
     }
 
-    /// A session mounting the overlay at `mountpoint`; the overlay gets its notifier.
+    /// A session mounting the overlay at `mountpoint`, attached to the overlay.
     fn session_at(&self, mountpoint: &Path, cfg: &Config) -> io::Result<Session<ops::Adapter>> {
         let session = Session::new(ops::Adapter(self.inner.clone()), mountpoint, cfg)?;
-        self.inner.set_notifier(session.notifier());
+        self.inner.attach(session.notifier(), session.in_flight());
         Ok(session)
     }
 
-    /// A session on a `/dev/fuse` descriptor mounted by the caller; the overlay gets its
-    /// notifier.
+    /// A session on a `/dev/fuse` descriptor mounted by the caller, attached to the overlay.
     fn session_on(&self, fuse_fd: OwnedFd, cfg: &Config) -> io::Result<Session<ops::Adapter>> {
         let session = Session::from_fd(
             ops::Adapter(self.inner.clone()),
@@ -289,7 +288,7 @@ impl Overlay {
             cfg.acl,
             cfg.clone(),
         )?;
-        self.inner.set_notifier(session.notifier());
+        self.inner.attach(session.notifier(), session.in_flight());
         Ok(session)
     }
 }

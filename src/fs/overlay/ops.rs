@@ -131,6 +131,8 @@ pub struct Inner {
     pub stats: Stats,
     /// The session's channel for invalidating what the kernel caches (set once mounted).
     notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// The requests the session's `/dev/fuse` workers are handling (set once mounted).
+    in_flight: std::sync::OnceLock<Arc<fuser::InFlight>>,
 }
 
 pub struct Adapter(pub Arc<Inner>);
@@ -244,13 +246,15 @@ impl Inner {
             root_daemon: rustix::process::geteuid().is_root(),
             stats: Stats::default(),
             notifier: std::sync::OnceLock::new(),
+            in_flight: std::sync::OnceLock::new(),
             options,
         })
     }
 
-    /// Give the overlay its session's notifier (before it serves requests).
-    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+    /// Give the overlay its session's notifier and in-flight requests (before it serves).
+    pub fn attach(&self, notifier: fuser::Notifier, in_flight: Arc<fuser::InFlight>) {
         let _ = self.notifier.set(notifier);
+        let _ = self.in_flight.set(in_flight);
     }
 
     /// Attributes of node `id` for a reply to the kernel, remembering which content version
@@ -480,6 +484,8 @@ impl Inner {
                 extra = reopen(node_fd.as_fd(), OFlags::RDONLY)?;
                 &extra
             };
+            let unique = req.unique().0;
+            let earlier_releases = || self.in_flight.get().is_some_and(|f| f.any_before(unique));
             let ev = OpenEvent {
                 path: &path,
                 flags,
@@ -491,6 +497,7 @@ impl Inner {
                 stat: &st,
                 fs: &fs,
                 open_id: fh,
+                earlier_releases: &earlier_releases,
             };
             self.options
                 .hooks

@@ -25,6 +25,7 @@ use nix::unistd::geteuid;
 use parking_lot::Mutex;
 
 use crate::Errno;
+use crate::InFlight;
 use crate::Filesystem;
 use crate::KernelConfig;
 use crate::MountOption;
@@ -143,6 +144,8 @@ pub struct Session<FS: Filesystem> {
     pub(crate) config: Config,
     /// Payload buffer size of io_uring entries, when INIT negotiated FUSE over io_uring.
     pub(crate) uring_payload: Option<usize>,
+    /// Releases being handled by the `/dev/fuse` workers (imafs patch).
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 impl<FS: Filesystem> AsFd for Session<FS> {
@@ -191,6 +194,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: None,
             config: options.clone(),
             uring_payload: None,
+            in_flight: Arc::default(),
         };
 
         session.handshake()?;
@@ -220,6 +224,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: None,
             config,
             uring_payload: None,
+            in_flight: Arc::default(),
         };
 
         session.handshake()?;
@@ -259,6 +264,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: _,
             config,
             uring_payload,
+            in_flight,
         } = self;
 
         let n_threads = config.n_threads.unwrap_or(1);
@@ -308,6 +314,7 @@ impl<FS: Filesystem> Session<FS> {
                 allowed,
                 session_owner,
                 idle_poll: IdlePoll::new(config.idle_poll, turns.clone()),
+                in_flight: Some(in_flight.clone()),
             };
             threads.push(
                 thread::Builder::new()
@@ -324,6 +331,7 @@ impl<FS: Filesystem> Session<FS> {
                     allowed,
                     session_owner,
                     idle_poll: IdlePoll::new(std::time::Duration::ZERO, turns.clone()),
+                    in_flight: None,
                 })
             })?;
             threads.extend(queues);
@@ -526,6 +534,11 @@ impl<FS: Filesystem> Session<FS> {
     pub fn notifier(&self) -> Notifier {
         Notifier::new(self.ch.sender())
     }
+
+    /// The releases the `/dev/fuse` workers are handling (imafs patch; see [`InFlight`]).
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
+    }
 }
 
 #[derive(Debug)]
@@ -552,6 +565,8 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
     pub(crate) allowed: SessionACL,
     pub(crate) session_owner: Uid,
     pub(crate) idle_poll: IdlePoll,
+    /// Where this worker records the releases it is handling (`/dev/fuse` workers only).
+    pub(crate) in_flight: Option<Arc<InFlight>>,
 }
 
 impl<FS: Filesystem> SessionEventLoop<FS> {
@@ -574,7 +589,18 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                             req.reply::<ReplyEmpty>().ok();
                             return Ok(());
                         } else {
-                            req.dispatch(&self)
+                            let release = self
+                                .in_flight
+                                .as_ref()
+                                .filter(|_| req.request.is_release())
+                                .map(|f| (f.clone(), req.request.unique().0));
+                            if let Some((f, unique)) = &release {
+                                f.begin(*unique);
+                            }
+                            req.dispatch(&self);
+                            if let Some((f, unique)) = &release {
+                                f.end(*unique);
+                            }
                         }
                     }
                     // Quit loop on illegal request

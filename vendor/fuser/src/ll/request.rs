@@ -2138,6 +2138,11 @@ impl<'a> AnyRequest<'a> {
         RequestId(self.header.unique)
     }
 
+    /// Whether this is a FUSE_RELEASE (imafs patch, for [`crate::InFlight`]).
+    pub(crate) fn is_release(&self) -> bool {
+        self.header.opcode == fuse_opcode::FUSE_RELEASE as u32
+    }
+
     /// Returns the node id of the inode this request is targeted to.
     pub(crate) fn nodeid(&self) -> INodeNo {
         INodeNo(self.header.nodeid)
