@@ -630,10 +630,8 @@ mod engine_tests {
         }
     }
 
-    /// `/proc/<pid>/status` is read only when a rule tests the subject or a record names the
-    /// task: here a ToMToU violation, whose audit record carries our own comm.
-    #[test]
-    fn caller_is_read_only_when_needed() {
+    /// A file with a reader and a writer open on it.
+    fn read_and_written() -> (tempfile::NamedTempFile, File, File) {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target");
         let mut tmp = tempfile::NamedTempFile::new_in(dir).expect("temp");
         tmp.write_all(b"data\n").expect("write");
@@ -642,6 +640,14 @@ mod engine_tests {
             .write(true)
             .open(tmp.path())
             .expect("open");
+        (tmp, reader, writer)
+    }
+
+    /// `/proc/<pid>/status` is read only when a rule tests the subject or a record names the
+    /// task: here a ToMToU violation, whose audit record carries our own comm.
+    #[test]
+    fn caller_is_read_only_when_needed() {
+        let (_tmp, reader, writer) = read_and_written();
         let me = std::process::id();
         let read = read_by_me(b"/data");
         let write = OpenInfo {
@@ -700,14 +706,7 @@ mod engine_tests {
     /// no release in flight, the conflict is real after the short settle.
     #[test]
     fn an_open_waits_for_a_release_still_being_handled() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target");
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).expect("temp");
-        tmp.write_all(b"data\n").expect("write");
-        let reader = File::open(tmp.path()).expect("open");
-        let writer = std::fs::OpenOptions::new()
-            .write(true)
-            .open(tmp.path())
-            .expect("open");
+        let (_tmp, reader, writer) = read_and_written();
         let st = rustix::fs::fstat(&reader).expect("stat");
         let fs = crate::fs::overlay::lowerfs::describe(reader.as_fd(), st.st_dev).expect("fs");
         let read = read_by_me(b"/data");

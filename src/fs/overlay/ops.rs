@@ -566,7 +566,10 @@ impl Inner {
         let alone = node.io.cached_opens == 0 && node.io.passthrough_opens == 0;
         let attrs_current = node.io.kernel_attrs == Some(stamp);
         let cacheable = small_read && (attrs_current || notifier.is_some());
-        let want_passthrough = opath.is_some()
+        // A node with a live backing file can take more passthrough opens even if its
+        // descriptor cannot be had now; it must, while it has some (EIO otherwise).
+        let can_pass = opath.is_some() || node.backing.is_some();
+        let want_passthrough = can_pass
             && (node.io.passthrough_opens > 0 || (node.io.cached_opens == 0 && !cacheable));
         let backing = match (&node.backing, &opath) {
             (Some(b), _) if want_passthrough => Some(b.clone()),
