@@ -59,6 +59,14 @@ fn records(list: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The sha256 (hex) of a file's content.
+fn sha256_of_file(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    let mut f = std::fs::File::open(path).expect("open");
+    std::io::copy(&mut f, &mut hasher).expect("hash");
+    hex::encode(hasher.finalize())
+}
+
 fn digest_of(path: &[u8], list: &[u8]) -> Vec<String> {
     records(list)
         .into_iter()
@@ -208,10 +216,7 @@ fn a_file_changed_while_it_is_hashed_is_measured_again() {
     drop(std::fs::File::open(&seen).expect("open again"));
     let list = daemon.read("ascii_runtime_measurements_sha256");
     let digests = digest_of(b"/big", &list);
-    let mut hasher = Sha256::new();
-    let mut f = std::fs::File::open(&lower).expect("open lower");
-    std::io::copy(&mut f, &mut hasher).expect("hash");
-    let now = hex::encode(hasher.finalize());
+    let now = sha256_of_file(&lower);
     assert_eq!(
         digests.last(),
         Some(&now),
@@ -283,10 +288,10 @@ fn a_read_right_after_a_slowly_released_write_is_no_violation() {
         .arg(d.join("rootfs/big"))
         .output()
         .expect("getfattr");
-    let mut hasher = Sha256::new();
-    let mut f = std::fs::File::open(d.join("rootfs/big")).expect("open lower");
-    std::io::copy(&mut f, &mut hasher).expect("hash");
-    let want = format!("security.ima=0x0404{}", hex::encode(hasher.finalize()));
+    let want = format!(
+        "security.ima=0x0404{}",
+        sha256_of_file(&d.join("rootfs/big"))
+    );
     assert!(
         String::from_utf8_lossy(&xattr.stdout).contains(&want),
         "{xattr:?}, want {want}"

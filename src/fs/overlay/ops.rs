@@ -47,24 +47,28 @@ fn notify(sent: io::Result<()>, id: u64) -> bool {
     }
 }
 
+/// Fill `buf` from `file` at `offset`, stopping early only at end of file. An error after
+/// some bytes were read ends the read there; an error before any is returned.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
 /// The whole content of `file` if it is exactly `size` bytes long (else it changed since
 /// it was measured, and is left to be read on demand).
 fn read_exactly(file: &File, size: u64) -> Option<Vec<u8>> {
+    // One byte more than expected tells a file that grew.
     let mut data = vec![0u8; usize::try_from(size).ok()? + 1];
-    let mut done = 0;
-    loop {
-        match file.read_at(&mut data[done..], done as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                done += n;
-                if done == data.len() {
-                    return None;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
+    let done = read_full_at(file, &mut data, 0).ok()?;
     (done as u64 == size).then(|| {
         data.truncate(done);
         data
@@ -1213,22 +1217,11 @@ impl Filesystem for Adapter {
             Err(e) => return reply.error(e),
         };
         let mut buf = vec![0u8; size as usize];
-        let mut done = 0usize;
         // A short reply means end of file to the kernel: fill the buffer unless at EOF.
-        while done < buf.len() {
-            match open.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    if done == 0 {
-                        return reply.error(errno_of(&e));
-                    }
-                    break;
-                }
-            }
+        match read_full_at(&open.file, &mut buf, offset) {
+            Ok(done) => reply.data(&buf[..done]),
+            Err(e) => reply.error(errno_of(&e)),
         }
-        reply.data(&buf[..done]);
     }
 
     fn write(
