@@ -119,9 +119,8 @@ impl Setup {
     /// `imafs run` (as uid 65534 in the unprivileged setup) running `script` in the container.
     fn run(&self, args: &[&str], script: &str) -> Output {
         let mut cmd = if self.owner == NOBODY {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(common::imafs_bin());
+            let mut c = Command::new(common::NOBODY[0]);
+            c.args(&common::NOBODY[1..]).arg(common::imafs_bin());
             c
         } else {
             Command::new(common::imafs_bin())
@@ -162,6 +161,9 @@ fn setup(test: &str, unprivileged: bool) -> Option<Setup> {
     }
     if !common::is_root() || !common::fuse_available() {
         common::skip(test, "needs root (to prepare both setups) and /dev/fuse");
+        return None;
+    }
+    if unprivileged && !common::can_run_as_nobody(test) {
         return None;
     }
     let dir = tempfile::Builder::new()

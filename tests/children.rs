@@ -121,27 +121,10 @@ fn active_gates_an_inactive_namespace() {
 #[test]
 fn active_gates_an_inactive_namespace_unprivileged() {
     let test = "active_gates_an_inactive_namespace_unprivileged";
-    if !common::is_root() || !common::have_tool("setpriv") {
-        common::skip(test, "needs root and setpriv to become uid 65534");
+    if !common::can_run_as_nobody(test) {
         return;
     }
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["sh", "-c", "exec 3<>/dev/fuse"])
-        .status();
-    if !probe.map(|s| s.success()).unwrap_or(false) {
-        common::skip(test, "uid 65534 cannot open /dev/fuse");
-        return;
-    }
-    check_active(
-        test,
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ],
-    );
+    check_active(test, &common::NOBODY);
 }
 
 /// The staging files: write-only, one write at offset 0 of a path (policy, certificate) or

@@ -210,19 +210,10 @@ fn grandchild_accesses_reach_every_ancestor() {
 #[test]
 fn nested_run_works_unprivileged() {
     let test = "nested_run_works_unprivileged";
-    if !common::is_root() || !common::have_tool("setpriv") {
-        common::skip(test, "needs root and setpriv to become uid 65534");
+    if !common::can_run_as_nobody(test) {
         return;
     }
     let Some(t) = Tree::new(test) else { return };
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["sh", "-c", "exec 3<>/dev/fuse"])
-        .status();
-    if !probe.map(|s| s.success()).unwrap_or(false) {
-        common::skip(test, "uid 65534 cannot open /dev/fuse");
-        return;
-    }
     // Owners other than the caller are unmapped in its user namespace, so the policies
     // cannot use fowner: the parent measures every read and exec.
     t.write(
@@ -241,12 +232,7 @@ fn nested_run_works_unprivileged() {
         ipol = t.s("inner.policy"),
     );
     let o = outer_run(
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ],
+        &common::NOBODY,
         &["--policy", &t.s("outer.policy")],
         &script,
     );

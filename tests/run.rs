@@ -322,39 +322,10 @@ fn run_measures_reads_writes_and_execs_as_root() {
 #[test]
 fn run_measures_as_unprivileged_user() {
     let test = "run_measures_as_unprivileged_user";
-    if !common::is_root() || !common::have_tool("setpriv") {
-        common::skip(test, "needs root and setpriv to become uid 65534");
+    if !common::can_run_as_nobody(test) {
         return;
     }
-    if Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "sh",
-            "-c",
-            "exec 3<>/dev/fuse",
-        ])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        common::skip(
-            test,
-            "uid 65534 cannot open /dev/fuse (Debian's udev makes it 0666)",
-        );
-        return;
-    }
-    check_measurements(
-        test,
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ],
-        Some(65534),
-    );
+    check_measurements(test, &common::NOBODY, Some(65534));
 }
 
 #[test]
@@ -503,31 +474,10 @@ fn demo_measures_the_same_as_root_and_unprivileged() {
             "{as_root}"
         );
     }
-    if Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "sh",
-            "-c",
-            "exec 3<>/dev/fuse",
-        ])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        common::skip(
-            test,
-            "uid 65534 cannot open /dev/fuse (Debian's udev makes it 0666)",
-        );
+    if !common::can_run_as_nobody(test) {
         return;
     }
-    let unprivileged = demo(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ]);
+    let unprivileged = demo(&common::NOBODY);
     assert!(unprivileged.contains("user namespace"), "{unprivileged}");
     assert_eq!(pcrs(&unprivileged), pcrs(&as_root), "{unprivileged}");
 }
@@ -713,4 +663,47 @@ fn run_evmctl_inside_replays_against_the_tpm_view() {
         lines[2], "Matched per TPM bank calculated digest(s).",
         "{text}"
     );
+}
+
+/// `imafs run` as a user from a directory that user cannot enter (a checkout under a 0700
+/// home): the command starts in the nearest directory above it that it can enter, with one
+/// warning line, instead of aborting.
+#[test]
+fn run_as_a_user_from_a_directory_it_cannot_enter() {
+    let test = "run_as_a_user_from_a_directory_it_cannot_enter";
+    if !common::can_run_as_nobody(test) {
+        return;
+    }
+    let Some(rootfs) = make_rootfs(test, Some(65534)) else {
+        return;
+    };
+    std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/pwd")).expect("symlink");
+    // /home is open to all; /home/private is root's and 0700, as a home directory is.
+    let clone = rootfs.path().join("home/private/clone");
+    std::fs::create_dir_all(&clone).expect("mkdir");
+    for (dir, mode) in [("home", 0o755), ("home/private", 0o700)] {
+        let path = rootfs.path().join(dir);
+        std::os::unix::fs::lchown(&path, Some(0), Some(0)).expect("chown");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let out = Command::new(common::NOBODY[0])
+        .args(&common::NOBODY[1..])
+        .arg(common::imafs_bin())
+        .arg("run")
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .args(["--", "pwd"])
+        .current_dir(&clone)
+        .env("PATH", "/bin")
+        .output()
+        .expect("run imafs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/home\n", "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cannot enter /home/private/clone"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("starting in /home"), "{stderr}");
 }

@@ -308,8 +308,27 @@ fn prepare_root(spec: &ContainerSpec, fresh_proc: bool) -> io::Result<()> {
         }
     }
     enter_root(root)?;
-    std::env::set_current_dir(&spec.workdir)
-        .map_err(|e| annotate(e, &format!("chdir {}", spec.workdir.display())))
+    enter_workdir(&spec.workdir)
+}
+
+/// Start in `workdir`; when the container's user cannot enter it (a checkout under a 0700
+/// home, whose owner is not mapped into the user namespace), start in its nearest ancestor
+/// that can be entered (at worst `/`) with one warning, as a user expects, instead of failing.
+fn enter_workdir(workdir: &Path) -> io::Result<()> {
+    let Err(first) = std::env::set_current_dir(workdir) else {
+        return Ok(());
+    };
+    for dir in workdir.ancestors().skip(1) {
+        if std::env::set_current_dir(dir).is_ok() {
+            log::warn!(
+                "cannot enter {} ({first}); starting in {}",
+                workdir.display(),
+                dir.display()
+            );
+            return Ok(());
+        }
+    }
+    Err(annotate(first, &format!("chdir {}", workdir.display())))
 }
 
 /// A fresh proc of the new pid namespace, or the daemon's when that is refused.

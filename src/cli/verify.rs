@@ -35,6 +35,10 @@ pub const EXIT_ERROR: u8 = 2;
 /// `imafs verify` arguments.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
+    /// A measurement list, ASCII or binary (told by its content), or a securityfs
+    /// directory: the same as --ascii, --binary or --securityfs.
+    #[arg(value_name = "LIST", conflicts_with_all = ["ascii", "binary", "securityfs"])]
+    pub list: Option<PathBuf>,
     /// An ASCII measurement list (any template; the digest bank from its width).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["binary", "securityfs"])]
     pub ascii: Option<PathBuf>,
@@ -92,12 +96,14 @@ pub struct VerifyArgs {
     pub exclude: Vec<String>,
 }
 
-pub fn main(args: VerifyArgs) -> ExitCode {
-    let result = if let Some(dir) = &args.generate_allowlist {
-        generate_allowlist(&args, dir).map(|()| EXIT_OK)
-    } else {
-        verify(&args)
-    };
+pub fn main(mut args: VerifyArgs) -> ExitCode {
+    let result = resolve_list_argument(&mut args).and_then(|()| {
+        if let Some(dir) = &args.generate_allowlist {
+            generate_allowlist(&args, dir).map(|()| EXIT_OK)
+        } else {
+            verify(&args)
+        }
+    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -105,6 +111,38 @@ pub fn main(args: VerifyArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The positional LIST as the option it stands for: a directory is a securityfs mount; a
+/// file is a binary list when its first record's PCR index (a little-endian u32, so NUL
+/// bytes for any PCR below 2^24) shows, else an ASCII list.
+fn resolve_list_argument(args: &mut VerifyArgs) -> Result<(), String> {
+    let Some(path) = args.list.take() else {
+        return Ok(());
+    };
+    if path.is_dir() {
+        args.securityfs = Some(path);
+        return Ok(());
+    }
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(&path)
+        .and_then(|mut f| {
+            use std::io::Read;
+            f.read(&mut head)
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if looks_binary(&head[..n]) {
+        args.binary = Some(path);
+    } else {
+        args.ascii = Some(path);
+    }
+    Ok(())
+}
+
+/// Whether the first bytes of a list are a binary record's PCR index rather than text.
+fn looks_binary(head: &[u8]) -> bool {
+    head.iter()
+        .any(|&b| b == 0 || !(b.is_ascii_graphic() || b == b' '))
 }
 
 fn algo(name: &str) -> Result<HashAlgo, String> {

@@ -18,13 +18,75 @@ pub fn skip(test: &str, reason: &str) {
         .append(true)
         .open(log)
     {
-        let _ = writeln!(f, "{test}: {reason}");
+        // One write(2) per line (O_APPEND): tests run in parallel, and a line written in
+        // pieces would interleave with another test's and miscount the skips.
+        let line = format!("{test}: {reason}\n");
+        let _ = f.write_all(line.as_bytes());
     }
 }
 
-/// Path of the built `imafs` binary (cargo builds it for integration tests).
+/// Path of the built `imafs` binary (cargo builds it for integration tests), executable by
+/// every user: tests run it as uid 65534 too, which cannot reach a build tree under a 0700
+/// directory (root's home, `mktemp -d`). There it is a copy, with its sibling `mount-helper`,
+/// in a world-reachable directory of its own.
 pub fn imafs_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_imafs"))
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| reachable_copy(Path::new(env!("CARGO_BIN_EXE_imafs"))))
+        .clone()
+}
+
+/// Whether every directory above `path` can be searched by other users.
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// `bin` itself when others can reach it, else a copy of it and of its siblings that the
+/// tests run (`mount-helper`) in `$TMPDIR/imafs-test-bin-<tag>`, where the tag names this
+/// build of it (path, size, mtime). Copies are renamed into place, so test binaries running
+/// at once share one; copies of other builds older than two hours are removed.
+fn reachable_copy(bin: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::PermissionsExt;
+    if reachable_by_others(bin) {
+        return bin.to_path_buf();
+    }
+    let meta = std::fs::metadata(bin).expect("built imafs binary");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (bin, meta.len(), meta.modified().ok()).hash(&mut h);
+    let prefix = "imafs-test-bin-";
+    let name = format!("{prefix}{:016x}", h.finish());
+    let tmp = std::env::temp_dir();
+    let dir = tmp.join(&name);
+    let _ = std::fs::create_dir(&dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for file in ["imafs", "mount-helper"] {
+        let src = bin.with_file_name(file);
+        let dest = dir.join(file);
+        if dest.exists() || !src.exists() {
+            continue;
+        }
+        let part = dir.join(format!(".{file}.{}", std::process::id()));
+        std::fs::copy(&src, &part).expect("copy the built binary");
+        std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::rename(&part, &dest).expect("rename");
+    }
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for old in entries.flatten() {
+            let n = old.file_name();
+            let n = n.to_string_lossy();
+            let stale = old
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 2 * 3600));
+            if n.starts_with(prefix) && n != name && stale {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+    }
+    dir.join(bin.file_name().expect("binary name"))
 }
 
 /// Whether an external tool is on PATH.
@@ -57,6 +119,39 @@ pub fn fuse_available() -> bool {
         .write(true)
         .open("/dev/fuse")
         .is_ok()
+}
+
+/// `setpriv` and its arguments: run a command as uid/gid 65534 with no supplementary groups.
+pub const NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// Whether the test can run programs as uid 65534 that mount FUSE themselves: root (to become
+/// that user), `setpriv`, and `/dev/fuse` usable by other users (mode 0666, as Debian's udev
+/// rule sets it; a fresh VM without udev or a CI container leaves it 0600). Records the skip,
+/// with the reason, otherwise.
+pub fn can_run_as_nobody(test: &str) -> bool {
+    if !is_root() || !have_tool("setpriv") {
+        skip(test, "needs root and setpriv to become uid 65534");
+        return false;
+    }
+    let opens_fuse = Command::new(NOBODY[0])
+        .args(&NOBODY[1..])
+        .args(["sh", "-c", "exec 3<>/dev/fuse"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !opens_fuse {
+        skip(
+            test,
+            "uid 65534 cannot open /dev/fuse (it is 0600 here; Debian's udev rule makes it 0666)",
+        );
+        return false;
+    }
+    true
 }
 
 /// Make the kernel offer FUSE over io_uring (`fuse.enable_uring`, Linux 6.14+): a daemon
