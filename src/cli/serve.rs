@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::engine::hash::HashAlgo;
-use crate::fs::ima_hooks::{ImaHooks, OpenInfo};
+use crate::fs::caller::OpenInfo;
+use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::nest::NestHost;
 use crate::fs::overlay::{Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};

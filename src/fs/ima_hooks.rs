@@ -1,11 +1,12 @@
 //! The glue between the measuring overlay and the IMA engine: each open of a lower file
-//! becomes the engine's file hook events (IMA-SPEC 4.3), each release a `file_closed`.
+//! becomes the engine's file hook events (security/integrity/ima/ima_main.c: ima_file_check,
+//! ima_bprm_check), each release a `file_closed`.
 //!
 //! Ids are those of the FUSE connection's user namespace, which is the container's: the
 //! daemon of `imafs run` lives in the container's user namespace, so `/proc/<pid>/status`
 //! and `fstat` show the ids as the container sees them (the container's root is 0).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
@@ -15,34 +16,31 @@ use rustix::fs::Stat;
 use parking_lot::Mutex;
 
 use crate::engine::audit::AuditTask;
-use crate::engine::ima::{AppraiseMode, EventTask, FileEvent, Ima, LazyXattr, XattrSource};
+use crate::engine::ima::{AppraiseMode, FileEvent, Ima, LazyXattr, XattrSource};
 use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::policy::{
-    Actions, Func, MatchInput, Object, Subject, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
+    Actions, Func, MatchInput, Object, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
 };
 use crate::engine::Errno;
-use crate::fs::nest::{ChildDaemons, ParentLink, SkippedOpens};
+use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo, CAP_SYS_ADMIN};
+use crate::fs::nest::{ChildDaemons, ParentLink};
 use crate::fs::overlay::lowerfs::LowerFsCache;
 use crate::fs::overlay::{
     read_ima_xattr, AttrEvent, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
 };
 use rustix::fs::FileType;
 
-/// One open of a lower file as the overlay saw it.
-#[derive(Clone, Copy, Debug)]
-pub struct OpenInfo<'a> {
-    /// open(2) flags of the caller (O_ACCMODE, O_APPEND, O_TRUNC, ...).
-    pub flags: i32,
-    /// The open was made by execve (the kernel's `__FMODE_EXEC`, 0x20, in the FUSE flags).
-    pub exec: bool,
-    /// This open created the file.
-    pub created: bool,
-    /// The caller's thread id and fs ids from the FUSE request.
-    pub pid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// Path as the container sees it (`/etc/passwd`).
-    pub path: &'a [u8],
+/// The set of open ids whose events were not ours (a child daemon's own opens).
+#[derive(Default)]
+pub struct SkippedOpens(Mutex<HashSet<u64>>);
+
+impl SkippedOpens {
+    pub fn insert(&self, open_id: u64) {
+        self.0.lock().insert(open_id);
+    }
+    pub fn take(&self, open_id: u64) -> bool {
+        self.0.lock().remove(&open_id)
+    }
 }
 
 /// Calls the engine for the overlay's opens and releases.
@@ -339,9 +337,11 @@ fn reopen_read_only(file: &File) -> Option<File> {
     File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
 }
 
-/// The hooks an open runs, in the kernel's order, with their masks (IMA-SPEC 4.3): an open
-/// by execve is FILE_CHECK(MAY_EXEC) for the open of the binary, then BPRM_CHECK(MAY_EXEC);
-/// any other open is FILE_CHECK with the mask from the access mode, O_APPEND and O_TRUNC.
+/// The hooks an open runs, in the kernel's order, with their masks: an open by execve is
+/// FILE_CHECK(MAY_EXEC) for the open of the binary (fs/exec.c: do_open_execat), then
+/// BPRM_CHECK(MAY_EXEC) (ima_main.c: ima_bprm_check); any other open is FILE_CHECK
+/// (ima_main.c: ima_file_check) with the mask from the access mode, O_APPEND and O_TRUNC
+/// (fs/open.c: build_open_flags).
 pub fn open_hooks(flags: i32, exec: bool) -> Vec<(Func, u32)> {
     if exec {
         return vec![(Func::FileCheck, MAY_EXEC), (Func::BprmCheck, MAY_EXEC)];
@@ -363,185 +363,6 @@ pub fn open_mask(flags: i32) -> u32 {
         mask |= MAY_WRITE;
     }
     mask
-}
-
-/// Whether an open with `flags` makes the file description writable (FMODE_WRITE).
-pub fn opened_for_write(flags: i32) -> bool {
-    matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
-}
-
-/// The calling task as IMA sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Caller {
-    pub subject_ids: [u32; 6],
-    /// The effective capability set (`CapEff`).
-    pub cap_effective: u64,
-    pub comm: String,
-}
-
-impl Caller {
-    pub fn subject(&self) -> Subject {
-        let [uid, euid, suid, gid, egid, sgid] = self.subject_ids;
-        Subject {
-            uid,
-            euid,
-            suid,
-            gid,
-            egid,
-            sgid,
-            cap_setuid: self.has_cap(CAP_SETUID),
-            cap_setgid: self.has_cap(CAP_SETGID),
-        }
-    }
-
-    /// Whether the effective set holds capability number `cap` (linux/capability.h).
-    pub fn has_cap(&self, cap: u32) -> bool {
-        cap < 64 && self.cap_effective & (1u64 << cap) != 0
-    }
-
-    /// The task `pid` (a thread id, as FUSE requests carry) from one read of
-    /// `/proc/<pid>/status` (ids, capabilities and, from `Name:`, the comm); when the task is
-    /// gone already, the request's fs ids stand in for all of them.
-    pub fn of_task(pid: u32, fsuid: u32, fsgid: u32) -> Caller {
-        let status = read_status(pid).unwrap_or_default();
-        parse_status(&status).unwrap_or(Caller {
-            subject_ids: [fsuid, fsuid, fsuid, fsgid, fsgid, fsgid],
-            ..Caller::default()
-        })
-    }
-}
-
-/// The caller of one FUSE request. FUSE tells only its thread id and fs ids; the rest (real
-/// and saved ids, capabilities, comm) is a `/proc/<pid>/status` read, about half the
-/// daemon's work for an open of a file measured already. So it is read the first time a
-/// policy rule tests the subject, an audit record names the task or the open is forwarded
-/// to a parent namespace: while the open is being answered, the task is blocked in it and
-/// still there to be read.
-#[derive(Debug)]
-pub struct LazyCaller {
-    pid: u32,
-    fsuid: u32,
-    fsgid: u32,
-    details: std::cell::OnceCell<Caller>,
-}
-
-impl LazyCaller {
-    pub fn new(pid: u32, fsuid: u32, fsgid: u32) -> LazyCaller {
-        LazyCaller {
-            pid,
-            fsuid,
-            fsgid,
-            details: std::cell::OnceCell::new(),
-        }
-    }
-
-    /// A caller known already (an open a child namespace forwarded with its caller).
-    pub fn known(pid: u32, caller: Caller) -> LazyCaller {
-        let [_, fsuid, _, _, fsgid, _] = caller.subject_ids;
-        LazyCaller {
-            pid,
-            fsuid,
-            fsgid,
-            details: std::cell::OnceCell::from(caller),
-        }
-    }
-
-    /// The whole caller, read now if it was not before.
-    pub fn get(&self) -> &Caller {
-        self.details
-            .get_or_init(|| Caller::of_task(self.pid, self.fsuid, self.fsgid))
-    }
-
-    /// Whether `/proc` was read for this caller (tests).
-    pub fn was_read(&self) -> bool {
-        self.details.get().is_some()
-    }
-}
-
-impl EventTask for LazyCaller {
-    fn subject(&self) -> Subject {
-        self.get().subject()
-    }
-    fn comm(&self) -> &str {
-        &self.get().comm
-    }
-}
-
-/// `/proc/<pid>/status` in one read(2) when it fits 4 KiB (it does: ~1.5 KiB), as this
-/// runs for every open.
-fn read_status(pid: u32) -> Option<String> {
-    use std::io::Read;
-    let mut f = File::open(format!("/proc/{pid}/status")).ok()?;
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        let n = f.read(&mut buf[len..]).ok()?;
-        if n == 0 {
-            break;
-        }
-        len += n;
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-    }
-    buf.truncate(len);
-    String::from_utf8(buf).ok()
-}
-
-/// Capability bit numbers (linux/capability.h).
-const CAP_SETGID: u32 = 6;
-const CAP_SETUID: u32 = 7;
-pub const CAP_SYS_ADMIN: u32 = 21;
-
-/// Parse the `Uid:`, `Gid:`, `CapEff:` and `Name:` lines of `/proc/<pid>/status`.
-pub fn parse_status(status: &str) -> Option<Caller> {
-    let ids = |key: &str| -> Option<[u32; 3]> {
-        let line = status.lines().find(|l| l.starts_with(key))?;
-        let mut it = line[key.len()..]
-            .split_whitespace()
-            .map(|v| v.parse::<u32>());
-        Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
-    };
-    let [uid, euid, suid] = ids("Uid:")?;
-    let [gid, egid, sgid] = ids("Gid:")?;
-    let cap_effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    let comm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Name:\t"))
-        .map(unescape_task_name)
-        .unwrap_or_default();
-    Some(Caller {
-        subject_ids: [uid, euid, suid, gid, egid, sgid],
-        cap_effective,
-        comm,
-    })
-}
-
-/// The comm as `/proc/<pid>/status` prints it after `Name:`: `proc_task_name` escapes
-/// only `\n` and `\\` (`seq_escape_str(..., "\n\\")`), so this gives the raw comm back.
-fn unescape_task_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut chars = name.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('\\') => out.push('\\'),
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -569,33 +390,6 @@ mod tests {
         assert_eq!(open_hooks(libc::O_RDWR, false), vec![(Func::FileCheck, 6)]);
         assert!(opened_for_write(libc::O_WRONLY));
         assert!(!opened_for_write(libc::O_RDONLY | libc::O_APPEND));
-    }
-
-    #[test]
-    fn status_lines_give_all_ids_and_caps() {
-        let status = "Name:\tcat\nUmask:\t0022\nState:\tR (running)\n\
-            Uid:\t1000\t0\t1001\t0\nGid:\t100\t101\t102\t101\n\
-            CapInh:\t0000000000000000\nCapEff:\t00000000000000c0\n";
-        let caller = parse_status(status).expect("parses");
-        assert_eq!(caller.subject_ids, [1000, 0, 1001, 100, 101, 102]);
-        assert!(caller.has_cap(CAP_SETUID) && caller.has_cap(CAP_SETGID));
-        assert!(!caller.has_cap(CAP_SYS_ADMIN));
-        assert_eq!(caller.comm, "cat");
-        // Spaces are kept; `\n` and `\\` come back from their escapes.
-        let odd = parse_status("Name:\tmy prog\\n\\\\x\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n")
-            .expect("parses");
-        assert_eq!(odd.comm, "my prog\n\\x");
-        let s = caller.subject();
-        assert_eq!((s.uid, s.euid, s.gid, s.egid), (1000, 0, 100, 101));
-        assert_eq!(parse_status("Name:\tx\nUid:\t1\t2\n"), None);
-    }
-
-    #[test]
-    fn own_task_is_read_from_proc() {
-        let me = Caller::of_task(std::process::id(), 4242, 4242);
-        let uid = rustix::process::getuid().as_raw();
-        assert_eq!(me.subject_ids[0], uid);
-        assert!(!me.comm.is_empty());
     }
 }
 

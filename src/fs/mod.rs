@@ -1,4 +1,5 @@
 //! FUSE file systems served by the daemon.
+pub mod caller;
 pub mod ima_hooks;
 pub mod nest;
 pub mod overlay;

@@ -1,5 +1,5 @@
 //! The virtual securityfs served over FUSE: `integrity/ima/` as a 6.10+ kernel lays it out
-//! (IMA-SPEC 0.1, 1, 2), backed by one [`Ima`] engine.
+//! (security/integrity/ima/ima_fs.c: ima_fs_init), backed by one [`Ima`] engine.
 //!
 //! Tree (inode numbers are fixed, so they are stable across lookups and mounts):
 //!
@@ -9,12 +9,14 @@
 //! integrity/                          dir 0755
 //! integrity/ima/                      dir 0755
 //!   ascii_runtime_measurements_<alg>  0440 (one pair per file bank: TPM banks + sha1 slot;
-//!   binary_runtime_measurements_<alg> 0440  never the extra ima_hash slot, IMA-SPEC 1.2)
+//!   binary_runtime_measurements_<alg> 0440  never the extra ima_hash slot: ima_crypto.c
+//!                                         ima_init_crypto, ima_fs.c
+//!                                         create_securityfs_measurement_lists)
 //!   ascii_runtime_measurements  -> ascii_runtime_measurements_sha1    symlink 0444
 //!   binary_runtime_measurements -> binary_runtime_measurements_sha1   symlink 0444
 //!   runtime_measurements_count        0440  "N\n", generated per read
 //!   violations                        0440  "N\n", generated per read
-//!   policy                            0600 / 0200 / 0400 / gone, per IMA-SPEC 2.1
+//!   policy                            0600 / 0200 / 0400 / gone (ima_fs.c ima_release_policy)
 //!   pcrs                              0440  extension: "PCR-10 sha256 <hex>\n" per PCR and bank
 //!   keys                              0600  extension: read lists the IMA keyring; write loads
 //!                                             a certificate (DER/PEM bytes, or /path)
@@ -61,7 +63,7 @@ use crate::engine::hash::HashAlgo;
 use crate::engine::ima::{Ima, PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle};
 use crate::engine::log::ViewKind;
 use crate::engine::policy::Subject;
-use crate::fs::ima_hooks::{Caller, CAP_SYS_ADMIN};
+use crate::fs::caller::{Caller, CAP_SYS_ADMIN};
 use crate::fs::nest::NestHost;
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -116,9 +118,9 @@ enum Node {
     Policy,
     Pcrs,
     Keys,
-    /// `active` of the user-namespace series (IMA-SPEC 10.4).
+    /// `active` of Stefan Berger's user-namespace IMA series (2021-2023, not in mainline).
     Active,
-    /// Huawei's `*_for_children` staging files (IMA-SPEC 10.3).
+    /// Huawei's `*_for_children` staging files (CLONE_NEWIMA series, not in mainline).
     ForChildren(ChildItem),
     /// `imafs/nest`: nested daemons register and forward their events here.
     Nest,
@@ -478,7 +480,7 @@ impl Inner {
                 _ => Handle::Text(None),
             }),
             Node::Policy => {
-                // ima_open_policy tests the O_WRONLY bit only (IMA-SPEC 2.2).
+                // ima_open_policy (ima_fs.c) tests the O_WRONLY bit only.
                 let access = if flags & libc::O_WRONLY != 0 {
                     PolicyAccess::Write
                 } else if accmode == libc::O_RDWR {
@@ -1266,7 +1268,8 @@ mod tests {
     #[test]
     fn files_exist_for_tpm_banks_and_sha1_slot_only() {
         // sha256-only TPM, ima_hash=sha512: files for sha256 and the extra sha1 slot, none
-        // for the ima_hash slot (IMA-SPEC 1.2).
+        // for the ima_hash slot (ima_crypto.c: ima_init_crypto; ima_fs.c:
+        // create_securityfs_measurement_lists).
         let cfg = ImaConfig {
             banks: vec![HashAlgo::Sha256],
             hash: HashAlgo::Sha512,

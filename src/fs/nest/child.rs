@@ -1,0 +1,156 @@
+//! The child side of nesting: a nested daemon registers with its parent namespace through
+//! the parent's control file and forwards its container's opens and releases to it (the
+//! protocol is in the parent module's docs). The hooks use it; it uses no hook.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::engine::children::ChildConfig;
+use crate::engine::Errno;
+use crate::fs::caller::{Caller, OpenInfo};
+
+use super::CONTROL_PATH;
+
+/// `FUSE_SUPER_MAGIC`: the control file must be served by a FUSE daemon (ours).
+const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
+
+/// Uid and gid that stand for ids not mapped in the parent's view (`overflowuid`).
+const OVERFLOW_ID: u32 = 65534;
+
+/// A nested daemon's registration with its parent namespace (the child side).
+pub struct ParentLink {
+    control: File,
+    /// `st_dev` of the parent's overlay: only files on it are the parent's to see.
+    parent_dev: u64,
+    /// This daemon's effective ids in the parent's view, taken before any user namespace.
+    outer_ids: (u32, u32),
+    /// The daemon entered a new user namespace: only its root maps to `outer_ids`.
+    in_user_ns: AtomicBool,
+    next_token: AtomicU64,
+}
+
+impl ParentLink {
+    /// Register with the parent namespace when this process runs in a container that imafs
+    /// serves: `Ok(None)` when there is none, the link and the staged child configuration
+    /// otherwise. Call it before entering new namespaces.
+    pub fn detect() -> Result<Option<(ParentLink, ChildConfig)>, String> {
+        let Ok(fs) = rustix::fs::statfs(CONTROL_PATH) else {
+            return Ok(None);
+        };
+        if fs.f_type as u64 != FUSE_SUPER_MAGIC {
+            return Ok(None);
+        }
+        let mut control = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(CONTROL_PATH)
+            .map_err(|e| {
+                format!(
+                    "{CONTROL_PATH}: {e}: this container is served by imafs, and a nested \
+                     namespace must register with it (run as the container's root, or pass \
+                     --no-nest to be measured as a plain process of the container)"
+                )
+            })?;
+        let mut staged = Vec::new();
+        control
+            .read_to_end(&mut staged)
+            .map_err(|e| format!("{CONTROL_PATH}: read: {e}"))?;
+        let config = ChildConfig::decode(&staged)
+            .map_err(|e| format!("{CONTROL_PATH}: the parent's reply: {e}"))?;
+        // The container's root is the parent's overlay (imafs run pivots into it; a bind
+        // mount as a container's root is the same file system).
+        let parent_dev = std::fs::metadata("/").map_err(|e| format!("/: {e}"))?.dev();
+        let link = ParentLink {
+            control,
+            parent_dev,
+            outer_ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+            in_user_ns: AtomicBool::new(false),
+            next_token: AtomicU64::new(1),
+        };
+        log::info!("nest: registered with the parent namespace (overlay device {parent_dev:#x})");
+        Ok(Some((link, config)))
+    }
+
+    /// The daemon now runs in a new user namespace whose root is the caller.
+    pub fn entered_user_ns(&self) {
+        self.in_user_ns.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a lower file on device `dev` is seen by the parent (lives on its overlay).
+    pub fn covers(&self, dev: u64) -> bool {
+        dev == self.parent_dev
+    }
+
+    /// An id of this daemon's user namespace as the parent sees it.
+    fn outer(&self, id: u32, outer: u32) -> u32 {
+        if !self.in_user_ns.load(Ordering::SeqCst) {
+            id
+        } else if id == 0 {
+            outer
+        } else {
+            OVERFLOW_ID
+        }
+    }
+
+    /// Forward an open of the parent's node `node` (see the module docs). The returned token
+    /// names it in [`ParentLink::forward_release`].
+    pub fn forward_open(
+        &self,
+        node: u64,
+        info: &OpenInfo<'_>,
+        caller: &Caller,
+    ) -> Result<u64, Errno> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (ouid, ogid) = self.outer_ids;
+        let [uid, euid, suid, gid, egid, sgid] = caller.subject_ids;
+        let ids = [
+            self.outer(uid, ouid),
+            self.outer(euid, ouid),
+            self.outer(suid, ouid),
+            self.outer(gid, ogid),
+            self.outer(egid, ogid),
+            self.outer(sgid, ogid),
+        ];
+        // Capabilities held in a user namespace are none in its parent.
+        let cap = if self.in_user_ns.load(Ordering::SeqCst) {
+            0
+        } else {
+            caller.cap_effective
+        };
+        let line = format!(
+            "open {token} {node} {} {} {} {} {} {} {} {} {} {} {cap:x} {}\n",
+            info.flags,
+            u8::from(info.exec),
+            u8::from(info.created),
+            info.pid,
+            ids[0],
+            ids[1],
+            ids[2],
+            ids[3],
+            ids[4],
+            ids[5],
+            hex::encode(caller.comm.as_bytes()),
+        );
+        self.send(line.as_bytes())?;
+        Ok(token)
+    }
+
+    pub fn forward_release(&self, token: u64) {
+        if let Err(e) = self.send(format!("release {token}\n").as_bytes()) {
+            log::warn!("nest: release {token} to the parent: {e}");
+        }
+    }
+
+    fn send(&self, request: &[u8]) -> Result<(), Errno> {
+        match (&self.control).write(request) {
+            Ok(n) if n == request.len() => Ok(()),
+            Ok(_) => Err(Errno::EIO),
+            Err(e) => Err(Errno(e.raw_os_error().unwrap_or(libc::EIO))),
+        }
+    }
+}

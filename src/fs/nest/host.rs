@@ -1,0 +1,247 @@
+//! The host side of nesting: the parent's `imafs/nest` control file, the registrations of
+//! nested daemons and the opens they forward, run through the parent's own hooks.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::engine::Errno;
+use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo};
+use crate::fs::ima_hooks::ImaHooks;
+use crate::fs::overlay::OverlayStatus;
+
+use super::thread_group_of;
+
+/// An open a child forwarded and has not released.
+struct ForwardedOpen {
+    /// The parent's read-only descriptor of the node, for the file's state at release.
+    file: File,
+    for_write: bool,
+    /// Token of the same open forwarded to the parent's own parent.
+    upward: Option<u64>,
+}
+
+struct Registration {
+    tgid: u32,
+    opens: HashMap<u64, ForwardedOpen>,
+}
+
+/// The parent side of nesting: registrations and the forwarded events they send.
+pub struct NestHost {
+    hooks: Arc<ImaHooks>,
+    overlay: Option<OverlayStatus>,
+    registrations: Mutex<HashMap<u64, Registration>>,
+    next_registration: AtomicU64,
+}
+
+impl NestHost {
+    /// `overlay`: the namespace's measuring overlay (forwarded node ids are its node ids);
+    /// without one, registration is refused (ENODEV).
+    pub fn new(hooks: Arc<ImaHooks>, overlay: Option<OverlayStatus>) -> NestHost {
+        NestHost {
+            hooks,
+            overlay,
+            registrations: Mutex::new(HashMap::new()),
+            next_registration: AtomicU64::new(1),
+        }
+    }
+
+    /// An open of the control file by task `pid`: register its thread group and hand it the
+    /// staged child configuration. Returns the registration's id and the reply to read.
+    pub fn register(&self, pid: u32) -> Result<(u64, Vec<u8>), Errno> {
+        if self.overlay.is_none() {
+            return Err(Errno(libc::ENODEV));
+        }
+        let tgid = thread_group_of(pid).ok_or(Errno(libc::ESRCH))?;
+        let id = self.next_registration.fetch_add(1, Ordering::Relaxed);
+        self.hooks.child_daemons().add(tgid);
+        self.registrations.lock().insert(
+            id,
+            Registration {
+                tgid,
+                opens: HashMap::new(),
+            },
+        );
+        let config = self.hooks.ima().take_child_config();
+        log::info!("nest: child namespace registered (daemon pid {tgid})");
+        Ok((id, config.encode()))
+    }
+
+    /// The release of a registration's control file: the child is gone; close what it left.
+    pub fn unregister(&self, id: u64) {
+        let Some(reg) = self.registrations.lock().remove(&id) else {
+            return;
+        };
+        self.hooks.child_daemons().remove(reg.tgid);
+        for (_, open) in reg.opens {
+            self.close(open);
+        }
+        log::info!("nest: child namespace of daemon pid {} ended", reg.tgid);
+    }
+
+    /// One request written to the control file (see the module docs).
+    pub fn request(&self, id: u64, data: &[u8]) -> Result<(), Errno> {
+        let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
+        let fields: Vec<&str> = text.split_ascii_whitespace().collect();
+        match fields.as_slice() {
+            ["open", rest @ ..] => {
+                let req = OpenRequest::parse(rest).ok_or_else(|| {
+                    log::warn!("nest: bad request {text:?}");
+                    Errno::EINVAL
+                })?;
+                self.forwarded_open(id, req)
+            }
+            ["release", token] => {
+                let token: u64 = token.parse().map_err(|_| Errno::EINVAL)?;
+                let open = self
+                    .registrations
+                    .lock()
+                    .get_mut(&id)
+                    .and_then(|r| r.opens.remove(&token));
+                match open {
+                    Some(open) => {
+                        self.close(open);
+                        Ok(())
+                    }
+                    None => Err(Errno::EINVAL),
+                }
+            }
+            _ => {
+                log::warn!("nest: bad request {text:?}");
+                Err(Errno::EINVAL)
+            }
+        }
+    }
+
+    fn forwarded_open(&self, id: u64, req: OpenRequest) -> Result<(), Errno> {
+        if self
+            .registrations
+            .lock()
+            .get(&id)
+            .is_none_or(|r| r.opens.contains_key(&req.token))
+        {
+            return Err(Errno::EINVAL);
+        }
+        let overlay = self.overlay.as_ref().ok_or(Errno(libc::ENODEV))?;
+        let (file, path) = overlay
+            .open_node(req.node)
+            .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let info = OpenInfo {
+            flags: req.flags,
+            exec: req.exec,
+            created: req.created,
+            pid: req.pid,
+            uid: req.caller.subject_ids[1],
+            gid: req.caller.subject_ids[4],
+            path: &path,
+        };
+        let caller = LazyCaller::known(info.pid, req.caller.clone());
+        let upward = self.hooks.open_as(&info, &caller, &file, None)?;
+        let open = ForwardedOpen {
+            file,
+            for_write: opened_for_write(req.flags),
+            upward,
+        };
+        match self.registrations.lock().get_mut(&id) {
+            Some(reg) => {
+                reg.opens.insert(req.token, open);
+                Ok(())
+            }
+            // Unregistered meanwhile: nobody will release it.
+            None => {
+                self.close(open);
+                Ok(())
+            }
+        }
+    }
+
+    fn close(&self, open: ForwardedOpen) {
+        if let Ok(meta) = rustix::fs::fstat(&open.file) {
+            self.hooks
+                .release_forwarded(&meta, open.for_write, open.upward);
+        }
+    }
+}
+
+/// A parsed `open` request.
+struct OpenRequest {
+    token: u64,
+    node: u64,
+    flags: i32,
+    exec: bool,
+    created: bool,
+    pid: u32,
+    caller: Caller,
+}
+
+impl OpenRequest {
+    fn parse(f: &[&str]) -> Option<OpenRequest> {
+        let [token, node, flags, exec, created, pid, uid, euid, suid, gid, egid, sgid, cap, comm] =
+            f
+        else {
+            return None;
+        };
+        let flag = |v: &str| match v {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        };
+        let id = |v: &str| v.parse::<u32>().ok();
+        let comm = String::from_utf8(hex::decode(comm).ok()?).ok()?;
+        Some(OpenRequest {
+            token: token.parse().ok()?,
+            node: node.parse().ok()?,
+            flags: flags.parse().ok()?,
+            exec: flag(exec)?,
+            created: flag(created)?,
+            pid: pid.parse().ok()?,
+            caller: Caller {
+                subject_ids: [
+                    id(uid)?,
+                    id(euid)?,
+                    id(suid)?,
+                    id(gid)?,
+                    id(egid)?,
+                    id(sgid)?,
+                ],
+                cap_effective: u64::from_str_radix(cap, 16).ok()?,
+                comm,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_requests_parse_strictly() {
+        let ok = "7 1234 32768 1 0 42 0 0 0 0 0 0 3fffff 636174";
+        let fields: Vec<&str> = ok.split(' ').collect();
+        let r = OpenRequest::parse(&fields).expect("valid");
+        assert_eq!(
+            (r.token, r.node, r.flags, r.exec, r.created),
+            (7, 1234, 32768, true, false)
+        );
+        assert_eq!(r.caller.comm, "cat");
+        assert!(r.caller.has_cap(21));
+        for bad in [
+            "",
+            "7 1234 32768 1 0 42 0 0 0 0 0 0 1fffff",
+            "7 1234 32768 2 0 42 0 0 0 0 0 0 1fffff 636174",
+            "x 1234 32768 1 0 42 0 0 0 0 0 0 1fffff 636174",
+            "7 1234 32768 1 0 42 0 0 0 0 0 -1 1fffff 636174",
+            "7 1234 32768 1 0 42 0 0 0 0 0 0 zz 636174",
+            "7 1234 32768 1 0 42 0 0 0 0 0 0 1f 6g",
+            "7 1234 32768 1 0 42 0 0 0 0 0 0 1f ff",
+            "7 1234 32768 1 0 42 0 0 0 0 0 0 1f 63 extra",
+        ] {
+            let fields: Vec<&str> = bad.split_ascii_whitespace().collect();
+            assert!(OpenRequest::parse(&fields).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Nested IMA namespaces: an imafs daemon started inside a container that imafs serves
+//! becomes a child of that container's namespace (README "Namespaces").
+//!
+//! The parent's securityfs view has an extension file, `imafs/nest` (0600, like `policy`).
+//! A nested daemon opens it read-write before it mounts anything and keeps it open for its
+//! life; the open registers the daemon's process, its release unregisters it. A read gives
+//! what the parent staged with `*_for_children` ([`ChildConfig::encode`]). Each write is one
+//! request, answered by the write's result:
+//!
+//! - `open TOKEN NODE FLAGS EXEC CREATED PID UID EUID SUID GID EGID SGID CAPEFF COMM`: the
+//!   child let one of its processes open the file whose inode number, seen through the
+//!   parent's overlay, is NODE (the parent's FUSE node id). The parent runs its own hooks on
+//!   that node, with the process's ids translated to the parent's view, and forwards to its
+//!   own parent in turn; the write fails with the errno that refuses the open (EACCES from
+//!   appraisal), and the child refuses it too. COMM is hex.
+//! - `release TOKEN`: that open was closed.
+//!
+//! The parent measures none of the registered daemon's own opens of its lower files: they
+//! are the daemon reading on behalf of its container, and arrive as forwarded events
+//! instead. Registering is therefore a policy-administration act, allowed to whoever may
+//! write the parent's `policy` (its owner, with CAP_SYS_ADMIN).
+//!
+//! Order: the child's own namespace first, then its ancestors, as in the user-namespace
+//! series' `process_measurement`, which walks `user_ns->parent`.
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+pub mod child;
+pub mod host;
+
+pub use child::ParentLink;
+pub use host::NestHost;
+
+/// Where a nested daemon finds its parent's control file.
+pub const CONTROL_PATH: &str = "/sys/kernel/security/imafs/nest";
+
+/// The thread groups of registered child daemons (the parent side), whose own opens of
+/// the parent's files are not events of the parent.
+#[derive(Default)]
+pub struct ChildDaemons {
+    tgids: RwLock<HashMap<u32, usize>>,
+}
+
+impl ChildDaemons {
+    /// Whether task `pid` (a thread id, as FUSE requests carry) belongs to a registered
+    /// child daemon. Costs nothing while no child is registered.
+    pub fn is_child_daemon(&self, pid: u32) -> bool {
+        if self.tgids.read().is_empty() {
+            return false;
+        }
+        let tgid = thread_group_of(pid);
+        tgid.is_some_and(|t| self.tgids.read().contains_key(&t))
+    }
+
+    pub(super) fn add(&self, tgid: u32) {
+        *self.tgids.write().entry(tgid).or_default() += 1;
+    }
+
+    pub(super) fn remove(&self, tgid: u32) {
+        let mut t = self.tgids.write();
+        if let Some(n) = t.get_mut(&tgid) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&tgid);
+            }
+        }
+    }
+}
+
+/// `Tgid:` of `/proc/<pid>/status`.
+fn thread_group_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
