@@ -1,5 +1,7 @@
-//! `imafs policy check`: built-ins, fixtures, and a corpus of valid and invalid rules from
-//! IMA-SPEC.md (sections 2.7, 3 and 9.3), run through the real binary.
+//! `imafs policy check`: built-ins, fixtures, and a corpus of valid and invalid rules
+//! checked against the kernel's security/integrity/ima/ima_policy.c (ima_parse_add_rule,
+//! ima_parse_rule, ima_validate_rule, ima_policy_show, and the 1807 audit records of
+//! ima_log_string), run through the real binary.
 
 mod common;
 
@@ -40,7 +42,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// (rule as written, read-back line). Every read-back line ends with " \n".
 const VALID: &[(&str, &str)] = &[
-    // IMA-SPEC 2.7 examples.
+    // ima_policy_show read-back examples.
     ("dont_measure fsmagic=0x9fa0", "dont_measure fsmagic=0x9fa0 \n"),
     ("measure func=FILE_CHECK mask=^MAY_READ euid=0", "measure func=FILE_CHECK mask=^MAY_READ euid=0 \n"),
     ("measure func=MMAP_CHECK mask=MAY_EXEC", "measure func=MMAP_CHECK mask=MAY_EXEC \n"),
@@ -50,18 +52,19 @@ const VALID: &[(&str, &str)] = &[
     ("measure func=KEY_CHECK keyrings=.ima|.builtin_trusted_keys template=ima-buf", "measure func=KEY_CHECK keyrings=.ima|.builtin_trusted_keys template=ima-buf \n"),
     ("measure func=CRITICAL_DATA label=selinux", "measure func=CRITICAL_DATA label=selinux \n"),
     ("appraise func=SETXATTR_CHECK appraise_algos=sha256,sha384,sha512", "appraise func=SETXATTR_CHECK appraise_algos=sha256,sha384,sha512 \n"),
-    // 2.7: aliases normalised, fsmagic lowercase without leading zeros, algos in enum order.
+    // ima_policy_show: aliases normalised, fsmagic lowercase without leading zeros, algos in
+    // enum order.
     ("measure func=PATH_CHECK", "measure func=FILE_CHECK \n"),
     ("measure func=FILE_MMAP mask=MAY_EXEC", "measure func=MMAP_CHECK mask=MAY_EXEC \n"),
     ("dont_measure fsmagic=0x01021994", "dont_measure fsmagic=0x1021994 \n"),
     ("dont_measure fsmagic=DE5E81E4", "dont_measure fsmagic=0xde5e81e4 \n"),
     ("appraise func=SETXATTR_CHECK appraise_algos=sha512,sha1,sha256", "appraise func=SETXATTR_CHECK appraise_algos=sha1,sha256,sha512 \n"),
-    // 2.7 field order regardless of written order; operators as written.
+    // ima_policy_show field order regardless of written order; operators as written.
     ("measure template=ima-ng uid>1000 func=FILE_CHECK fsname=ext4 mask=MAY_READ", "measure func=FILE_CHECK mask=MAY_READ fsname=ext4 uid>1000 template=ima-ng \n"),
     ("measure fgroup<100 fowner>0 egid=5 euid<7 pcr=11 func=BPRM_CHECK", "measure func=BPRM_CHECK pcr=11 euid<7 egid=5 fowner>0 fgroup<100 \n"),
     ("dont_measure fsuuid=6A9C8E1D-2B3C-4D5E-8F90-A1B2C3D4E5F6", "dont_measure fsuuid=6a9c8e1d-2b3c-4d5e-8f90-a1b2c3d4e5f6 \n"),
     ("measure gid=0 func=MODULE_CHECK", "measure func=MODULE_CHECK gid=0 \n"),
-    // 3.2 every action.
+    // ima_parse_rule: every action.
     ("measure", "measure \n"),
     ("dont_measure", "dont_measure \n"),
     ("appraise", "appraise \n"),
@@ -70,7 +73,7 @@ const VALID: &[(&str, &str)] = &[
     ("hash func=FILE_CHECK", "hash func=FILE_CHECK \n"),
     ("dont_hash fsmagic=0x9fa0", "dont_hash fsmagic=0x9fa0 \n"),
     ("dont_audit fsname=fuse fs_subtype=sshfs", "dont_audit fsname=fuse fs_subtype=sshfs \n"),
-    // 3.4 every func.
+    // ima_parse_rule: every func= value.
     ("measure func=MMAP_CHECK_REQPROT", "measure func=MMAP_CHECK_REQPROT \n"),
     ("measure func=CREDS_CHECK", "measure func=CREDS_CHECK \n"),
     ("measure func=FIRMWARE_CHECK", "measure func=FIRMWARE_CHECK \n"),
@@ -79,7 +82,7 @@ const VALID: &[(&str, &str)] = &[
     ("measure func=POLICY_CHECK", "measure func=POLICY_CHECK \n"),
     ("measure func=KEXEC_CMDLINE pcr=12", "measure func=KEXEC_CMDLINE pcr=12 \n"),
     ("measure func=KEY_CHECK", "measure func=KEY_CHECK \n"),
-    // 3.5 options.
+    // ima_parse_rule: options.
     ("appraise func=MODULE_CHECK appraise_type=imasig|modsig", "appraise func=MODULE_CHECK appraise_type=imasig|modsig \n"),
     ("appraise func=BPRM_CHECK digest_type=verity appraise_type=sigv3", "appraise func=BPRM_CHECK appraise_type=sigv3 digest_type=verity \n"),
     ("measure func=BPRM_CHECK digest_type=verity template=ima-ngv2", "measure func=BPRM_CHECK template=ima-ngv2 digest_type=verity \n"),
@@ -90,24 +93,25 @@ const VALID: &[(&str, &str)] = &[
     ("measure template=ima", "measure template=ima \n"),
     ("measure template=evm-sig", "measure template=evm-sig \n"),
     ("measure template=ima-modsig func=MODULE_CHECK", "measure func=MODULE_CHECK template=ima-modsig \n"),
-    // 3.1 tokens separated by any run of spaces and tabs; leading blanks skipped.
+    // ima_parse_rule: tokens separated by any run of spaces and tabs; ima_parse_add_rule:
+    // leading blanks skipped.
     ("  \t measure \t\t func=BPRM_CHECK   mask=MAY_EXEC", "measure func=BPRM_CHECK mask=MAY_EXEC \n"),
 ];
 
 /// (rule, a word of the expected reason). All are EINVAL in the kernel.
 const INVALID: &[(&str, &str)] = &[
-    // 3.2: no action, two actions, no dont_audit-like inventions.
+    // ima_parse_rule: no action, two actions, no dont_audit-like inventions.
     ("func=BPRM_CHECK", "no action"),
     ("measure appraise", "more than one action"),
     ("measure measure", "more than one action"),
     ("dont_mesure", "unknown token"),
-    // 3.1: unknown tokens, case sensitivity, empty values.
+    // ima_parse_rule: unknown tokens, case sensitivity, empty values.
     ("Measure", "unknown token"),
     ("measure FUNC=BPRM_CHECK", "unknown token"),
     ("measure func=", "unknown token"),
     ("measure foo=bar", "unknown token"),
     ("measure func=BPRM_CHECK # trailing comment", "unknown token"),
-    // 3.3 duplicates and bad values.
+    // ima_parse_rule: duplicates and bad values.
     ("measure func=BPRM_CHECK func=FILE_CHECK", "duplicate func"),
     ("measure func=POST_SETATTR", "invalid func"),
     ("measure mask=MAY_READ mask=MAY_EXEC", "duplicate mask"),
@@ -127,10 +131,11 @@ const INVALID: &[(&str, &str)] = &[
     ("measure fs_subtype=a fs_subtype=b", "duplicate fs_subtype"),
     ("measure func=KEY_CHECK keyrings=.ima||.evm", "empty item"),
     ("measure func=CRITICAL_DATA label=a label=b", "duplicate label"),
-    // 3.3: LSM labels cannot be resolved (no LSM) while the built-in policy is active.
+    // ima_parse_rule (ima_lsm_rule_init): LSM labels cannot be resolved (no LSM) while the
+    // built-in policy is active.
     ("measure obj_type=bin_t", "undefined"),
     ("dont_measure subj_role=system_r", "undefined"),
-    // 3.5 options.
+    // ima_parse_rule: options.
     ("appraise func=BPRM_CHECK appraise_type=sigv3", "requires digest_type=verity"),
     ("appraise func=BPRM_CHECK appraise_type=imasig digest_type=verity", "before appraise_type"),
     ("appraise func=BPRM_CHECK digest_type=verity appraise_type=imasig", "cannot be used"),
@@ -144,7 +149,7 @@ const INVALID: &[(&str, &str)] = &[
     ("template=ima-sig measure", "requires the measure action"),
     ("dont_measure template=ima-sig", "requires the measure action"),
     ("measure template=ima-ng template=ima-sig", "duplicate template"),
-    // 3.6 ima_validate_rule.
+    // ima_validate_rule.
     ("appraise pcr=10", "only allowed with measure"),
     ("measure appraise_type=imasig", "only allowed with appraise"),
     ("hash appraise_algos=sha256", "only allowed with appraise"),
@@ -287,7 +292,8 @@ fn fixtures_parse_and_match_their_builtins() {
 
 #[test]
 fn audit_records_and_later_loads() {
-    // 9.3: one 1807 body per rule line; tokens after a failure are not listed.
+    // ima_parse_rule's audit (ima_log_string): one 1807 body per rule line; tokens after a
+    // failure are not listed.
     let out = imafs(
         &["policy", "check", "--audit"],
         Some("measure func=BPRM_CHECK mask=MAY_EXEC\n\nmeasure uid>5 permit_directio pcr=3\n"),

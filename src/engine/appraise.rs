@@ -1,6 +1,6 @@
 //! Appraisal verdicts: the decision of the kernel's `ima_appraise_measurement` and
 //! `xattr_verify` (security/integrity/ima/ima_appraise.c), plus the `appraise_algos=` check
-//! of `process_measurement` (ima_main.c). IMA-SPEC 8.4.
+//! of `process_measurement` (ima_main.c).
 //!
 //! The decision follows the kernel's byte-level checks (not the strict
 //! [`parse_ima_xattr`](super::xattr::parse_ima_xattr)), in the kernel's order:
@@ -90,7 +90,8 @@ pub enum Verdict {
     /// Access allowed. `signed`: the xattr is a signature (the kernel's `IMA_DIGSIG`
     /// bit), which makes the file unwritable under an appraise rule.
     Pass { signed: bool },
-    /// Access denied in enforce mode (EACCES), audited with `cause` (IMA-SPEC 8.4).
+    /// Access denied in enforce mode (EACCES), audited with `cause` (ima_appraise.c:
+    /// ima_appraise_measurement).
     /// `fixable`: fix mode rewrites `security.ima` with the file's hash
     /// ([`encode_digest_xattr`](super::xattr::encode_digest_xattr)) and allows access
     /// (still auditing the cause). The kernel never replaces a type 0x03 signature.

@@ -1,4 +1,5 @@
-//! Parsing the ASCII measurement list (IMA-SPEC 1.5, 6.2) back into records: the inverse
+//! Parsing the ASCII measurement list (ima_fs.c: ima_ascii_measurements_show, fields
+//! printed by ima_template_lib.c's `ima_show_template_*`) back into records: the inverse
 //! of [`TemplateDesc::render_ascii_fields`], for verifiers (`imafs verify`, `imafs status`).
 //!
 //! A line is `%2d <template digest hex> <template name> <field> <field> ...`: every field
@@ -308,7 +309,13 @@ mod tests {
     use crate::engine::template::EventData;
 
     const BANKS: [HashAlgo; 2] = [HashAlgo::Sha1, HashAlgo::Sha256];
-    /// IMA-SPEC T1: the ima-ng entry for /tmp/hello ("hello\n"), sha1 and sha256 lists.
+    /// Reference vectors, computed independently of imafs (a model of the kernel's
+    /// ima_template_lib.c encoders and ima_crypto.c: ima_calc_field_array_hash, cross-checked
+    /// with `openssl dgst`); little endian, PCR 10, ima_hash=sha256, banks sha1 and sha256:
+    /// T1 the ima-ng entry for /tmp/hello ("hello\n"), T2 boot_aggregate without a TPM,
+    /// T3 the `ima` template entry, T4 ima-sig entries with and without a made-up v2
+    /// signature, T5 the violation entry for /tmp/hello, T6 the PCR 10 replay of T2, T1, T5.
+    /// This is T1's line in the sha1 list.
     const T1_SHA1_LINE: &str = "10 7e12b5b354a90b6491f97e4075c8bc0428ad74bb ima-ng sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 /tmp/hello";
 
     fn read_view(list: &MeasurementList, bank: usize) -> Vec<u8> {
@@ -390,7 +397,8 @@ mod tests {
         }
     }
 
-    /// IMA-SPEC T1-T6: the lines of both list files, and the PCR 10 replay of T2, T1, T5.
+    /// Reference vectors T1-T6 (see `T1_SHA1_LINE`): the lines of both list files, and the
+    /// PCR 10 replay of T2, T1, T5.
     #[test]
     fn spec_vectors() {
         let zeros = "0".repeat(64);

@@ -1,4 +1,5 @@
-//! Kernel-format integrity audit records (IMA-SPEC 9) and the sink they go to.
+//! Kernel-format integrity audit records (`AUDIT_INTEGRITY_*`, include/uapi/linux/audit.h)
+//! and the sink they go to.
 //!
 //! Record bodies are byte-for-byte what the kernel passes to the audit subsystem
 //! (security/integrity/integrity_audit.c `integrity_audit_message`, ima_api.c

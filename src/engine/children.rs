@@ -1,7 +1,8 @@
 //! Configuration of a child namespace before its first process, in the style of Huawei's
-//! CLONE_NEWIMA series (IMA-SPEC 10.3): the parent's `policy_for_children`,
-//! `x509_for_children` and `kcmd_for_children` stage a policy, a certificate and
-//! kernel-command-line options, and the next child namespace starts with them.
+//! CLONE_NEWIMA series (2020-2021, shipped in openEuler, never merged into mainline Linux):
+//! the parent's `policy_for_children`, `x509_for_children` and `kcmd_for_children` stage a
+//! policy, a certificate and kernel-command-line options, and the next child namespace
+//! starts with them.
 //!
 //! The parent keeps what was staged ([`crate::engine::ima::Ima::take_child_config`] hands it
 //! over and clears it); the child's daemon receives it encoded ([`ChildConfig::encode`])

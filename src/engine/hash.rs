@@ -6,7 +6,7 @@ use std::fmt;
 /// Largest digest any algorithm produces (sha512, wp512, streebog512, sha3-512).
 pub const MAX_DIGEST_SIZE: usize = 64;
 
-/// A kernel hash algorithm, numbered as `enum hash_algo` (IMA-SPEC 8.3).
+/// A kernel hash algorithm, numbered as `enum hash_algo` (include/uapi/linux/hash_info.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum HashAlgo {

@@ -12,7 +12,8 @@
 //! payload kind u8, then
 //!   1 config     UTF-8 text: the engine options the journal was started with
 //!   2 record     pcr u32 le | flags u8 (1 = violation) | name_len u16 le | template name
-//!                | data_len u32 le | template data (binary-list encoding, IMA-SPEC 6.6)
+//!                | data_len u32 le | template data (binary-list encoding, as
+//!                  ima_fs.c: ima_measurements_show writes it)
 //!   3 violation  (empty): the `violations` counter was bumped
 //!   4 policy     UTF-8 text: the rule lines of one committed policy write session
 //!   5 key        DER certificate added to the IMA keyring

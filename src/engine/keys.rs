@@ -1,6 +1,7 @@
 //! The IMA keyring: X.509 certificates whose public keys verify `security.ima` signatures
-//! (IMA-SPEC 8.2, 8.5; kernel `crypto/asymmetric_keys/x509_public_key.c`,
-//! `security/integrity/digsig_asymmetric.c`; ima-evm-utils `calc_keyid_v2`).
+//! (kernel `security/integrity/digsig.c`: `integrity_init_keyring`, `integrity_load_x509`;
+//! `crypto/asymmetric_keys/x509_public_key.c`; `security/integrity/digsig_asymmetric.c`:
+//! `asymmetric_verify`; ima-evm-utils `calc_keyid_v2`).
 //!
 //! Supported keys: RSA (PKCS#1 v1.5 signatures over a DigestInfo of md5, sha1, rmd160,
 //! sha224, sha256, sha384, sha512, sha3-256/384/512, as the kernel's `pkcs1pad`) and ECDSA

@@ -1,5 +1,6 @@
-//! The measurement list (IMA-SPEC 1.5, 5.3, 6.6): append-only, every record stored once,
-//! rendered on demand as the ASCII and binary views of every bank.
+//! The measurement list (security/integrity/ima/ima_queue.c: ima_add_template_entry):
+//! append-only, every record stored once, rendered on demand as the ASCII and binary views
+//! of every bank (ima_fs.c: ima_ascii_measurements_show, ima_measurements_show).
 //!
 //! Storage: one byte arena holding, per record, its bank digests (none for violations)
 //! followed by its template data, and one 32-byte [`Meta`] per record. Every view's byte
@@ -44,8 +45,9 @@ impl Record {
         Record::from_data(pcr, template, data, ev.violation, banks)
     }
 
-    /// A violation entry (5.4) for `name` with `template` (the default template) and the
-    /// default PCR: zero digest fields labelled `ima_hash`, zero template digests.
+    /// A violation entry (ima_api.c: ima_add_violation) for `name` with `template` (the
+    /// default template) and the default PCR: zero digest fields labelled `ima_hash`, zero
+    /// template digests.
     /// Use [`Record::new`] with `violation: true` when the template needs more of the file
     /// (e.g. `sig` falling back to an EVM portable signature).
     pub fn violation(
@@ -184,9 +186,9 @@ struct Meta {
     violation: bool,
 }
 
-/// Fingerprint index for duplicate suppression (5.3 step 3) of one bank: 8 bytes and a
-/// control byte per record; the stored record is compared on every hit, so fingerprint
-/// collisions cost a look at the overflow set, never a wrong answer.
+/// Fingerprint index for duplicate suppression (ima_queue.c: ima_lookup_digest_entry) of
+/// one bank: 8 bytes and a control byte per record; the stored record is compared on every
+/// hit, so fingerprint collisions cost a look at the overflow set, never a wrong answer.
 #[derive(Default)]
 struct DedupIndex {
     /// Fingerprint of (pcr, digest) -> first record index with it.
@@ -432,7 +434,7 @@ impl MeasurementList {
     }
 
     /// Whether a record with template digest `digest` (of bank index `bank`) was already
-    /// appended for `pcr`: the kernel's `ima_lookup_digest_entry` (5.3 step 3).
+    /// appended for `pcr`: the kernel's `ima_lookup_digest_entry` (ima_queue.c).
     pub fn contains_digest(&self, pcr: u32, bank: usize, digest: &Digest) -> bool {
         if bank >= self.banks.len() {
             return false;
@@ -632,8 +634,9 @@ impl MeasurementList {
     }
 }
 
-/// Parse a binary measurement list (6.6) whose records carry `file_bank` template digests
-/// (e.g. a saved `binary_runtime_measurements_sha256`) back into records for `banks`, as
+/// Parse a binary measurement list (layout of ima_fs.c: ima_measurements_show) whose
+/// records carry `file_bank` template digests (e.g. a saved
+/// `binary_runtime_measurements_sha256`) back into records for `banks`, as
 /// `ima_restore_measurement_list` does after kexec: templates are looked up by name (or
 /// parsed as a format string), an all-zero stored digest marks a violation, and every other
 /// record's digests are recomputed and must equal the stored one.

@@ -1,6 +1,7 @@
 //! File hashing and the per-file state IMA keeps in the kernel's `ima_iint_cache`:
 //! which PCRs a file version was measured into, whether it was audited, its digests, and
-//! the open reader/writer counts behind ToMToU / open_writers violations (IMA-SPEC 4.4, 5.4).
+//! the open reader/writer counts behind ToMToU / open_writers violations
+//! (security/integrity/ima/ima_main.c: ima_rdwr_violation_check, ima_check_last_writer).
 //!
 //! Files are identified by [`FileId`] (device, inode) and each state belongs to one
 //! [`FileVersion`]; a changed version resets the state as the kernel does when the last
@@ -120,7 +121,7 @@ pub fn hash_file(file: &File, algo: HashAlgo) -> io::Result<Digest> {
         .ok_or_else(|| io::Error::other("no digest produced"))
 }
 
-/// Which violations an access produces (IMA-SPEC 5.4).
+/// Which violations an access produces (ima_main.c: ima_rdwr_violation_check).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Violations {
     pub tomtou: bool,

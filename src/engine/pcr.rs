@@ -1,4 +1,5 @@
-//! PCR banks (IMA-SPEC 7) and the boot aggregate (5.5).
+//! PCR banks (security/integrity/ima/ima_queue.c: ima_pcr_extend) and the boot aggregate
+//! (ima_init.c: ima_add_boot_aggregate; ima_crypto.c: ima_calc_boot_aggregate).
 //!
 //! There is no TPM behind these values: they are the "virtual PCRs" a verifier replays
 //! from the list, kept per bank for every PCR index IMA extended (10 by default, or any
@@ -117,7 +118,8 @@ pub fn boot_aggregate_from_pcrs(bank: HashAlgo, pcrs: &[Digest]) -> Digest {
     h.finalize()
 }
 
-/// Event data of the `boot_aggregate` entry without a TPM (5.5): a zero digest of
+/// Event data of the `boot_aggregate` entry without a TPM (ima_init.c:
+/// ima_add_boot_aggregate; ima_template_lib.c: ima_eventdigest_init): a zero digest of
 /// `ima_hash`'s size labelled with `ima_hash`; the `ima` template's `d` gets 20 zero bytes
 /// (or the zero md5/sha1 digest itself when `ima_hash` is md5/sha1).
 pub fn boot_aggregate_event(ima_hash: HashAlgo) -> EventData<'static> {
@@ -166,7 +168,8 @@ mod tests {
         Arc::new(TemplateDesc::builtin("ima-ng").unwrap())
     }
 
-    /// The list T2, T1, T5 of IMA-SPEC 12.
+    /// The reference list T2, T1, T5: boot_aggregate without a TPM, the ima-ng entry for
+    /// /tmp/hello and its violation entry (vectors described in `ascii.rs`'s tests).
     fn t_list() -> MeasurementList {
         let list = MeasurementList::new(&DEFAULT_BANKS);
         list.append(boot_aggregate_record(
@@ -316,7 +319,8 @@ mod tests {
 
     #[test]
     fn boot_aggregate_entries_per_template() {
-        // ima template, ima_hash=sha256: d is 20 zero bytes (T3 note).
+        // ima template, ima_hash=sha256: d is 20 zero bytes (ima_template_lib.c:
+        // ima_eventdigest_init).
         let ima = Arc::new(TemplateDesc::builtin("ima").unwrap());
         let rec = boot_aggregate_record(10, ima, HashAlgo::Sha256, &DEFAULT_BANKS);
         assert_eq!(

@@ -1,9 +1,10 @@
-//! IMA templates (IMA-SPEC 6): descriptors, field encodings, template digests and the
-//! ASCII / binary renderings of template data.
+//! IMA templates (ima_template.c: `builtin_templates`, `supported_fields`): descriptors,
+//! field encodings, template digests and the ASCII / binary renderings of template data.
 //!
 //! Template data is stored exactly as the kernel keeps it (`ima_field_data`): for every
 //! field `le32(len) || data`. This is also the form hashed for every template except the
-//! one named `ima`, whose digest and binary rendering are special-cased (6.5, 6.6).
+//! one named `ima`, whose digest and binary rendering are special-cased
+//! (ima_crypto.c: ima_calc_field_array_hash_tfm; ima_fs.c: ima_measurements_show).
 //! Kernel source: security/integrity/ima/ima_template.c, ima_template_lib.c, ima_crypto.c.
 
 use crate::engine::hash::{Digest, HashAlgo};
@@ -17,12 +18,13 @@ pub const EVENT_NAME_LEN_MAX: usize = 255;
 /// Size of the `d` field when no digest is available (`IMA_DIGEST_SIZE`).
 const IMA_DIGEST_SIZE: usize = 20;
 
-/// EVM xattr types that the `sig` / `evmsig` fields record (IMA-SPEC 8.1).
+/// EVM xattr types that the `sig` / `evmsig` fields record (integrity.h:
+/// `enum evm_ima_xattr_type`).
 const EVM_IMA_XATTR_DIGSIG: u8 = 0x03;
 const EVM_XATTR_PORTABLE_DIGSIG: u8 = 0x05;
 const IMA_VERITY_DIGSIG: u8 = 0x06;
 
-/// A template field (IMA-SPEC 6.2), named as in format strings.
+/// A template field (ima_template.c: `supported_fields`), named as in format strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
     D,
@@ -271,7 +273,8 @@ impl TemplateDesc {
         self.name == "ima"
     }
 
-    /// Template data for an event: every field as `le32(len) || data` (6.2, 6.4).
+    /// Template data for an event: every field as `le32(len) || data`
+    /// (ima_api.c: ima_alloc_init_template).
     pub fn encode(&self, ev: &EventData<'_>) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.fields.len() * 4 + 64 + ev.name.len());
         for &field in &self.fields {
@@ -285,8 +288,8 @@ impl TemplateDesc {
     }
 
     /// The template digest of `data` (as produced by [`encode`](Self::encode)) with `algo`
-    /// (6.5). Banks the crate cannot compute get the sha1 digest zero-padded, as the kernel
-    /// does for TPM banks without a crypto transform.
+    /// (ima_crypto.c: ima_calc_field_array_hash). Banks the crate cannot compute get the sha1
+    /// digest zero-padded, as the kernel does for TPM banks without a crypto transform.
     pub fn digest(&self, data: &[u8], algo: HashAlgo) -> Digest {
         let Some(mut h) = algo.hasher().or_else(|| HashAlgo::Sha1.hasher()) else {
             return Digest::zero(algo);
@@ -312,7 +315,8 @@ impl TemplateDesc {
         Digest::from_bytes(algo, &padded[..algo.digest_size()]).unwrap_or(Digest::zero(algo))
     }
 
-    /// Append the ASCII rendering of the fields: `" " + field` for each (1.5, 6.2).
+    /// Append the ASCII rendering of the fields: `" " + field` for each
+    /// (ima_fs.c: ima_ascii_measurements_show).
     pub fn render_ascii_fields(&self, data: &[u8], out: &mut Vec<u8>) {
         for (field, d) in self.fields.iter().zip(FieldIter::new(data)) {
             out.push(b' ');
@@ -329,7 +333,8 @@ impl TemplateDesc {
             .sum()
     }
 
-    /// Append the binary rendering of the template data (6.6, items 5 and 6):
+    /// Append the binary rendering of the template data (ima_fs.c:
+    /// ima_measurements_show, its 5th and 6th items):
     /// `le32(template_data_len) || data`, or for `ima` the raw `d` and `le32(strlen) || name`.
     pub fn render_binary_data(&self, data: &[u8], out: &mut Vec<u8>) {
         if !self.is_ima() {

@@ -1,5 +1,6 @@
 //! The `security.ima` extended attribute: parsing every form the kernel accepts and
-//! encoding the forms it writes (IMA-SPEC 8.1, 8.2; kernel `security/integrity/integrity.h`,
+//! encoding the forms it writes (kernel `security/integrity/integrity.h`:
+//! `enum evm_ima_xattr_type`, `struct signature_v2_hdr`;
 //! `ima_appraise.c`: `ima_get_hash_algo`, `xattr_verify`, `ima_fix_xattr`).
 //!
 //! [`parse_ima_xattr`] is strict: it accepts only well-formed values and says why a value

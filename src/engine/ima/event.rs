@@ -34,7 +34,7 @@ impl EventTask for KnownTask {
 #[derive(Clone, Copy, Debug)]
 pub struct FileEvent<'a> {
     pub func: Func,
-    /// MAY_* bits as in IMA-SPEC 4.3.
+    /// MAY_* bits, as `ima_main.c`: `ima_file_check` passes them.
     pub mask: u32,
     /// The task making the access (`pid` is its id as the audit records print it).
     pub task: &'a dyn EventTask,

@@ -68,7 +68,7 @@ pub use event::{EventTask, FileEvent, FileOutcome, KnownTask, LazyXattr, XattrSo
 pub use keys::KEYRING_NAME;
 pub use policy_file::{PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle, PolicyLoadError};
 
-/// `ima_appraise=` (IMA-SPEC 8.4).
+/// `ima_appraise=` (`ima_appraise.c`: `ima_appraise_parse_cmdline`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AppraiseMode {
     #[default]
@@ -247,7 +247,9 @@ impl Ima {
 
         let mut file_banks: Vec<HashAlgo> = Vec::new();
         for &b in &cfg.banks {
-            // Newer kernels skip TPM banks without a crypto transform (IMA-SPEC 1.2, 5).
+            // A TPM bank of an algorithm the engine cannot compute gets no list files here
+            // (`ima_fs.c`: `create_securityfs_measurement_lists` names such a bank's files
+            // `_tpm_alg_<id>`; not modelled).
             if b.is_supported() && !file_banks.contains(&b) {
                 file_banks.push(b);
             }
@@ -339,7 +341,7 @@ impl Ima {
         Ok(())
     }
 
-    /// `ima_add_boot_aggregate` (IMA-SPEC 5.5): without a TPM a zero digest of `ima_hash`;
+    /// `ima_init.c`: `ima_add_boot_aggregate`: without a TPM a zero digest of `ima_hash`;
     /// with one, `ima_calc_boot_aggregate` over its PCRs 0-7 (0-9 for a non-sha1 bank).
     fn add_boot_aggregate(&self) -> Result<bool, Errno> {
         let ev = {
@@ -477,7 +479,7 @@ impl Ima {
         out
     }
 
-    /// Read-back text of the active policy (IMA-SPEC 2.7).
+    /// Read-back text of the active policy (`ima_policy.c`: `ima_policy_show`).
     pub fn policy_text(&self) -> String {
         self.policy.read().active.to_string()
     }

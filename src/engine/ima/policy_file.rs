@@ -11,7 +11,7 @@ use crate::engine::Errno;
 
 use super::*;
 
-/// Whether the `policy` file exists and can be written (IMA-SPEC 2.1).
+/// Whether the `policy` file exists and can be written (`ima_fs.c`: `ima_release_policy` removes it or clears `S_IWUSR`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyFileState {
     /// Mode 0600 (0200 without READ_POLICY).
@@ -145,7 +145,7 @@ impl Ima {
     }
 
     /// `ima_write_policy`: one write(2) on the policy file at `offset`. Returns the number
-    /// of bytes the kernel reports consumed (IMA-SPEC 2.3 quirks included). `loader` reads
+    /// of bytes the kernel reports consumed (`ima_fs.c`: `ima_write_policy`; `ima_policy.c`: `ima_parse_add_rule` returns the first line's length + 1). `loader` reads
     /// the file named by a `/path` write (seen without `security.ima`: use
     /// [`Ima::policy_write_file`] when signed policies must verify).
     pub fn policy_write(

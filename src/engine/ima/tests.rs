@@ -332,7 +332,7 @@ fn write_and_close_causes_remeasurement() {
     assert!(lines(&ima)[2].ends_with(&format!("sha256:{sha} /tmp/data")));
 
     // Rewriting the original content: a new version, but the same template data as
-    // entry 1, so the duplicate is suppressed (5.3 step 3).
+    // entry 1, so the duplicate is suppressed (`ima_queue.c`: `ima_lookup_digest_entry`).
     open_write(&ima, &f);
     std::fs::write(&f.path, b"one\n").unwrap();
     close(&ima, &f, true);

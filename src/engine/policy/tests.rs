@@ -20,7 +20,8 @@ fn err(line: &str) -> PolicyError {
 
 #[test]
 fn spec_read_back_examples() {
-    // IMA-SPEC 2.7 examples (every line ends with " \n").
+    // Read-back lines as ima_policy.c: ima_policy_show prints them (every line ends with
+    // " \n").
     let cases = [
         (
             "dont_measure fsmagic=0x9fa0",
