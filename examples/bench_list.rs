@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use imafs::engine::hash::{Digest, HashAlgo};
-use imafs::engine::log::{MeasurementList, Record, ViewKind};
+use imafs::engine::measurement_list::{MeasurementList, Record, ViewKind};
 use imafs::engine::pcr::PcrBanks;
 use imafs::engine::template::{EventData, TemplateDesc};
 

@@ -7,7 +7,7 @@
 use imafs::engine::children::ChildConfig;
 use imafs::engine::hash::{Digest, HashAlgo};
 use imafs::engine::keys::Keyring;
-use imafs::engine::log::{parse_binary_list, MeasurementList, ViewKind};
+use imafs::engine::measurement_list::{parse_binary_list, MeasurementList, ViewKind};
 use imafs::engine::xattr::{self, ImaXattr};
 
 /// `security.ima` values: a well-formed digest or signature re-encodes to the same bytes

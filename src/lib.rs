@@ -11,8 +11,12 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// `unsafe` lives only in `sys`, which allows it (and requires a `// SAFETY:` comment on
+// every block).
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod engine;
 pub mod fs;
+#[allow(unsafe_code)]
 pub mod sys;

@@ -4,6 +4,8 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// `unsafe` lives only in the library's `sys` module.
+#![deny(unsafe_code)]
 fn main() -> std::process::ExitCode {
     imafs::cli::main()
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use imafs::engine::hash::{Digest, HashAlgo};
-use imafs::engine::log::{MeasurementList, Record, ViewKind};
+use imafs::engine::measurement_list::{MeasurementList, Record, ViewKind};
 use imafs::engine::pcr::{self, PcrBanks};
 use imafs::engine::template::{EventData, TemplateDesc};
 

@@ -11,7 +11,7 @@ use std::process::Command;
 use imafs::engine::children::ChildConfig;
 use imafs::engine::hash::HashAlgo;
 use imafs::engine::ima::{Config, Ima};
-use imafs::engine::log::ViewKind;
+use imafs::engine::measurement_list::ViewKind;
 use imafs::engine::xattr;
 
 /// xorshift64*: reproducible without a dependency.

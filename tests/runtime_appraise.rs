@@ -13,8 +13,8 @@ use imafs::engine::hash::HashAlgo;
 use imafs::engine::ima::{
     AppraiseMode, Config, FileEvent, Ima, KnownTask, PolicyAccess, PolicyFile, XattrSource,
 };
-use imafs::engine::log::ViewKind;
 use imafs::engine::measure::{FileId, FileVersion};
+use imafs::engine::measurement_list::ViewKind;
 use imafs::engine::policy::{Func, Subject, MAY_READ, MAY_WRITE};
 use imafs::engine::Errno;
 

@@ -28,11 +28,15 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// `unsafe` lives only in `sys`, which allows it (and requires a `// SAFETY:` comment on
+// every block).
+#![deny(unsafe_code)]
 
 pub mod container;
 pub mod fuse;
 pub mod ns;
 pub mod oci;
+#[allow(unsafe_code)]
 mod sys;
 
 pub use container::{bind_recursive, remount_read_only, Bind, Container, ContainerSpec};

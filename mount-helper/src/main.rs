@@ -7,6 +7,8 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// `unsafe` lives only in the library's `sys` module.
+#![deny(unsafe_code)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 //!
 //! Each wrapper states the condition under which the call is sound; callers in this crate
 //! respect them (namespace work happens while the process is single-threaded).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
 use std::os::fd::RawFd;

@@ -74,10 +74,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
     match cli.command {
-        Command::Policy(cmd) => policy::run(cmd),
+        Command::Policy(cmd) => policy::main(cmd),
         Command::Run(args) => run::main(args),
         Command::Demo(args) => demo::main(args),
-        Command::OverlayMount(args) => overlay_mount::run(args),
+        Command::OverlayMount(args) => overlay_mount::main(args),
         Command::Serve(args) => serve::main(args),
         Command::Verify(args) => verify::main(args),
         Command::Status(args) => status::main(args),

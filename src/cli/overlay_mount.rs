@@ -87,7 +87,7 @@ impl OverlayTuning {
     }
 }
 
-pub fn run(args: OverlayMountArgs) -> ExitCode {
+pub fn main(args: OverlayMountArgs) -> ExitCode {
     let mut options = OverlayOptions {
         passthrough: !args.no_passthrough,
         fd_cache: args.fd_cache,

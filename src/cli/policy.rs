@@ -31,7 +31,7 @@ pub struct CheckArgs {
     pub audit: bool,
 }
 
-pub fn run(cmd: PolicyCommand) -> ExitCode {
+pub fn main(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Check(args) => check(&args),
     }

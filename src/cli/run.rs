@@ -22,7 +22,7 @@ use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::nest::{NestHost, ParentLink};
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
-use crate::fs::securityfs::{MountedSecurityFs, SecurityFs, SecurityFsOptions};
+use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
 use crate::fs::tpm_sysfs::TpmSysfs;
 
 use super::overlay_mount::OverlayTuning;
@@ -340,7 +340,7 @@ pub fn start_namespace(
 /// The running sessions; dropping waits for them to end (after the unmounts).
 struct Served {
     overlay: Option<MountedOverlay>,
-    securityfs: Option<MountedSecurityFs>,
+    securityfs: Option<fuser::BackgroundSession>,
     tpm: Option<fuser::BackgroundSession>,
 }
 

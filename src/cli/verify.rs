@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::engine::ascii::{self, AsciiEntry};
 use crate::engine::hash::{Digest, HashAlgo};
-use crate::engine::log::{self, Record};
+use crate::engine::measurement_list::{self, Record};
 use crate::engine::pcr::{PcrBanks, BOOT_AGGREGATE_NAME};
 
 /// Exit status when every check passed.
@@ -246,7 +246,7 @@ struct Entry {
 fn parse_list(src: &ListSource, banks: &[HashAlgo]) -> Result<(Vec<Entry>, HashAlgo), String> {
     if src.kind == "binary" {
         let bank = src.bank.unwrap_or(HashAlgo::Sha1);
-        let records = log::parse_binary_list(&src.bytes, bank, banks)
+        let records = measurement_list::parse_binary_list(&src.bytes, bank, banks)
             .map_err(|e| format!("{}: {e}", src.label))?;
         let entries = records
             .into_iter()
@@ -1071,13 +1071,13 @@ fn walk(
             walk(&path, &inner, hash, digests)?;
         } else if meta.is_file() {
             let Some(key) = inner.to_str() else {
-                ::log::warn!("{}: not UTF-8, left out of the policy", path.display());
+                log::warn!("{}: not UTF-8, left out of the policy", path.display());
                 continue;
             };
             let mut f = match std::fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) => {
-                    ::log::warn!("{}: {e}, left out of the policy", path.display());
+                    log::warn!("{}: {e}, left out of the policy", path.display());
                     continue;
                 }
             };

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::engine::hash::{Digest, HashAlgo};
-use crate::engine::log::Record;
+use crate::engine::measurement_list::Record;
 use crate::engine::template::{Field, TemplateDesc};
 
 /// One parsed line.
@@ -304,7 +304,7 @@ pub fn file_measurement(template: &TemplateDesc, data: &[u8]) -> FileMeasurement
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::log::{MeasurementList, ViewKind};
+    use crate::engine::measurement_list::{MeasurementList, ViewKind};
     use crate::engine::pcr::{self, PcrBanks};
     use crate::engine::template::EventData;
 

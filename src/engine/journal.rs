@@ -43,7 +43,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::log::Record;
+use super::measurement_list::Record;
 use super::Errno;
 
 /// First bytes of a journal file.
@@ -189,38 +189,21 @@ fn decode_record(body: &[u8]) -> Result<Entry, String> {
     })
 }
 
-/// CRC-32C (Castagnoli, reflected, as iSCSI and ext4 use).
+/// CRC-32C (Castagnoli, reflected, as iSCSI and ext4 use), from the `crc32c` crate (SSE4.2
+/// `crc32` instruction where the CPU has it).
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    crc32c_update(!0, bytes) ^ !0
+    crc32c::crc32c(bytes)
 }
 
-fn crc32c_update(mut crc: u32, bytes: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0x82f6_3b78
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
-        }
-        t
-    });
-    for &b in bytes {
-        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    crc
+/// The checksum stored in an entry's head: CRC-32C over its 4 length bytes, then its payload.
+fn entry_crc(len: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(len), payload)
 }
 
 /// The bytes of one entry as written: head and payload.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_le_bytes();
-    let crc = crc32c_update(crc32c_update(!0, &len), payload) ^ !0;
+    let crc = entry_crc(&len, payload);
     let mut out = Vec::with_capacity(ENTRY_HEAD_LEN + payload.len());
     out.extend_from_slice(ENTRY_MAGIC);
     out.extend_from_slice(&len);
@@ -258,7 +241,7 @@ fn entry_at(bytes: &[u8], at: usize) -> Result<(Entry, usize), String> {
     }
     let stored = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
     let payload = &rest[ENTRY_HEAD_LEN..ENTRY_HEAD_LEN + len];
-    let crc = crc32c_update(crc32c_update(!0, &rest[4..8]), payload) ^ !0;
+    let crc = entry_crc(&rest[4..8], payload);
     if crc != stored {
         return Err(format!(
             "checksum mismatch (stored {stored:08x}, computed {crc:08x})"
@@ -614,6 +597,18 @@ mod tests {
     }
 
     #[test]
+    fn crc32c_check_value_and_frame_checksum_are_pinned() {
+        // The standard CRC-32C check value: a wrong polynomial, reflection or final xor fails.
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        // The on-disk entry checksum, pinned as bytes (written by the table implementation the
+        // journal used before the crc32c crate), so the file format cannot drift.
+        let framed = frame(&[
+            2, 10, 0, 0, 0, 1, 3, 0, b'i', b'm', b'a', 2, 0, 0, 0, 0xaa, 0xbb,
+        ]);
+        assert_eq!(&framed[..12], b"IMJE\x11\0\0\0\xfe\xd7\x44\xe2");
+    }
+
+    #[test]
     fn entry_bytes_are_exact() {
         let payload = Entry::Record {
             pcr: 10,
@@ -726,7 +721,7 @@ mod tests {
     }
 
     use crate::engine::ima::{Backing, Config, Ima, PolicyAccess, PolicyFileState};
-    use crate::engine::log::ViewKind;
+    use crate::engine::measurement_list::ViewKind;
     use crate::engine::policy::{Func, Subject};
 
     fn engine(dir: &Path, cfg: &Config) -> Ima {

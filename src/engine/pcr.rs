@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::engine::hash::{Digest, HashAlgo};
-use crate::engine::log::{MeasurementList, Record};
+use crate::engine::measurement_list::{MeasurementList, Record};
 use crate::engine::template::{EventData, TemplateDesc};
 
 /// The default measurement PCR (`CONFIG_IMA_MEASURE_PCR_IDX`).
@@ -162,7 +162,7 @@ pub fn boot_aggregate_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::log::ViewKind;
+    use crate::engine::measurement_list::ViewKind;
 
     fn ima_ng() -> Arc<TemplateDesc> {
         Arc::new(TemplateDesc::builtin("ima-ng").unwrap())

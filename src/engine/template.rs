@@ -230,6 +230,15 @@ impl TemplateDesc {
         })
     }
 
+    /// The name of the built-in template given by its name or its format string
+    /// (`ima_template.c`: `lookup_template_desc`), as a policy's `template=` may give it.
+    pub fn lookup_builtin(name_or_fmt: &str) -> Option<&'static str> {
+        BUILTIN
+            .iter()
+            .find(|(n, fmt)| *n == name_or_fmt || *fmt == name_or_fmt)
+            .map(|(n, _)| *n)
+    }
+
     /// Names of all built-in templates, in kernel order.
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
         BUILTIN.iter().map(|(n, _)| *n)

@@ -397,7 +397,7 @@ mod tests {
 mod engine_tests {
     use super::*;
     use crate::engine::ima::Config;
-    use crate::engine::log::ViewKind;
+    use crate::engine::measurement_list::ViewKind;
     use sha2::Digest;
     use std::io::Write;
 

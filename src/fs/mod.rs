@@ -5,4 +5,5 @@ pub mod nest;
 pub mod overlay;
 pub mod securityfs;
 pub mod session;
+pub mod static_tree;
 pub mod tpm_sysfs;

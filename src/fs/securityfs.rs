@@ -61,10 +61,11 @@
 
 use crate::engine::hash::HashAlgo;
 use crate::engine::ima::{Ima, PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle};
-use crate::engine::log::ViewKind;
+use crate::engine::measurement_list::ViewKind;
 use crate::engine::policy::Subject;
 use crate::fs::caller::{Caller, CAP_SYS_ADMIN};
 use crate::fs::nest::NestHost;
+use crate::fs::static_tree::{reply_opendir, reply_readdir, StaticTree, TreeEntry, ROOT};
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -76,13 +77,11 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-const ROOT: u64 = 1;
 const IMA_LINK: u64 = 2;
 const INTEGRITY: u64 = 3;
 const IMA_DIR: u64 = 4;
@@ -137,13 +136,7 @@ enum ChildItem {
     Kcmd,
 }
 
-#[derive(Clone, Debug)]
-struct Entry {
-    ino: u64,
-    parent: u64,
-    name: String,
-    node: Node,
-}
+type Entry = TreeEntry<Node>;
 
 /// How the securityfs view is served.
 #[derive(Clone, Debug)]
@@ -209,7 +202,7 @@ struct Inner {
     /// Hosts nested namespaces (`imafs/nest`) when the namespace has an overlay.
     nest: Option<Arc<NestHost>>,
     options: SecurityFsOptions,
-    entries: Vec<Entry>,
+    tree: StaticTree<Node>,
     mount_time: SystemTime,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
@@ -344,7 +337,7 @@ fn read_policy_file(pid: u32, path: &str) -> io::Result<PolicyFile> {
 
 impl Inner {
     fn entry(&self, ino: u64) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.ino == ino)
+        self.tree.entry(ino)
     }
 
     /// Whether the entry currently exists (`policy` may be removed after the first load).
@@ -430,9 +423,9 @@ impl Inner {
             Node::Dir => (
                 FileType::Directory,
                 2 + self
-                    .entries
-                    .iter()
-                    .filter(|e| e.parent == ino && e.node == Node::Dir)
+                    .tree
+                    .children(ino)
+                    .filter(|e| e.node == Node::Dir)
                     .count() as u32,
             ),
             Node::Symlink(_) => (FileType::Symlink, 1),
@@ -849,9 +842,9 @@ impl Inner {
 
     /// Directory entries of `ino` after `.` and `..`.
     fn children(&self, ino: u64) -> Vec<(u64, FileType, String)> {
-        self.entries
-            .iter()
-            .filter(|e| e.parent == ino && self.present(e))
+        self.tree
+            .children(ino)
+            .filter(|e| self.present(e))
             .map(|e| {
                 let kind = match e.node {
                     Node::Dir => FileType::Directory,
@@ -884,11 +877,7 @@ impl Filesystem for Adapter {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = &self.0;
-        let found = fs
-            .entries
-            .iter()
-            .find(|e| e.parent == parent.0 && e.name.as_bytes() == name.as_bytes())
-            .filter(|e| fs.present(e));
+        let found = fs.tree.lookup(parent.0, name).filter(|e| fs.present(e));
         match found {
             Some(e) => reply.entry(&ttl(&e.node), &fs.attr(e.ino, &e.node), Generation(0)),
             None => reply.error(Errno::ENOENT),
@@ -1054,11 +1043,7 @@ impl Filesystem for Adapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.0.node(ino.0) {
-            Some(Node::Dir) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(_) => reply.error(Errno::ENOTDIR),
-            None => reply.error(Errno::ENOENT),
-        }
+        reply_opendir(self.0.node(ino.0).map(|n| n == Node::Dir), reply);
     }
 
     fn readdir(
@@ -1067,38 +1052,17 @@ impl Filesystem for Adapter {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         let fs = &self.0;
         if fs.node(ino.0) != Some(Node::Dir) {
             return reply.error(Errno::ENOTDIR);
         }
-        let parent = fs.entry(ino.0).map_or(ROOT, |e| e.parent);
-        let mut all = vec![
-            (ino.0, FileType::Directory, ".".to_string()),
-            (parent, FileType::Directory, "..".to_string()),
-        ];
         // securityfs lists a directory with dcache_readdir, which walks the children
         // newest first (`ls -U` on this machine's securityfs shows `lockdown` before the
         // earlier `lsm`): reverse creation order after `.` and `..`.
-        all.extend(fs.children(ino.0).into_iter().rev());
-        for (i, (child, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
+        let children = fs.children(ino.0).into_iter().rev();
+        reply_readdir(reply, ino.0, fs.tree.parent_of(ino.0), children, offset);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -1152,7 +1116,7 @@ impl SecurityFs {
                 ima,
                 nest,
                 options,
-                entries,
+                tree: StaticTree::new(entries),
                 mount_time: SystemTime::now(),
                 handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
@@ -1198,12 +1162,9 @@ impl SecurityFs {
     }
 
     /// Mount at `mountpoint` and serve from background threads.
-    pub fn mount(self, mountpoint: &Path) -> io::Result<MountedSecurityFs> {
+    pub fn mount(self, mountpoint: &Path) -> io::Result<fuser::BackgroundSession> {
         let cfg = self.fuser_config();
-        let session = fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?;
-        Ok(MountedSecurityFs {
-            session: Some(session.spawn()?),
-        })
+        fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?.spawn()
     }
 
     /// Mount at `mountpoint` and serve until unmounted, or until SIGTERM/SIGINT (then
@@ -1223,35 +1184,9 @@ impl SecurityFs {
 
     /// Serve a `/dev/fuse` descriptor mounted by the caller (the mount helper) from
     /// background threads.
-    pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<MountedSecurityFs> {
+    pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<fuser::BackgroundSession> {
         let cfg = self.fuser_config();
-        let session = fuser::Session::from_fd(Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
-        Ok(MountedSecurityFs {
-            session: Some(session.spawn()?),
-        })
-    }
-}
-
-/// A securityfs view served from background threads.
-pub struct MountedSecurityFs {
-    session: Option<fuser::BackgroundSession>,
-}
-
-impl MountedSecurityFs {
-    /// Unmount (when this process mounted it) and wait for the serving threads.
-    pub fn unmount(mut self) -> io::Result<()> {
-        match self.session.take() {
-            Some(s) => s.umount_and_join(),
-            None => Ok(()),
-        }
-    }
-
-    /// Wait until the file system is unmounted by someone else.
-    pub fn join(mut self) -> io::Result<()> {
-        match self.session.take() {
-            Some(s) => s.join(),
-            None => Ok(()),
-        }
+        fuser::Session::from_fd(Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?.spawn()
     }
 }
 

@@ -19,10 +19,10 @@ use fuser::{
 
 use crate::engine::hash::HashAlgo;
 use crate::engine::ima::Ima;
+use crate::fs::static_tree::{reply_opendir, reply_readdir, StaticTree, TreeEntry, ROOT};
 
 /// PCRs a TPM has.
 const PCRS: u32 = 24;
-const ROOT: u64 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Node {
@@ -33,17 +33,10 @@ enum Node {
     Pcr(HashAlgo, u32),
 }
 
-struct Entry {
-    ino: u64,
-    parent: u64,
-    name: String,
-    node: Node,
-}
-
 /// The view of one engine's PCR banks.
 pub struct TpmSysfs {
     ima: Arc<Ima>,
-    entries: Vec<Entry>,
+    tree: StaticTree<Node>,
     mounted_at: SystemTime,
 }
 
@@ -54,7 +47,7 @@ impl TpmSysfs {
         let mut add = |parent: u64, name: String, node: Node| -> u64 {
             let ino = next;
             next += 1;
-            entries.push(Entry {
+            entries.push(TreeEntry {
                 ino,
                 parent,
                 name,
@@ -76,7 +69,7 @@ impl TpmSysfs {
         }
         TpmSysfs {
             ima,
-            entries,
+            tree: StaticTree::new(entries),
             mounted_at: SystemTime::now(),
         }
     }
@@ -85,7 +78,7 @@ impl TpmSysfs {
         if ino == ROOT {
             return Some(Node::Dir);
         }
-        self.entries.iter().find(|e| e.ino == ino).map(|e| e.node)
+        self.tree.entry(ino).map(|e| e.node)
     }
 
     fn pcr(&self, algo: HashAlgo, n: u32) -> Vec<u8> {
@@ -168,11 +161,7 @@ const TTL: Duration = Duration::from_secs(3600);
 
 impl Filesystem for TpmSysfs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self
-            .entries
-            .iter()
-            .find(|e| e.parent == parent.0 && OsStr::new(&e.name) == name)
-        {
+        match self.tree.lookup(parent.0, name) {
             Some(e) => reply.entry(&TTL, &self.attr(e.ino, e.node), fuser::Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
@@ -225,36 +214,8 @@ impl Filesystem for TpmSysfs {
         reply.ok();
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.node(ino.0) {
-            Some(Node::Dir) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(_) => reply.error(Errno::ENOTDIR),
-            None => reply.error(Errno::ENOENT),
-        }
+        reply_opendir(self.node(ino.0).map(|n| n == Node::Dir), reply);
     }
 
     fn readdir(
@@ -263,33 +224,20 @@ impl Filesystem for TpmSysfs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         if self.node(ino.0) != Some(Node::Dir) {
             return reply.error(Errno::ENOTDIR);
         }
-        let parent = self
-            .entries
-            .iter()
-            .find(|e| e.ino == ino.0)
-            .map_or(ROOT, |e| e.parent);
-        let mut all = vec![
-            (ino.0, FileType::Directory, ".".to_string()),
-            (parent, FileType::Directory, "..".to_string()),
-        ];
-        all.extend(self.entries.iter().filter(|e| e.parent == ino.0).map(|e| {
+        // kernfs lists a directory's entries in the order they were made.
+        let children = self.tree.children(ino.0).map(|e| {
             let kind = match e.node {
                 Node::Dir => FileType::Directory,
                 _ => FileType::RegularFile,
             };
             (e.ino, kind, e.name.clone())
-        }));
-        for (i, (child, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        });
+        reply_readdir(reply, ino.0, self.tree.parent_of(ino.0), children, offset);
     }
 }
 
@@ -302,10 +250,10 @@ mod tests {
     fn files_hold_the_engine_pcrs_in_kernel_formats() {
         let ima = Arc::new(Ima::new(Config::default()).expect("engine"));
         let view = TpmSysfs::new(ima.clone());
-        let names: Vec<&str> = view.entries.iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<&str> = view.tree.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(&names[..4], ["tpm0", "device", "pcrs", "pcr-sha1"]);
         // 24 files per bank for sha1 and sha256, plus tpm0, device, pcrs and two bank dirs.
-        assert_eq!(view.entries.len(), 3 + 2 * (1 + 24));
+        assert_eq!(view.tree.iter().count(), 3 + 2 * (1 + 24));
         let (_, _, sha256_10) = ima
             .pcr_values()
             .into_iter()

@@ -5,7 +5,7 @@
 use crate::engine::appraise::{self, AppraiseRequirements, Verdict};
 use crate::engine::audit::{AuditTask, AUDIT_INTEGRITY_DATA};
 use crate::engine::hash::HashAlgo;
-use crate::engine::log::Record;
+use crate::engine::measurement_list::Record;
 use crate::engine::policy::{Actions, Func, MatchInput, Subject, MAY_READ};
 use crate::engine::template::EventData;
 use crate::engine::xattr;

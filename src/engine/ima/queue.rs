@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::engine::audit::{AuditInode, AuditTask, AUDIT_INTEGRITY_PCR};
 use crate::engine::hash::Digest;
 use crate::engine::journal::Entry;
-use crate::engine::log::{Record, ViewKind};
+use crate::engine::measurement_list::{Record, ViewKind};
 use crate::engine::template::EventData;
 use crate::engine::Errno;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::engine::hash::{Digest, HashAlgo};
 use crate::engine::journal::Entry;
-use crate::engine::log::Record;
+use crate::engine::measurement_list::Record;
 use crate::engine::policy::{self};
 use crate::engine::template::TemplateDesc;
 
@@ -28,7 +28,8 @@ impl Ima {
         append_boot_aggregate: bool,
     ) -> Result<Ima, String> {
         let ima = Ima::build(cfg)?;
-        let records = crate::engine::log::parse_binary_list(saved, bank, &ima.list_banks)?;
+        let records =
+            crate::engine::measurement_list::parse_binary_list(saved, bank, &ima.list_banks)?;
         for record in records {
             ima.restore_record(record);
         }

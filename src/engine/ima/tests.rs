@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::engine::audit::{self, AuditRecord, AUDIT_INTEGRITY_PCR, AUDIT_INTEGRITY_STATUS};
-use crate::engine::log::ViewKind;
 use crate::engine::measure::{FileId, FileVersion};
+use crate::engine::measurement_list::ViewKind;
 use crate::engine::policy::{MAY_EXEC, MAY_READ, MAY_WRITE};
 
 const SHA256_HELLO: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";

@@ -8,6 +8,7 @@ use super::{
     MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
 };
 use crate::engine::hash::HashAlgo;
+use crate::engine::template::TemplateDesc;
 use crate::engine::Errno;
 
 const ERANGE: Errno = Errno(libc::ERANGE);
@@ -75,29 +76,6 @@ pub fn parse_text_in(
         }
     }
     Ok(rules)
-}
-
-/// Templates `lookup_template_desc` knows: (name, format). A rule may name either.
-const TEMPLATES: [(&str, &str); 8] = [
-    ("ima", "d|n"),
-    ("ima-ng", "d-ng|n-ng"),
-    ("ima-sig", "d-ng|n-ng|sig"),
-    ("ima-ngv2", "d-ngv2|n-ng"),
-    ("ima-sigv2", "d-ngv2|n-ng|sig"),
-    ("ima-buf", "d-ng|n-ng|buf"),
-    ("ima-modsig", "d-ng|n-ng|sig|d-modsig|modsig"),
-    (
-        "evm-sig",
-        "d-ng|n-ng|evmsig|xattrnames|xattrlengths|xattrvalues|iuid|igid|imode",
-    ),
-];
-
-/// The canonical name of a template given by name or by format string.
-pub fn lookup_template(name: &str) -> Option<&'static str> {
-    TEMPLATES
-        .iter()
-        .find(|(n, fmt)| *n == name || *fmt == name)
-        .map(|(n, _)| *n)
 }
 
 /// `_kstrtoull` with the `kstrtoull` '+' prefix: digits of `base` (16 may start with
@@ -531,7 +509,7 @@ impl Parser {
                 "template= requires the measure action before it",
             ));
         }
-        let name = lookup_template(value)
+        let name = TemplateDesc::lookup_builtin(value)
             .ok_or_else(|| PolicyError::einval(format!("unknown template \"{value}\"")))?;
         if self.rule.template.is_some() {
             return Err(dup("template"));
@@ -808,8 +786,8 @@ mod tests {
 
     #[test]
     fn templates_by_name_or_format() {
-        assert_eq!(lookup_template("ima-sig"), Some("ima-sig"));
-        assert_eq!(lookup_template("d-ng|n-ng"), Some("ima-ng"));
-        assert_eq!(lookup_template("ima-foo"), None);
+        assert_eq!(TemplateDesc::lookup_builtin("ima-sig"), Some("ima-sig"));
+        assert_eq!(TemplateDesc::lookup_builtin("d-ng|n-ng"), Some("ima-ng"));
+        assert_eq!(TemplateDesc::lookup_builtin("ima-foo"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Identify the lower file system of a file the way IMA names a superblock: `statfs` magic,
 //! the type name (`fsname=`), the `s_id` (audit records' `dev=`) and the UUID (`fsuuid=`).
 
-use super::hooks::LowerFs;
+use super::events::LowerFs;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;

@@ -20,12 +20,12 @@
 //!   (like `ima_file_check`, before `O_TRUNC` is applied), and the release of that open calls
 //!   [`OverlayHooks::on_release`].
 
-mod hooks;
+mod events;
 mod inodes;
 pub mod lowerfs;
 mod ops;
 
-pub use hooks::{
+pub use events::{
     read_ima_xattr, AttrEvent, LowerFs, NoHooks, OpenEvent, OverlayHooks, ReleaseEvent, FMODE_EXEC,
 };
 
@@ -223,7 +223,7 @@ impl Overlay {
         let status = self.status();
         let session = self.session_at(mountpoint, &cfg)?;
         Ok(MountedOverlay {
-            session: Some(session.spawn()?),
+            session: session.spawn()?,
             status,
         })
     }
@@ -232,24 +232,9 @@ impl Overlay {
     /// SIGINT (then unmount cleanly and return).
     pub fn serve(self, mountpoint: &Path) -> io::Result<()> {
         let cfg = self.fuser_config();
-        let mut session = self.session_at(mountpoint, &cfg)?;
-        let mut unmounter = session.unmount_callable();
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGINT,
-        ])?;
-        let handle = signals.handle();
-        let watcher = std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                if let Err(e) = unmounter.unmount() {
-                    log::warn!("overlay: unmount on signal failed: {e}");
-                }
-            }
-        });
-        let result = session.run();
-        handle.close();
-        let _ = watcher.join();
-        result
+        let signals = super::session::stop_signals()?;
+        let session = self.session_at(mountpoint, &cfg)?;
+        super::session::run_until_signal(session, signals, mountpoint, "overlay")
     }
 
     /// Serve a `/dev/fuse` descriptor that the caller mounted itself (the mount helper, in a
@@ -261,7 +246,7 @@ impl Overlay {
         let status = self.status();
         let session = self.session_on(fuse_fd, &cfg)?;
         Ok(MountedOverlay {
-            session: Some(session.spawn()?),
+            session: session.spawn()?,
             status,
         })
     }
@@ -295,7 +280,7 @@ impl Overlay {
 
 /// An overlay being served from background threads.
 pub struct MountedOverlay {
-    session: Option<fuser::BackgroundSession>,
+    session: fuser::BackgroundSession,
     status: OverlayStatus,
 }
 
@@ -305,18 +290,12 @@ impl MountedOverlay {
     }
 
     /// Unmount (when this process mounted it) and wait for the serving threads.
-    pub fn unmount(mut self) -> io::Result<()> {
-        match self.session.take() {
-            Some(s) => s.umount_and_join(),
-            None => Ok(()),
-        }
+    pub fn unmount(self) -> io::Result<()> {
+        self.session.umount_and_join()
     }
 
     /// Wait until the file system is unmounted by someone else.
-    pub fn join(mut self) -> io::Result<()> {
-        match self.session.take() {
-            Some(s) => s.join(),
-            None => Ok(()),
-        }
+    pub fn join(self) -> io::Result<()> {
+        self.session.join()
     }
 }

@@ -1,6 +1,6 @@
 //! The FUSE operations of the overlay.
 
-use super::hooks::{AttrEvent, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
+use super::events::{AttrEvent, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
 use super::inodes::{ContentStamp, Inodes, PageCache, ROOT};
 use super::{lowerfs, OverlayOptions};
 use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};

@@ -1,4 +1,6 @@
-//! The interface between the overlay and whoever measures opens (the IMA glue).
+//! The overlay's events: what it reports of each open, release and attribute change of a
+//! lower file, and the trait ([`OverlayHooks`]) through which whoever measures opens (the IMA
+//! glue, `fs::ima_hooks`) receives them.
 
 use std::fs::File;
 use std::os::fd::AsFd;
