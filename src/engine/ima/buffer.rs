@@ -5,7 +5,6 @@
 use crate::engine::appraise::{self, AppraiseRequirements, Verdict};
 use crate::engine::audit::{AuditTask, AUDIT_INTEGRITY_DATA};
 use crate::engine::hash::HashAlgo;
-use crate::engine::measurement_list::Record;
 use crate::engine::policy::{Actions, Func, MatchInput, Subject, MAY_READ};
 use crate::engine::template::EventData;
 use crate::engine::xattr;
@@ -69,15 +68,7 @@ impl Ima {
                     ..EventData::default()
                 };
                 let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
-                let record = Record::new(pcr, template, &data, &self.list_banks);
-                let _ = self.add_entry(
-                    record,
-                    false,
-                    "add_template_measure",
-                    &|| task.clone(),
-                    name,
-                    None,
-                );
+                let _ = self.store_template(pcr, template, &data, &|| task.clone(), None);
             }
         }
         if !must_appraise {
@@ -172,19 +163,11 @@ impl Ima {
             ..EventData::default()
         };
         let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
-        let record = Record::new(pcr, template, &data, &self.list_banks);
         let task = AuditTask {
             uid: subject.uid,
             euid: subject.euid,
             ..AuditTask::default()
         };
-        let _ = self.add_entry(
-            record,
-            false,
-            "add_template_measure",
-            &|| task.clone(),
-            name.as_bytes(),
-            None,
-        );
+        let _ = self.store_template(pcr, template, &data, &|| task.clone(), None);
     }
 }

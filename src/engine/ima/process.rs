@@ -8,7 +8,6 @@ use crate::engine::appraise::{self};
 use crate::engine::audit::{self, AUDIT_INTEGRITY_DATA, AUDIT_INTEGRITY_RULE};
 use crate::engine::hash::HashAlgo;
 use crate::engine::measure::{AppraisalStatus, AppraiseClass, FileId, FileState, FileVersion};
-use crate::engine::measurement_list::Record;
 use crate::engine::policy::{Actions, Decision, Func, MatchInput, Object, Subject, MAY_WRITE};
 use crate::engine::template::EventData;
 use crate::engine::xattr;
@@ -246,15 +245,7 @@ impl Ima {
                 imode: Some((ev.mode & 0xffff) as u16),
                 ..EventData::default()
             };
-            let record = Record::new(pcr, template, &data, &self.list_banks);
-            let stored = self.add_entry(
-                record,
-                false,
-                "add_template_measure",
-                &|| ev.task(),
-                ev.path,
-                Some(ev.inode()),
-            );
+            let stored = self.store_template(pcr, template, &data, &|| ev.task(), Some(ev.inode()));
             // Set also when the entry was a duplicate (-EEXIST); a failed store is retried
             // at the next access (ima_store_measurement).
             if stored.is_ok() {

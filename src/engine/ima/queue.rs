@@ -100,6 +100,27 @@ impl Ima {
         outcome
     }
 
+    /// `ima_store_template` (`ima_api.c`): the record of `data` under `template`, appended
+    /// to PCR `pcr`'s part of the list (see [`Ima::add_entry`]).
+    pub(super) fn store_template<'t>(
+        &self,
+        pcr: u32,
+        template: Arc<TemplateDesc>,
+        data: &EventData<'_>,
+        task: &dyn Fn() -> AuditTask<'t>,
+        inode: Option<AuditInode<'_>>,
+    ) -> Result<bool, Errno> {
+        let record = Record::new(pcr, template, data, &self.list_banks);
+        self.add_entry(
+            record,
+            false,
+            "add_template_measure",
+            task,
+            data.name,
+            inode,
+        )
+    }
+
     /// Journal `entry` (no-op without `--state`), under the lock that orders the list.
     pub(super) fn journal(&self, entry: &Entry) -> Result<(), Errno> {
         match self.store.lock().journal.as_mut() {
