@@ -288,7 +288,10 @@ impl AuditSink {
         );
         log::info!(target: "audit", "{line}");
         if let Some(f) = self.file.lock().as_mut() {
-            if let Err(e) = writeln!(f, "{line}") {
+            // One write(2) per record, newline included, to a file opened O_APPEND: daemons
+            // sharing one audit file never split each other's records.
+            let record = format!("{line}\n");
+            if let Err(e) = f.write_all(record.as_bytes()) {
                 log::warn!("audit file write failed: {e}");
             }
         }

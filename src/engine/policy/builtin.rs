@@ -23,21 +23,23 @@ pub struct BuiltinPolicy {
     pub fail_securely: bool,
 }
 
-/// `dont_measure_rules[]` (6.14+: the tmpfs rule only applies to FILE_CHECK).
+/// `dont_measure_rules[]`, as in a released kernel's `ima_policy.c` (Debian's
+/// linux-source-6.12, 6.12.118): the tmpfs rule has no `func=`, so a tmpfs file is measured
+/// by no hook. (A mailing-list patch limits it to FILE_CHECK; no released source here has it.)
 const DONT_MEASURE: &[&str] = &[
-    "dont_measure fsmagic=0x9fa0",                    // PROC_SUPER_MAGIC
-    "dont_measure fsmagic=0x62656572",                // SYSFS_MAGIC
-    "dont_measure fsmagic=0x64626720",                // DEBUGFS_MAGIC
-    "dont_measure fsmagic=0x1021994 func=FILE_CHECK", // TMPFS_MAGIC
-    "dont_measure fsmagic=0x1cd1",                    // DEVPTS_SUPER_MAGIC
-    "dont_measure fsmagic=0x42494e4d",                // BINFMTFS_MAGIC
-    "dont_measure fsmagic=0x73636673",                // SECURITYFS_MAGIC
-    "dont_measure fsmagic=0xf97cff8c",                // SELINUX_MAGIC
-    "dont_measure fsmagic=0x43415d53",                // SMACK_MAGIC
-    "dont_measure fsmagic=0x27e0eb",                  // CGROUP_SUPER_MAGIC
-    "dont_measure fsmagic=0x63677270",                // CGROUP2_SUPER_MAGIC
-    "dont_measure fsmagic=0x6e736673",                // NSFS_MAGIC
-    "dont_measure fsmagic=0xde5e81e4",                // EFIVARFS_MAGIC
+    "dont_measure fsmagic=0x9fa0",     // PROC_SUPER_MAGIC
+    "dont_measure fsmagic=0x62656572", // SYSFS_MAGIC
+    "dont_measure fsmagic=0x64626720", // DEBUGFS_MAGIC
+    "dont_measure fsmagic=0x1021994",  // TMPFS_MAGIC
+    "dont_measure fsmagic=0x1cd1",     // DEVPTS_SUPER_MAGIC
+    "dont_measure fsmagic=0x42494e4d", // BINFMTFS_MAGIC
+    "dont_measure fsmagic=0x73636673", // SECURITYFS_MAGIC
+    "dont_measure fsmagic=0xf97cff8c", // SELINUX_MAGIC
+    "dont_measure fsmagic=0x43415d53", // SMACK_MAGIC
+    "dont_measure fsmagic=0x27e0eb",   // CGROUP_SUPER_MAGIC
+    "dont_measure fsmagic=0x63677270", // CGROUP2_SUPER_MAGIC
+    "dont_measure fsmagic=0x6e736673", // NSFS_MAGIC
+    "dont_measure fsmagic=0xde5e81e4", // EFIVARFS_MAGIC
 ];
 
 /// `original_measurement_rules[]` (`ima_tcb`).

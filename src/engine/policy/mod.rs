@@ -8,7 +8,8 @@
 //! - `dont_audit` and `fs_subtype=` exist (both new in 6.19);
 //! - every signature requirement implies the blacklist check and `appraise_flag=` is accepted
 //!   with any value, logged and ignored, and never printed (6.6);
-//! - the `tcb` tmpfs exclusion is `dont_measure func=FILE_CHECK fsmagic=0x1021994` (6.14).
+//! - the `tcb` tmpfs exclusion is `dont_measure fsmagic=0x1021994`, for every hook, as in the
+//!   released 6.12.118 source (`dont_measure_rules[]`).
 //!
 //! There is no LSM: `obj_*`/`subj_*` labels can never be resolved. As in the kernel such a
 //! condition makes the rule invalid while the built-in policy is active (the first load);

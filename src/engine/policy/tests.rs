@@ -348,9 +348,9 @@ fn tcb_matching() {
     assert!(m(eval(&p, Func::BprmCheck, MAY_EXEC, &user, &ext4)));
     assert!(m(eval(&p, Func::MmapCheck, MAY_EXEC, &user, &ext4)));
     assert!(!m(eval(&p, Func::MmapCheckReqprot, MAY_EXEC, &user, &ext4)));
-    // tmpfs is only excluded for FILE_CHECK (6.14+).
+    // tmpfs is excluded for every hook (6.12.118's dont_measure_rules[]: no func).
     assert!(!m(eval(&p, Func::FileCheck, MAY_READ, &root, &tmpfs)));
-    assert!(m(eval(&p, Func::BprmCheck, MAY_EXEC, &user, &tmpfs)));
+    assert!(!m(eval(&p, Func::BprmCheck, MAY_EXEC, &user, &tmpfs)));
     assert!(!m(eval(&p, Func::BprmCheck, MAY_EXEC, &user, &proc_)));
     // euid=0 widened by CAP_SETUID: a setuid-capable task whose saved uid is 0.
     let setuid = Subject {
@@ -487,7 +487,7 @@ fn builtin_read_back() {
     let lines: Vec<&str> = tcb.lines().collect();
     assert_eq!(lines.len(), 20);
     assert_eq!(lines[0], "dont_measure fsmagic=0x9fa0 ");
-    assert_eq!(lines[3], "dont_measure func=FILE_CHECK fsmagic=0x1021994 ");
+    assert_eq!(lines[3], "dont_measure fsmagic=0x1021994 ");
     assert_eq!(lines[15], "measure func=FILE_CHECK mask=^MAY_READ euid=0 ");
     assert_eq!(lines[19], "measure func=POLICY_CHECK ");
     let all = text(&[
