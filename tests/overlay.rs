@@ -4,6 +4,7 @@
 mod common;
 
 use common::{can_mount_as_root as can_mount, have_tool, imafs_bin, skip};
+use imafs::engine::Errno;
 use imafs::fs::overlay::{
     OpenEvent, Overlay, OverlayHooks, OverlayOptions, ReleaseEvent, FMODE_EXEC,
 };
@@ -713,16 +714,16 @@ struct Recorder {
 }
 
 impl OverlayHooks for Recorder {
-    fn on_open(&self, ev: &OpenEvent<'_>, file: &std::fs::File) -> Result<(), i32> {
+    fn on_open(&self, ev: &OpenEvent<'_>, file: &std::fs::File) -> Result<(), Errno> {
         use std::os::unix::fs::FileExt;
         // The descriptor handed over is readable even for write-only opens.
         let mut b = [0u8; 1];
-        file.read_at(&mut b, 0).map_err(|_| libc::EIO)?;
+        file.read_at(&mut b, 0).map_err(|_| Errno::EIO)?;
         self.opens
             .lock()
             .push((ev.path.to_vec(), ev.flags, ev.exec, ev.created));
         if ev.path == b"/denied" {
-            return Err(libc::EPERM);
+            return Err(Errno::EPERM);
         }
         Ok(())
     }

@@ -242,7 +242,7 @@ fn xattr_verify(
             match version {
                 Some(v) if v >= DIGSIG_VERSION_3 => Err("invalid-signature-version"),
                 Some(DIGSIG_VERSION_2) => asymmetric_verify(value, digest.as_bytes(), keys)
-                    .map_err(|()| "invalid-signature"),
+                    .map_err(|_| "invalid-signature"),
                 // Version 0: integrity_digsig_verify returns EOPNOTSUPP, status UNKNOWN,
                 // and the cause keeps its initial value.
                 Some(0) => Err("unknown"),
@@ -262,7 +262,7 @@ fn xattr_verify(
                 return Err("sigv3-hashing-error");
             };
             asymmetric_verify(value, id_hash.as_bytes(), keys)
-                .map_err(|()| "invalid-verity-signature")
+                .map_err(|_| "invalid-verity-signature")
         }
         _ => Err("unknown-ima-data"),
     }
@@ -270,21 +270,22 @@ fn xattr_verify(
 
 /// `asymmetric_verify` (digsig_asymmetric.c): header checks, key lookup by id, then the
 /// signature over `data` with the header's hash algorithm.
-fn asymmetric_verify(value: &[u8], data: &[u8], keys: &Keyring) -> Result<(), ()> {
+fn asymmetric_verify(value: &[u8], data: &[u8], keys: &Keyring) -> Result<(), Errno> {
+    let bad_message = Errno(libc::EBADMSG);
     if value.len() <= SIG_HDR_LEN {
-        return Err(()); // EBADMSG
+        return Err(bad_message);
     }
-    let hdr = SigHeader::parse(value).map_err(|_| ())?;
+    let hdr = SigHeader::parse(value).map_err(|_| bad_message)?;
     let sig = &value[SIG_HDR_LEN..];
     if sig.len() != usize::from(hdr.sig_size) {
-        return Err(()); // EBADMSG
+        return Err(bad_message);
     }
-    let algo = HashAlgo::from_id(hdr.hash_algo).ok_or(())?; // ENOPKG
-    let key = keys.find(hdr.keyid).ok_or(())?; // ENOKEY
+    let algo = HashAlgo::from_id(hdr.hash_algo).ok_or(Errno(libc::ENOPKG))?;
+    let key = keys.find(hdr.keyid).ok_or(Errno::ENOKEY)?;
     if key.verify_prehashed(algo, data, sig) {
         Ok(())
     } else {
-        Err(()) // EKEYREJECTED / EBADMSG
+        Err(Errno(libc::EKEYREJECTED))
     }
 }
 

@@ -40,3 +40,10 @@ impl std::fmt::Display for Errno {
 }
 
 impl std::error::Error for Errno {}
+
+impl From<&std::io::Error> for Errno {
+    /// The errno of a failed system call (EIO for an error that carries none).
+    fn from(e: &std::io::Error) -> Errno {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}

@@ -609,7 +609,7 @@ mod engine_tests {
 }
 
 impl OverlayHooks for ImaHooks {
-    fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), i32> {
+    fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), Errno> {
         if self.children.is_child_daemon(ev.pid) {
             // A nested daemon reading for its container: the open arrives forwarded.
             self.skipped.insert(ev.open_id);
@@ -630,9 +630,7 @@ impl OverlayHooks for ImaHooks {
             fs: ev.fs,
             earlier_releases: ev.earlier_releases,
         };
-        let forwarded = self
-            .open_as(&info, &caller, file, Some(&overlay))
-            .map_err(|e| e.0)?;
+        let forwarded = self.open_as(&info, &caller, file, Some(&overlay))?;
         if let Some(token) = forwarded {
             self.forwarded.lock().insert(ev.open_id, token);
         }
@@ -670,12 +668,12 @@ impl OverlayHooks for ImaHooks {
         }
     }
 
-    fn on_ima_xattr_write(&self, ev: &AttrEvent<'_>, value: Option<&[u8]>) -> Result<(), i32> {
+    fn on_ima_xattr_write(&self, ev: &AttrEvent<'_>, value: Option<&[u8]>) -> Result<(), Errno> {
         let caller = Caller::of_task(ev.pid, ev.uid, ev.gid);
         // `ima_protect_xattr`: only CAP_SYS_ADMIN may set or remove IMA data. This holds for
         // the stored name too (`user.ima`), or any writer of a file could forge it.
         if !caller.has_cap(CAP_SYS_ADMIN) {
-            return Err(libc::EPERM);
+            return Err(Errno::EPERM);
         }
         let Some(value) = value else {
             return Ok(());
@@ -694,9 +692,7 @@ impl OverlayHooks for ImaHooks {
             comm: caller.comm.as_bytes(),
             ..AuditTask::default()
         };
-        self.ima
-            .check_ima_xattr_write(value, ev.path, &task)
-            .map_err(|e| e.0)
+        self.ima.check_ima_xattr_write(value, ev.path, &task)
     }
 
     fn on_ima_xattr_changed(&self, ev: &AttrEvent<'_>) {

@@ -67,8 +67,8 @@ use crate::fs::caller::{Caller, CAP_SYS_ADMIN};
 use crate::fs::nest::NestHost;
 use crate::fs::static_tree::{reply_opendir, reply_readdir, StaticTree, TreeEntry, ROOT};
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    Config, Errno as FuseErrno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
     Request, SessionACL, TimeOrNow, WriteFlags,
 };
@@ -302,17 +302,13 @@ fn build_entries(ima: &Ima) -> Vec<Entry> {
     e
 }
 
-fn err(code: i32) -> Errno {
-    Errno::from_i32(code)
+fn err(code: i32) -> FuseErrno {
+    FuseErrno::from_i32(code)
 }
 
 /// How long a write open of `policy` waits for the release of a session already closed
 /// (see [`Inner::open_policy_settled`]).
 const POLICY_RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
-
-fn engine_errno(e: crate::engine::Errno) -> Errno {
-    Errno::from_i32(e.0)
-}
 
 /// `path` (absolute) as task `pid` sees it.
 fn path_as_seen_by(pid: u32, path: &str) -> String {
@@ -456,16 +452,20 @@ impl Inner {
         fh
     }
 
-    fn handle(&self, fh: FileHandle) -> Result<Arc<Mutex<Handle>>, Errno> {
-        self.handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
+    fn handle(&self, fh: FileHandle) -> Result<Arc<Mutex<Handle>>, FuseErrno> {
+        self.handles
+            .lock()
+            .get(&fh.0)
+            .cloned()
+            .ok_or(FuseErrno::EBADF)
     }
 
-    fn open(&self, req: &Request, ino: u64, flags: i32) -> Result<Handle, Errno> {
-        let node = self.node(ino).ok_or(Errno::ENOENT)?;
+    fn open(&self, req: &Request, ino: u64, flags: i32) -> Result<Handle, FuseErrno> {
+        let node = self.node(ino).ok_or(FuseErrno::ENOENT)?;
         let accmode = flags & libc::O_ACCMODE;
         match node {
-            Node::Dir => Err(Errno::EISDIR),
-            Node::Symlink(_) => Err(Errno::ELOOP),
+            Node::Dir => Err(FuseErrno::EISDIR),
+            Node::Symlink(_) => Err(FuseErrno::ELOOP),
             // Opening for write is left to DAC (only root passes); the kernel's files have no
             // write method, so write(2) is EINVAL.
             Node::List { .. } | Node::Count | Node::Violations | Node::Pcrs => Ok(match node {
@@ -502,11 +502,11 @@ impl Inner {
                 })
             }
             Node::Nest => {
-                let host = self.nest.as_ref().ok_or(Errno::ENOENT)?;
+                let host = self.nest.as_ref().ok_or(FuseErrno::ENOENT)?;
                 if accmode != libc::O_RDWR {
-                    return Err(Errno::EINVAL);
+                    return Err(FuseErrno::EINVAL);
                 }
-                let (registration, reply) = host.register(req.pid()).map_err(engine_errno)?;
+                let (registration, reply) = host.register(req.pid()).map_err(FuseErrno::from)?;
                 Ok(Handle::Nest {
                     registration,
                     reply,
@@ -534,13 +534,13 @@ impl Inner {
         }
     }
 
-    fn read(&self, ino: u64, fh: FileHandle, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    fn read(&self, ino: u64, fh: FileHandle, offset: u64, size: u32) -> Result<Vec<u8>, FuseErrno> {
         let handle = self.handle(fh)?;
         let mut h = handle.lock();
         match &mut *h {
             Handle::List => {
                 let Some(Node::List { kind, bank }) = self.node(ino) else {
-                    return Err(Errno::EBADF);
+                    return Err(FuseErrno::EBADF);
                 };
                 let mut buf = vec![0u8; size as usize];
                 let n = self.ima.list().read(kind, bank, offset, &mut buf);
@@ -551,7 +551,7 @@ impl Inner {
                 let node = self
                     .entry(ino)
                     .map(|e| e.node.clone())
-                    .ok_or(Errno::EBADF)?;
+                    .ok_or(FuseErrno::EBADF)?;
                 // Counters are generated per read (simple_read_from_buffer); other texts
                 // once per read sequence from offset 0 (seq_file).
                 if offset == 0 || text.is_none() || matches!(node, Node::Count | Node::Violations) {
@@ -563,9 +563,9 @@ impl Inner {
                 Ok(text[start..end].to_vec())
             }
             Handle::PolicyWrite { .. } | Handle::KeysWrite { .. } | Handle::ActiveWrite => {
-                Err(Errno::EBADF)
+                Err(FuseErrno::EBADF)
             }
-            Handle::ForChildren { .. } => Err(Errno::EINVAL),
+            Handle::ForChildren { .. } => Err(FuseErrno::EINVAL),
             Handle::Nest { reply, .. } => {
                 let start = (offset as usize).min(reply.len());
                 let end = start.saturating_add(size as usize).min(reply.len());
@@ -581,7 +581,7 @@ impl Inner {
         data: &[u8],
         lock_owner: Option<u64>,
         append: bool,
-    ) -> Result<u32, Errno> {
+    ) -> Result<u32, FuseErrno> {
         let handle = self.handle(fh)?;
         let mut h = handle.lock();
         match &mut *h {
@@ -602,12 +602,12 @@ impl Inner {
                     let mut s = self
                         .ima
                         .open_policy(PolicyAccess::Write, false)
-                        .map_err(engine_errno)?;
+                        .map_err(FuseErrno::from)?;
                     (s.pid, s.uid, s.comm) = opener.clone();
                     *session = Some(s);
                     *position = offset;
                 }
-                let session = session.as_mut().ok_or(Errno::EBADF)?;
+                let session = session.as_mut().ok_or(FuseErrno::EBADF)?;
                 // See the module docs: the kernel's position is always 0 for write(2). With
                 // O_APPEND (`echo rule >> policy`) FUSE writes at its cached i_size, while
                 // ima_write_policy, which never calls generic_write_checks, still sees
@@ -622,7 +622,7 @@ impl Inner {
                 let n = self
                     .ima
                     .policy_write_file(session, kernel_pos, data, &loader)
-                    .map_err(engine_errno)?;
+                    .map_err(FuseErrno::from)?;
                 let n = n.min(data.len());
                 *position = offset + n as u64;
                 Ok(n as u32)
@@ -633,27 +633,27 @@ impl Inner {
             }
             Handle::ActiveWrite => self.write_active(offset, data),
             Handle::Nest { registration, .. } => {
-                let host = self.nest.as_ref().ok_or(Errno::EBADF)?;
+                let host = self.nest.as_ref().ok_or(FuseErrno::EBADF)?;
                 let registration = *registration;
                 // The request can take long (hashing, the parent's own parent): do not
                 // hold the handle's lock meanwhile.
                 drop(h);
-                host.request(registration, data).map_err(engine_errno)?;
+                host.request(registration, data).map_err(FuseErrno::from)?;
                 Ok(data.len() as u32)
             }
             Handle::ForChildren { item, pid } => self.write_for_children(*item, *pid, offset, data),
-            Handle::List | Handle::Text(_) => Err(Errno::EINVAL),
+            Handle::List | Handle::Text(_) => Err(FuseErrno::EINVAL),
         }
     }
 
     /// `ima_write_active`: EBUSY once active; only `1` (with an optional newline or NUL) in
     /// one write at offset 0.
-    fn write_active(&self, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    fn write_active(&self, offset: u64, data: &[u8]) -> Result<u32, FuseErrno> {
         if self.ima.is_active() {
-            return Err(Errno::EBUSY);
+            return Err(FuseErrno::EBUSY);
         }
         if data.len() >= 3 || offset != 0 {
-            return Err(Errno::EINVAL);
+            return Err(FuseErrno::EINVAL);
         }
         // memdup_user_nul + kstrtouint: the text ends at a NUL, one trailing newline is
         // allowed, base 10 with an optional `+`.
@@ -664,11 +664,11 @@ impl Inner {
             .ok()
             .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|d| d.parse::<u32>().ok())
-            .ok_or(Errno::EINVAL)?;
+            .ok_or(FuseErrno::EINVAL)?;
         if value != 1 {
-            return Err(Errno::EINVAL);
+            return Err(FuseErrno::EINVAL);
         }
-        self.ima.activate().map_err(engine_errno)?;
+        self.ima.activate().map_err(FuseErrno::from)?;
         Ok(data.len() as u32)
     }
 
@@ -683,16 +683,16 @@ impl Inner {
         pid: u32,
         offset: u64,
         data: &[u8],
-    ) -> Result<u32, Errno> {
+    ) -> Result<u32, FuseErrno> {
         if offset != 0 || data.len() >= 4096 {
-            return Err(Errno::EINVAL);
+            return Err(FuseErrno::EINVAL);
         }
-        let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
+        let text = std::str::from_utf8(data).map_err(|_| FuseErrno::EINVAL)?;
         // `echo path >` adds a newline the RFC would take as part of the path.
         let text = text.trim_end_matches(['\n', '\0']);
-        let read = |path: &str| -> Result<Vec<u8>, Errno> {
+        let read = |path: &str| -> Result<Vec<u8>, FuseErrno> {
             if !path.starts_with('/') {
-                return Err(Errno::EINVAL);
+                return Err(FuseErrno::EINVAL);
             }
             std::fs::read(path_as_seen_by(pid, path)).map_err(|e| {
                 log::warn!("ima: {item:?} for children: {path}: {e}");
@@ -701,10 +701,10 @@ impl Inner {
         };
         match item {
             ChildItem::Policy => {
-                let policy = String::from_utf8(read(text)?).map_err(|_| Errno::EINVAL)?;
+                let policy = String::from_utf8(read(text)?).map_err(|_| FuseErrno::EINVAL)?;
                 if let Err((line, e)) = crate::engine::policy::parse_text(&policy) {
                     log::warn!("ima: policy_for_children {text}: line {line}: {e}");
-                    return Err(Errno::EINVAL);
+                    return Err(FuseErrno::EINVAL);
                 }
                 self.ima.stage_child_policy(policy);
             }
@@ -712,14 +712,14 @@ impl Inner {
                 let cert = read(text)?;
                 if let Err(e) = crate::engine::keys::Keyring::new().add_bytes(&cert) {
                     log::warn!("ima: x509_for_children {text}: {e}");
-                    return Err(engine_errno(e.errno()));
+                    return Err(FuseErrno::from(e.errno()));
                 }
                 self.ima.stage_child_x509(cert);
             }
             ChildItem::Kcmd => {
                 let kcmd = crate::engine::children::parse_kcmd(text).map_err(|e| {
                     log::warn!("ima: kcmd_for_children: {e}");
-                    Errno::EINVAL
+                    FuseErrno::EINVAL
                 })?;
                 self.ima.stage_child_kcmd(kcmd);
             }
@@ -728,7 +728,7 @@ impl Inner {
     }
 
     /// Load what was written to `keys` (at each close of the fd, so `close` reports errors).
-    fn flush_keys(&self, fh: FileHandle) -> Result<(), Errno> {
+    fn flush_keys(&self, fh: FileHandle) -> Result<(), FuseErrno> {
         let handle = self.handle(fh)?;
         let mut h = handle.lock();
         let Handle::KeysWrite {
@@ -756,7 +756,7 @@ impl Inner {
         self.ima
             .add_keys(&bytes, &subject)
             .map(|_| ())
-            .map_err(|e| engine_errno(e.errno()))
+            .map_err(|e| FuseErrno::from(e.errno()))
     }
 
     /// Commit a policy write session at the flush of the close(2) by the process that wrote
@@ -800,17 +800,17 @@ impl Inner {
         &self,
         access: PolicyAccess,
         admin: bool,
-    ) -> Result<PolicyHandle, Errno> {
+    ) -> Result<PolicyHandle, FuseErrno> {
         let start = std::time::Instant::now();
         loop {
             match self.ima.open_policy(access, admin) {
                 Err(e) if e.0 == libc::EBUSY && start.elapsed() < POLICY_RELEASE_SETTLE => {
                     if !self.policy_writer_closing() {
-                        return Err(engine_errno(e));
+                        return Err(FuseErrno::from(e));
                     }
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
-                r => return r.map_err(engine_errno),
+                r => return r.map_err(FuseErrno::from),
             }
         }
     }
@@ -880,14 +880,14 @@ impl Filesystem for Adapter {
         let found = fs.tree.lookup(parent.0, name).filter(|e| fs.present(e));
         match found {
             Some(e) => reply.entry(&ttl(&e.node), &fs.attr(e.ino, &e.node), Generation(0)),
-            None => reply.error(Errno::ENOENT),
+            None => reply.error(FuseErrno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.0.node(ino.0) {
             Some(node) => reply.attr(&ttl(&node), &self.0.attr(ino.0, &node)),
-            None => reply.error(Errno::ENOENT),
+            None => reply.error(FuseErrno::ENOENT),
         }
     }
 
@@ -910,12 +910,12 @@ impl Filesystem for Adapter {
         reply: ReplyAttr,
     ) {
         let Some(node) = self.0.node(ino.0) else {
-            return reply.error(Errno::ENOENT);
+            return reply.error(FuseErrno::ENOENT);
         };
         // O_TRUNC (`echo rule > policy`) arrives as a size change after the open: securityfs
         // accepts and ignores it. Modes and owners are fixed here.
         if mode.is_some() || uid.is_some() || gid.is_some() {
-            return reply.error(Errno::EPERM);
+            return reply.error(FuseErrno::EPERM);
         }
         reply.attr(&ttl(&node), &self.0.attr(ino.0, &node));
     }
@@ -923,8 +923,8 @@ impl Filesystem for Adapter {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.0.node(ino.0) {
             Some(Node::Symlink(target)) => reply.data(target.as_bytes()),
-            Some(_) => reply.error(Errno::EINVAL),
-            None => reply.error(Errno::ENOENT),
+            Some(_) => reply.error(FuseErrno::EINVAL),
+            None => reply.error(FuseErrno::ENOENT),
         }
     }
 
@@ -1015,7 +1015,7 @@ impl Filesystem for Adapter {
         reply: ReplyXattr,
     ) {
         // securityfs has no xattr handlers.
-        reply.error(Errno::EOPNOTSUPP);
+        reply.error(FuseErrno::EOPNOTSUPP);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1031,7 +1031,7 @@ impl Filesystem for Adapter {
         reply: fuser::ReplyIoctl,
     ) {
         // securityfs files have no ->unlocked_ioctl: isatty() and friends get ENOTTY.
-        reply.error(Errno::ENOTTY);
+        reply.error(FuseErrno::ENOTTY);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -1056,7 +1056,7 @@ impl Filesystem for Adapter {
     ) {
         let fs = &self.0;
         if fs.node(ino.0) != Some(Node::Dir) {
-            return reply.error(Errno::ENOTDIR);
+            return reply.error(FuseErrno::ENOTDIR);
         }
         // securityfs lists a directory with dcache_readdir, which walks the children
         // newest first (`ls -U` on this machine's securityfs shows `lockdown` before the
@@ -1080,7 +1080,7 @@ impl Filesystem for Adapter {
         reply: ReplyCreate,
     ) {
         // securityfs directories have no ->create.
-        reply.error(Errno::EACCES);
+        reply.error(FuseErrno::EACCES);
     }
 }
 

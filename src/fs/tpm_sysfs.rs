@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner,
-    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyOpen, Request, SessionACL,
+    Config, Errno as FuseErrno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo,
+    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, Request, SessionACL,
 };
 
 use crate::engine::hash::HashAlgo;
@@ -163,23 +163,25 @@ impl Filesystem for TpmSysfs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.tree.lookup(parent.0, name) {
             Some(e) => reply.entry(&TTL, &self.attr(e.ino, e.node), fuser::Generation(0)),
-            None => reply.error(Errno::ENOENT),
+            None => reply.error(FuseErrno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.node(ino.0) {
             Some(node) => reply.attr(&TTL, &self.attr(ino.0, node)),
-            None => reply.error(Errno::ENOENT),
+            None => reply.error(FuseErrno::ENOENT),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.node(ino.0) {
-            Some(Node::Dir) => reply.error(Errno::EISDIR),
-            Some(_) if flags.0 & libc::O_ACCMODE != libc::O_RDONLY => reply.error(Errno::EACCES),
+            Some(Node::Dir) => reply.error(FuseErrno::EISDIR),
+            Some(_) if flags.0 & libc::O_ACCMODE != libc::O_RDONLY => {
+                reply.error(FuseErrno::EACCES)
+            }
             Some(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
-            None => reply.error(Errno::ENOENT),
+            None => reply.error(FuseErrno::ENOENT),
         }
     }
 
@@ -195,7 +197,7 @@ impl Filesystem for TpmSysfs {
         reply: ReplyData,
     ) {
         let Some(node) = self.node(ino.0) else {
-            return reply.error(Errno::ENOENT);
+            return reply.error(FuseErrno::ENOENT);
         };
         let content = self.content(node);
         let start = (offset as usize).min(content.len());
@@ -227,7 +229,7 @@ impl Filesystem for TpmSysfs {
         reply: ReplyDirectory,
     ) {
         if self.node(ino.0) != Some(Node::Dir) {
-            return reply.error(Errno::ENOTDIR);
+            return reply.error(FuseErrno::ENOTDIR);
         }
         // kernfs lists a directory's entries in the order they were made.
         let children = self.tree.children(ino.0).map(|e| {

@@ -160,7 +160,7 @@ impl Ima {
     }
 
     /// The part of `process_measurement` after the violation check, under the file's lock.
-    /// `Err` means appraisal failed (or could not be done) for an appraised access.
+    /// `Err(EACCES)` means appraisal failed (or could not be done) for an appraised access.
     fn act_on_file(
         &self,
         ev: &FileEvent<'_>,
@@ -168,7 +168,7 @@ impl Ima {
         decision: &Decision,
         state: &mut FileState,
         outcome: &mut FileOutcome,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Errno> {
         let pcr = decision.pcr.unwrap_or(self.cfg.pcr);
         let template = self.template_named(decision.template.as_deref(), &self.default_template);
         let measure = decision.actions.contains(Actions::MEASURE) && !state.measured_into(pcr);
@@ -194,7 +194,7 @@ impl Ima {
         if !measure && !audit && !appraise {
             // Nothing to do: return the cached appraisal status.
             return match cached {
-                Some(AppraisalStatus::Fail(_)) => Err(()),
+                Some(AppraisalStatus::Fail(_)) => Err(Errno::EACCES),
                 _ => Ok(()),
             };
         }
@@ -219,7 +219,7 @@ impl Ima {
                     -errno.0,
                     false,
                 );
-                return if must_appraise { Err(()) } else { Ok(()) };
+                return if must_appraise { Err(Errno::EACCES) } else { Ok(()) };
             }
         };
 
@@ -254,14 +254,14 @@ impl Ima {
         }
 
         let mut result = match cached {
-            Some(AppraisalStatus::Fail(_)) => Err(()),
+            Some(AppraisalStatus::Fail(_)) => Err(Errno::EACCES),
             _ => Ok(()),
         };
         if appraise {
             let status = self.appraise_file(ev, decision, state, digest, outcome);
             state.set_appraisal(class, status);
             if status != AppraisalStatus::Pass {
-                result = Err(());
+                result = Err(Errno::EACCES);
             }
         }
 

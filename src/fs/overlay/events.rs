@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 
+use crate::engine::Errno;
+
 /// The kernel's `__FMODE_EXEC` bit. `execve()` opens the binary with it, and FUSE forwards the
 /// file's `f_flags` (minus `O_CREAT|O_EXCL|O_NOCTTY`) in FUSE_OPEN, so it reaches the daemon.
 pub const FMODE_EXEC: i32 = 0x20;
@@ -104,13 +106,13 @@ pub trait OverlayHooks: Send + Sync + 'static {
     /// Called for every open of a regular file before the open returns; an `Err` denies the
     /// open with that errno. `file` is a readable descriptor of the lower file (a separate
     /// read-only one for write-only opens); read it with positional reads (`read_at`).
-    fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), i32>;
+    fn on_open(&self, ev: &OpenEvent<'_>, file: &File) -> Result<(), Errno>;
     /// Called when the last handle of that open is released.
     fn on_release(&self, ev: &ReleaseEvent<'_>);
     /// Called before a set (`Some(value)`) or removal (`None`) of the IMA xattr of a regular
     /// file (`ima_inode_setxattr` / `ima_inode_removexattr`); an `Err` refuses it with that
     /// errno.
-    fn on_ima_xattr_write(&self, _ev: &AttrEvent<'_>, _value: Option<&[u8]>) -> Result<(), i32> {
+    fn on_ima_xattr_write(&self, _ev: &AttrEvent<'_>, _value: Option<&[u8]>) -> Result<(), Errno> {
         Ok(())
     }
     /// Called after the IMA xattr of a regular file was set or removed.
@@ -124,7 +126,7 @@ pub trait OverlayHooks: Send + Sync + 'static {
 pub struct NoHooks;
 
 impl OverlayHooks for NoHooks {
-    fn on_open(&self, _ev: &OpenEvent<'_>, _file: &File) -> Result<(), i32> {
+    fn on_open(&self, _ev: &OpenEvent<'_>, _file: &File) -> Result<(), Errno> {
         Ok(())
     }
     fn on_release(&self, _ev: &ReleaseEvent<'_>) {}

@@ -6,10 +6,11 @@ use super::{lowerfs, OverlayOptions};
 use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};
 use crate::sys::{fd as sysfd, xattr};
 use fuser::{
-    AccessFlags, BackingId, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
-    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, CopyFileRangeFlags, Errno as FuseErrno, FileAttr, FileHandle, FileType,
+    Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
@@ -27,8 +28,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 
-fn errno_of(e: &io::Error) -> Errno {
-    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+fn errno_of(e: &io::Error) -> FuseErrno {
+    crate::engine::Errno::from(e).into()
 }
 
 fn err(code: i32) -> io::Error {
@@ -506,7 +507,7 @@ impl Inner {
             self.options
                 .hooks
                 .on_open(&ev, hook_file)
-                .map_err(|code| err(if code > 0 { code } else { libc::EACCES }))?;
+                .map_err(|e| err(e.0))?;
         }
         if truncate && flags & libc::O_ACCMODE != libc::O_RDONLY {
             file.set_len(0)?;
@@ -704,8 +705,12 @@ impl Inner {
         self.files.lock().insert(fh, open);
     }
 
-    fn file(&self, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
-        self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
+    fn file(&self, fh: FileHandle) -> Result<Arc<OpenFile>, FuseErrno> {
+        self.files
+            .lock()
+            .get(&fh.0)
+            .cloned()
+            .ok_or(FuseErrno::EBADF)
     }
 
     /// The lower name of the container's xattr `name`: `security.ima` maps to the configured
@@ -741,7 +746,7 @@ impl Inner {
         self.options
             .hooks
             .on_ima_xattr_write(&ev, value)
-            .map_err(|code| err(if code > 0 { code } else { libc::EACCES }))?;
+            .map_err(|e| err(e.0))?;
         write()?;
         let st = sysfd::stat_fd(fd).unwrap_or(st);
         self.options
@@ -1338,7 +1343,7 @@ impl Filesystem for Adapter {
         mut reply: ReplyDirectory,
     ) {
         let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
+            return reply.error(FuseErrno::EBADF);
         };
         let parent = self
             .0
@@ -1376,7 +1381,7 @@ impl Filesystem for Adapter {
         mut reply: ReplyDirectoryPlus,
     ) {
         let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
+            return reply.error(FuseErrno::EBADF);
         };
         let fs = &self.0;
         let dir_fd = match fs.node_fd(ino.0) {
@@ -1447,7 +1452,7 @@ impl Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
+            return reply.error(FuseErrno::EBADF);
         };
         let guard = dir.stream.lock();
         let r = guard.0.fd().and_then(|fd| {
@@ -1459,7 +1464,7 @@ impl Filesystem for Adapter {
         });
         match r {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+            Err(e) => reply.error(FuseErrno::from_i32(e.raw_os_error())),
         }
     }
 
@@ -1681,7 +1686,7 @@ impl Filesystem for Adapter {
     ) {
         // Not a terminal, and no file-system specific ioctls (isatty() asks on every stdio
         // setup, so answer quietly).
-        reply.error(Errno::from_i32(libc::ENOTTY));
+        reply.error(FuseErrno::from_i32(libc::ENOTTY));
     }
 
     fn fallocate(
@@ -1706,7 +1711,7 @@ impl Filesystem for Adapter {
         );
         match r {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+            Err(e) => reply.error(FuseErrno::from_i32(e.raw_os_error())),
         }
     }
 
@@ -1728,11 +1733,11 @@ impl Filesystem for Adapter {
             libc::SEEK_HOLE => rustix::fs::SeekFrom::Hole(offset as u64),
             libc::SEEK_SET => rustix::fs::SeekFrom::Start(offset as u64),
             libc::SEEK_END => rustix::fs::SeekFrom::End(offset),
-            _ => return reply.error(Errno::EINVAL),
+            _ => return reply.error(FuseErrno::EINVAL),
         };
         match rustix::fs::seek(&open.file, pos) {
             Ok(off) => reply.offset(off as i64),
-            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+            Err(e) => reply.error(FuseErrno::from_i32(e.raw_os_error())),
         }
     }
 
@@ -1764,7 +1769,7 @@ impl Filesystem for Adapter {
             len,
         ) {
             Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(Errno::from_i32(e.raw_os_error())),
+            Err(e) => reply.error(FuseErrno::from_i32(e.raw_os_error())),
         }
     }
 }
