@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
-const POLICY: &str = "measure func=BPRM_CHECK mask=MAY_EXEC\n\
+const POLICY: &str = "dont_measure fsmagic=0x73636673\n\
+    measure func=BPRM_CHECK mask=MAY_EXEC\n\
     measure func=FILE_CHECK mask=^MAY_READ euid=0\n";
 
 /// The container's work. Outputs go to /out (a directory of the rootfs) for the test to read.

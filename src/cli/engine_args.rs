@@ -12,6 +12,7 @@ use crate::engine::ima::{AppraiseMode, Backing, Config, Ima};
 use crate::engine::journal::Journal;
 use crate::engine::policy::Subject;
 use crate::engine::tpm::Tpm;
+use crate::fs::nest::child::NestError;
 use crate::fs::nest::ParentLink;
 
 /// Engine options (`#[command(flatten)]` them into a subcommand).
@@ -178,8 +179,10 @@ impl EngineArgs {
                         .to_string(),
                 )
             }
-            Some((bytes, bank)) => Ima::with_saved_list(cfg, bytes, bank, false)?,
-            None => Ima::with_backing(cfg, self.backing()?)?,
+            Some((bytes, bank)) => {
+                Ima::with_saved_list(cfg, bytes, bank, false).map_err(|e| e.to_string())?
+            }
+            None => Ima::with_backing(cfg, self.backing()?).map_err(|e| e.to_string())?,
         };
         for path in &self.keys {
             add_keys_from(&ima, path)?;
@@ -239,7 +242,14 @@ impl EngineArgs {
         if self.no_nest {
             return Ok(None);
         }
-        match ParentLink::detect()? {
+        let detected = ParentLink::detect().map_err(|e| match e {
+            NestError::Register(_) => format!(
+                "{e} (run as the container's root, or pass --no-nest to be measured as a \
+                 plain process of the container)"
+            ),
+            e => e.to_string(),
+        })?;
+        match detected {
             Some((link, staged)) => {
                 // A child must not be able to exhaust its parent's daemon.
                 self.max_rules.get_or_insert(CHILD_MAX_RULES);
@@ -256,7 +266,8 @@ impl EngineArgs {
     pub fn backing(&self) -> Result<Backing, String> {
         let mut backing = Backing::default();
         if let Some(dir) = &self.state {
-            let (journal, recovery) = Journal::open(dir, self.state_sync)?;
+            let (journal, recovery) =
+                Journal::open(dir, self.state_sync).map_err(|e| e.to_string())?;
             if let Some(torn) = &recovery.torn {
                 eprintln!(
                     "imafs: journal {}: torn tail at offset {}: {} bytes cut ({}); {} entries kept",
@@ -271,7 +282,9 @@ impl EngineArgs {
             backing.replay = recovery.entries;
         }
         if let Some(spec) = &self.tpm {
-            backing.tpm = Some(Tpm::open(spec)?);
+            // The engine names the TPM; the user knows it as the option.
+            let tpm = Tpm::open(spec).map_err(|e| format!("--tpm {}: {}", e.spec, e.reason))?;
+            backing.tpm = Some(tpm);
         }
         Ok(backing)
     }

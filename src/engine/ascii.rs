@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::engine::hash::{Digest, HashAlgo};
 use crate::engine::measurement_list::Record;
-use crate::engine::template::{Field, TemplateDesc};
+use crate::engine::template::{Field, TemplateDesc, TemplateError};
 
 /// One parsed line.
 #[derive(Clone, Debug)]
@@ -39,11 +39,68 @@ pub struct AsciiList {
 }
 
 /// A line that cannot be parsed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct AsciiError {
     pub line: usize,
-    pub reason: String,
+    #[source]
+    pub reason: AsciiReason,
+}
+
+/// What is wrong with a line ([`AsciiError`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AsciiReason {
+    #[error("the line contains a NUL byte")]
+    NulByte,
+    /// Column 1 is not a decimal PCR number (`pcr`: the token, lossily decoded).
+    #[error("invalid PCR {pcr:?}")]
+    InvalidPcr { pcr: String },
+    #[error("missing template digest")]
+    MissingDigest,
+    #[error("template digest is not hex")]
+    DigestNotHex(#[source] hex::FromHexError),
+    /// The list's bank is inferred from the first digest, and no bank has this size.
+    #[error("a {len}-byte template digest names no list bank")]
+    NoBankForDigest { len: usize },
+    #[error("template digest has {len} bytes, {bank} has {}", .bank.digest_size())]
+    DigestLength { len: usize, bank: HashAlgo },
+    #[error("missing template name")]
+    MissingTemplateName,
+    #[error("template name is not UTF-8")]
+    TemplateNameNotUtf8(#[source] std::str::Utf8Error),
+    /// Neither a built-in template nor a valid format string.
+    #[error("unknown template {name:?}: {source}")]
+    UnknownTemplate {
+        name: String,
+        #[source]
+        source: TemplateError,
+    },
+    #[error("template {name} has {expected} fields, the line {found}")]
+    FieldCount {
+        name: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("field {}: {source}", .field.id())]
+    Field {
+        field: Field,
+        #[source]
+        source: FieldError,
+    },
+}
+
+/// Why one printed field cannot be turned back into its stored bytes.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum FieldError {
+    #[error("not hex")]
+    NotHex(#[source] hex::FromHexError),
+    /// A digest printed without its `<alg>:` prefix whose bytes hold a NUL.
+    #[error("no `<alg>:` prefix, and the digest holds a NUL")]
+    NulWithoutPrefix,
+    #[error("not a decimal number")]
+    NotDecimal,
+    #[error("out of range")]
+    OutOfRange,
 }
 
 /// The bank whose digests are `len` bytes long, as the list files are named: 20 sha1,
@@ -101,13 +158,13 @@ impl AsciiParser {
 
     /// Parse one line (without its newline); `line_no` only labels errors.
     pub fn parse_line(&mut self, line_no: usize, line: &[u8]) -> Result<AsciiEntry, AsciiError> {
-        let err = |reason: String| AsciiError {
+        let err = |reason: AsciiReason| AsciiError {
             line: line_no,
             reason,
         };
         // No field the kernel prints can hold a NUL (names end at one, the rest is hex).
         if line.contains(&0) {
-            return Err(err("the line contains a NUL byte".into()));
+            return Err(err(AsciiReason::NulByte));
         }
         // `%2d` pads one-digit PCR numbers with a leading space.
         let start = line.iter().position(|&b| b != b' ').unwrap_or(line.len());
@@ -116,51 +173,55 @@ impl AsciiParser {
         let pcr: u32 = std::str::from_utf8(pcr)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| err(format!("invalid PCR {:?}", String::from_utf8_lossy(pcr))))?;
+            .ok_or_else(|| {
+                err(AsciiReason::InvalidPcr {
+                    pcr: String::from_utf8_lossy(pcr).into_owned(),
+                })
+            })?;
         let printed = tokens
             .next()
-            .ok_or_else(|| err("missing template digest".into()))?;
-        let printed = hex::decode(printed).map_err(|_| err("template digest is not hex".into()))?;
+            .ok_or_else(|| err(AsciiReason::MissingDigest))?;
+        let printed = hex::decode(printed).map_err(|e| err(AsciiReason::DigestNotHex(e)))?;
         let file_bank = match self.file_bank {
             Some(b) => b,
             None => {
-                let b = bank_for_digest_len(printed.len()).ok_or_else(|| {
-                    err(format!(
-                        "a {}-byte template digest names no list bank",
-                        printed.len()
-                    ))
-                })?;
+                let b = bank_for_digest_len(printed.len())
+                    .ok_or_else(|| err(AsciiReason::NoBankForDigest { len: printed.len() }))?;
                 self.file_bank = Some(b);
                 b
             }
         };
         let printed_digest = Digest::from_bytes(file_bank, &printed).ok_or_else(|| {
-            err(format!(
-                "template digest has {} bytes, {file_bank} has {}",
-                printed.len(),
-                file_bank.digest_size()
-            ))
+            err(AsciiReason::DigestLength {
+                len: printed.len(),
+                bank: file_bank,
+            })
         })?;
         let name = tokens
             .next()
-            .ok_or_else(|| err("missing template name".into()))?;
+            .ok_or_else(|| err(AsciiReason::MissingTemplateName))?;
         let name =
-            std::str::from_utf8(name).map_err(|_| err("template name is not UTF-8".into()))?;
-        let template = self.template(name).map_err(err)?;
+            std::str::from_utf8(name).map_err(|e| err(AsciiReason::TemplateNameNotUtf8(e)))?;
+        let template = self.template(name).map_err(|source| {
+            err(AsciiReason::UnknownTemplate {
+                name: name.to_string(),
+                source,
+            })
+        })?;
         let fields: Vec<&[u8]> = tokens.collect();
         if fields.len() != template.fields().len() {
-            return Err(err(format!(
-                "template {name} has {} fields, the line {}",
-                template.fields().len(),
-                fields.len()
-            )));
+            return Err(err(AsciiReason::FieldCount {
+                name: name.to_string(),
+                expected: template.fields().len(),
+                found: fields.len(),
+            }));
         }
         let mut data = Vec::with_capacity(line.len());
         for (&field, token) in template.fields().iter().zip(fields) {
             let len_at = data.len();
             data.extend_from_slice(&[0; 4]);
             decode_field(field, token, &mut data)
-                .map_err(|reason| err(format!("field {}: {reason}", field.id())))?;
+                .map_err(|source| err(AsciiReason::Field { field, source }))?;
             let len = (data.len() - len_at - 4) as u32;
             data[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
         }
@@ -176,14 +237,13 @@ impl AsciiParser {
     }
 
     /// A built-in template by name, or a custom one by its format string.
-    fn template(&mut self, name: &str) -> Result<Arc<TemplateDesc>, String> {
+    fn template(&mut self, name: &str) -> Result<Arc<TemplateDesc>, TemplateError> {
         if let Some(t) = self.templates.iter().find(|t| t.display_name() == name) {
             return Ok(t.clone());
         }
         let t = match TemplateDesc::builtin(name) {
             Some(t) => t,
-            None => TemplateDesc::from_fmt(name)
-                .map_err(|e| format!("unknown template {name:?}: {e}"))?,
+            None => TemplateDesc::from_fmt(name)?,
         };
         let t = Arc::new(t);
         self.templates.push(t.clone());
@@ -193,8 +253,8 @@ impl AsciiParser {
 
 /// Append the stored bytes of `field` printed as `token` (the inverse of the kernel's
 /// `ima_show_template_*`).
-fn decode_field(field: Field, token: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let hex_of = |t: &[u8]| hex::decode(t).map_err(|_| "not hex".to_string());
+fn decode_field(field: Field, token: &[u8], out: &mut Vec<u8>) -> Result<(), FieldError> {
+    let hex_of = |t: &[u8]| hex::decode(t).map_err(FieldError::NotHex);
     match field {
         Field::D | Field::Sig | Field::Buf | Field::Modsig | Field::Evmsig => {
             out.extend(hex_of(token)?)
@@ -216,7 +276,7 @@ fn decode_field(field: Field, token: &[u8], out: &mut Vec<u8>) -> Result<(), Str
                 None => {
                     let bytes = hex_of(token)?;
                     if bytes.contains(&0) {
-                        return Err("no `<alg>:` prefix, and the digest holds a NUL".into());
+                        return Err(FieldError::NulWithoutPrefix);
                     }
                     out.extend(bytes)
                 }
@@ -240,12 +300,12 @@ fn decode_field(field: Field, token: &[u8], out: &mut Vec<u8>) -> Result<(), Str
             let value: u64 = std::str::from_utf8(token)
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .ok_or("not a decimal number")?;
+                .ok_or(FieldError::NotDecimal)?;
             if field == Field::Imode {
-                let v = u16::try_from(value).map_err(|_| "out of range")?;
+                let v = u16::try_from(value).map_err(|_| FieldError::OutOfRange)?;
                 out.extend_from_slice(&v.to_le_bytes());
             } else {
-                let v = u32::try_from(value).map_err(|_| "out of range")?;
+                let v = u32::try_from(value).map_err(|_| FieldError::OutOfRange)?;
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -512,13 +572,17 @@ mod tests {
             let text = format!("{T1_SHA1_LINE}\n{line}\n");
             let e = parse_ascii_list(text.as_bytes(), None, &BANKS).unwrap_err();
             assert_eq!(e.line, 2, "{line}");
-            assert!(e.reason.contains(reason), "{line}: {}", e.reason);
+            assert!(
+                e.reason.to_string().contains(reason),
+                "{line}: {}",
+                e.reason
+            );
         }
         let nul_digest = format!("{T1_SHA1_LINE}\n10 {} ima-ng 610062 /x\n", "ab".repeat(20));
         let e = parse_ascii_list(nul_digest.as_bytes(), None, &BANKS).unwrap_err();
-        assert!(e.reason.contains("holds a NUL"), "{e}");
+        assert!(e.reason.to_string().contains("holds a NUL"), "{e}");
         let e = parse_ascii_list(b"10 00 ima-ng a\0 b\n", None, &BANKS).unwrap_err();
-        assert!(e.reason.contains("NUL byte"), "{e}");
+        assert!(e.reason.to_string().contains("NUL byte"), "{e}");
         let e = parse_ascii_list(b"10 0011 ima-ng a b\n", None, &BANKS).unwrap_err();
         assert_eq!(
             e.to_string(),

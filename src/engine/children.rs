@@ -54,53 +54,110 @@ impl ChildConfig {
     }
 
     /// Decode [`ChildConfig::encode`]'s output; anything else is an error.
-    pub fn decode(bytes: &[u8]) -> Result<ChildConfig, String> {
+    pub fn decode(bytes: &[u8]) -> Result<ChildConfig, ChildConfigError> {
         let mut rest = bytes
             .strip_prefix(MAGIC.as_bytes())
             .and_then(|r| r.strip_prefix(b"\n"))
-            .ok_or("child configuration: bad header")?;
+            .ok_or(ChildConfigError::BadHeader)?;
         let mut cfg = ChildConfig::default();
         while !rest.is_empty() {
             let eol = rest
                 .iter()
                 .position(|&b| b == b'\n')
-                .ok_or("child configuration: unterminated section header")?;
+                .ok_or(ChildConfigError::UnterminatedSectionHeader)?;
             let header = std::str::from_utf8(&rest[..eol])
-                .map_err(|_| "child configuration: section header is not text")?;
-            let (name, len) = header
-                .split_once(' ')
-                .ok_or_else(|| format!("child configuration: bad section header {header:?}"))?;
-            let len: usize = len
-                .parse()
-                .map_err(|_| format!("child configuration: bad length in {header:?}"))?;
+                .map_err(ChildConfigError::SectionHeaderNotText)?;
+            let (name, len) =
+                header
+                    .split_once(' ')
+                    .ok_or_else(|| ChildConfigError::BadSectionHeader {
+                        header: header.to_string(),
+                    })?;
+            let len: usize = len.parse().map_err(|source| ChildConfigError::BadLength {
+                header: header.to_string(),
+                source,
+            })?;
             let body_start = eol + 1;
             let body_end = body_start
                 .checked_add(len)
                 .filter(|&end| end < rest.len() && rest[end] == b'\n')
-                .ok_or_else(|| format!("child configuration: section {name} is truncated"))?;
+                .ok_or_else(|| ChildConfigError::Truncated {
+                    section: name.to_string(),
+                })?;
             let body = &rest[body_start..body_end];
             match name {
                 "policy" if cfg.policy.is_none() => {
                     let text = String::from_utf8(body.to_vec())
-                        .map_err(|_| "child configuration: policy is not UTF-8")?;
+                        .map_err(ChildConfigError::PolicyNotUtf8)?;
                     cfg.policy = Some(text);
                 }
                 "x509" => cfg.x509.push(body.to_vec()),
                 "kcmd" => {
-                    let text = std::str::from_utf8(body)
-                        .map_err(|_| "child configuration: kcmd is not UTF-8")?;
+                    let text = std::str::from_utf8(body).map_err(ChildConfigError::KcmdNotUtf8)?;
                     let (k, v) = text
                         .split_once('=')
-                        .ok_or("child configuration: kcmd item without `=`")?;
+                        .ok_or(ChildConfigError::KcmdWithoutEquals)?;
                     check_kcmd_option(k, v)?;
                     cfg.kcmd.push((k.to_owned(), v.to_owned()));
                 }
-                other => return Err(format!("child configuration: unknown section {other:?}")),
+                other => {
+                    return Err(ChildConfigError::UnknownSection {
+                        section: other.to_string(),
+                    })
+                }
             }
             rest = &rest[body_end + 1..];
         }
         Ok(cfg)
     }
+}
+
+/// Why [`ChildConfig::decode`] refuses its input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChildConfigError {
+    #[error("child configuration: bad header")]
+    BadHeader,
+    #[error("child configuration: unterminated section header")]
+    UnterminatedSectionHeader,
+    #[error("child configuration: section header is not text")]
+    SectionHeaderNotText(#[source] std::str::Utf8Error),
+    #[error("child configuration: bad section header {header:?}")]
+    BadSectionHeader { header: String },
+    #[error("child configuration: bad length in {header:?}")]
+    BadLength {
+        header: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("child configuration: section {section} is truncated")]
+    Truncated { section: String },
+    #[error("child configuration: policy is not UTF-8")]
+    PolicyNotUtf8(#[source] std::string::FromUtf8Error),
+    #[error("child configuration: kcmd is not UTF-8")]
+    KcmdNotUtf8(#[source] std::str::Utf8Error),
+    #[error("child configuration: kcmd item without `=`")]
+    KcmdWithoutEquals,
+    /// A kcmd item [`parse_kcmd`] would refuse.
+    #[error(transparent)]
+    Kcmd(#[from] KcmdError),
+    /// A section name other than `policy` (once), `x509` and `kcmd`.
+    #[error("child configuration: unknown section {section:?}")]
+    UnknownSection { section: String },
+}
+
+/// Why a `kcmd_for_children` write ([`parse_kcmd`]) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KcmdError {
+    #[error("{arg}: expected name=value")]
+    NotNameValue { arg: String },
+    /// A name not in [`KCMD_OPTIONS`].
+    #[error("{name}: not a kcmd_for_children option ({})", KCMD_OPTIONS.join(", "))]
+    UnknownOption { name: String },
+    /// A value the kernel would not accept for `name`.
+    #[error("{name}={value}: invalid value")]
+    InvalidValue { name: String, value: String },
+    #[error("unterminated quote")]
+    UnterminatedQuote,
 }
 
 /// The options `kcmd_for_children` accepts, as on a kernel command line.
@@ -116,12 +173,12 @@ pub const KCMD_OPTIONS: [&str; 5] = [
 /// (space separated `param=value`, a value may be double-quoted). Each option must be one
 /// of [`KCMD_OPTIONS`] with a value the kernel would accept; the first bad one is the
 /// error (the write fails with EINVAL).
-pub fn parse_kcmd(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_kcmd(text: &str) -> Result<Vec<(String, String)>, KcmdError> {
     let mut out = Vec::new();
     for arg in split_args(text)? {
-        let (name, value) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("{arg}: expected name=value"))?;
+        let (name, value) = arg.split_once('=').ok_or_else(|| KcmdError::NotNameValue {
+            arg: arg.to_string(),
+        })?;
         let value = unquote(value);
         check_kcmd_option(name, value)?;
         out.push((name.to_owned(), value.to_owned()));
@@ -129,7 +186,7 @@ pub fn parse_kcmd(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-fn check_kcmd_option(name: &str, value: &str) -> Result<(), String> {
+fn check_kcmd_option(name: &str, value: &str) -> Result<(), KcmdError> {
     let ok = match name {
         "ima_appraise" => matches!(value, "enforce" | "fix" | "log" | "off"),
         "ima_policy" => {
@@ -140,21 +197,23 @@ fn check_kcmd_option(name: &str, value: &str) -> Result<(), String> {
         "ima_template_fmt" => TemplateDesc::from_fmt(value).is_ok(),
         "ima_hash" => HashAlgo::from_name(value).is_some_and(|a| a.is_supported()),
         _ => {
-            return Err(format!(
-                "{name}: not a kcmd_for_children option ({})",
-                KCMD_OPTIONS.join(", ")
-            ))
+            return Err(KcmdError::UnknownOption {
+                name: name.to_string(),
+            })
         }
     };
     if ok {
         Ok(())
     } else {
-        Err(format!("{name}={value}: invalid value"))
+        Err(KcmdError::InvalidValue {
+            name: name.to_string(),
+            value: value.to_string(),
+        })
     }
 }
 
 /// Split on unquoted blanks (spaces, tabs, newlines).
-fn split_args(text: &str) -> Result<Vec<&str>, String> {
+fn split_args(text: &str) -> Result<Vec<&str>, KcmdError> {
     let mut args = Vec::new();
     let mut start = None;
     let mut quoted = false;
@@ -171,7 +230,7 @@ fn split_args(text: &str) -> Result<Vec<&str>, String> {
         }
     }
     if quoted {
-        return Err("unterminated quote".to_string());
+        return Err(KcmdError::UnterminatedQuote);
     }
     if let Some(s) = start {
         args.push(&text[s..]);

@@ -113,23 +113,114 @@ impl Entry {
     }
 
     /// Decode a payload; `Err` names what is wrong.
-    pub fn decode(payload: &[u8]) -> Result<Entry, String> {
-        let (&kind, body) = payload
-            .split_first()
-            .ok_or_else(|| "empty entry".to_string())?;
-        let text = |body: &[u8]| {
-            String::from_utf8(body.to_vec()).map_err(|_| "text is not UTF-8".to_string())
-        };
+    pub fn decode(payload: &[u8]) -> Result<Entry, EntryError> {
+        let (&kind, body) = payload.split_first().ok_or(EntryError::Empty)?;
+        let text = |body: &[u8]| String::from_utf8(body.to_vec()).map_err(EntryError::TextNotUtf8);
         match kind {
             KIND_CONFIG => Ok(Entry::Config(text(body)?)),
             KIND_POLICY => Ok(Entry::Policy(text(body)?)),
             KIND_VIOLATION if body.is_empty() => Ok(Entry::Violation),
-            KIND_VIOLATION => Err("violation entry with a body".to_string()),
+            KIND_VIOLATION => Err(EntryError::ViolationWithBody),
             KIND_RECORD => decode_record(body),
             KIND_KEY => Ok(Entry::Key(body.to_vec())),
-            other => Err(format!("unknown entry kind {other}")),
+            other => Err(EntryError::UnknownKind { kind: other }),
         }
     }
+}
+
+/// What is wrong with the bytes of one entry (or of a partial header): why
+/// [`Entry::decode`] refuses a payload, and the reason of a [`TornTail`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("empty entry")]
+    Empty,
+    #[error("text is not UTF-8")]
+    TextNotUtf8(#[source] std::string::FromUtf8Error),
+    #[error("violation entry with a body")]
+    ViolationWithBody,
+    #[error("unknown entry kind {kind}")]
+    UnknownKind { kind: u8 },
+    /// A record entry ends inside `what`.
+    #[error("record entry: truncated {what}")]
+    RecordTruncated { what: &'static str },
+    #[error("record entry: unknown flags {flags:#x}")]
+    RecordFlags { flags: u8 },
+    #[error("record entry: template name is not UTF-8")]
+    RecordTemplateNotUtf8(#[source] std::string::FromUtf8Error),
+    #[error("record entry: {bytes} trailing bytes")]
+    RecordTrailing { bytes: usize },
+    /// Fewer than [`ENTRY_HEAD_LEN`] bytes left.
+    #[error("short entry head ({have} of 12 bytes)")]
+    ShortHead { have: usize },
+    #[error("bad entry magic")]
+    BadMagic,
+    /// A length above [`MAX_PAYLOAD`].
+    #[error("entry length {len} too large")]
+    TooLarge { len: usize },
+    #[error("short entry ({have} of {len} payload bytes)")]
+    ShortPayload { have: usize, len: usize },
+    #[error("checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
+    Checksum { stored: u32, computed: u32 },
+    /// A file shorter than the header (the daemon died while creating it).
+    #[error("partial header ({have} of {HEADER_LEN} bytes)")]
+    PartialHeader { have: usize },
+}
+
+/// Why [`scan`] refuses a journal file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("not an imafs journal (bad header)")]
+    BadHeader,
+    #[error("not an imafs journal (bad magic)")]
+    BadMagic,
+    #[error("journal format version {version}, this imafs reads version {VERSION}")]
+    Version { version: u32 },
+    /// A bad entry at `offset` with a valid one after it at `next`: corruption in the
+    /// middle, not a torn tail. The `intact` entries before `offset` are whole.
+    #[error(
+        "corrupt entry at offset {offset} ({reason}) followed by a valid entry at offset \
+         {next}: this is not a torn tail. The {intact} entries in bytes 0..{offset} are \
+         intact. Options: keep them and drop everything after (truncate the journal to \
+         {offset} bytes), or move the state directory away and start from an empty state"
+    )]
+    Corrupt {
+        offset: usize,
+        #[source]
+        reason: EntryError,
+        next: usize,
+        intact: usize,
+    },
+}
+
+/// Why [`Journal::open`] fails.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A system call on the state directory, its lock or its journal file failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another daemon holds the directory's lock (`holder`: the pid it wrote, if any).
+    #[error(
+        "state directory {} is in use by another imafs daemon{}: {source}",
+        .dir.display(),
+        .holder.as_ref().map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked {
+        dir: PathBuf,
+        holder: Option<String>,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal file is not one this daemon can continue.
+    #[error("{}: {source}", .path.display())]
+    Scan {
+        path: PathBuf,
+        #[source]
+        source: ScanError,
+    },
 }
 
 fn text_payload(kind: u8, text: &str) -> Vec<u8> {
@@ -154,11 +245,11 @@ fn record_payload(pcr: u32, violation: bool, template: &str, data: &[u8]) -> Vec
     p
 }
 
-fn decode_record(body: &[u8]) -> Result<Entry, String> {
+fn decode_record(body: &[u8]) -> Result<Entry, EntryError> {
     let mut rest = body;
-    let mut take = |n: usize, what: &str| -> Result<&[u8], String> {
+    let mut take = |n: usize, what: &'static str| -> Result<&[u8], EntryError> {
         if rest.len() < n {
-            return Err(format!("record entry: truncated {what}"));
+            return Err(EntryError::RecordTruncated { what });
         }
         let (head, tail) = rest.split_at(n);
         rest = tail;
@@ -169,17 +260,17 @@ fn decode_record(body: &[u8]) -> Result<Entry, String> {
     let violation = match take(1, "flags")?[0] {
         0 => false,
         1 => true,
-        f => return Err(format!("record entry: unknown flags {f:#x}")),
+        flags => return Err(EntryError::RecordFlags { flags }),
     };
     let n = take(2, "name length")?;
     let n = u16::from_le_bytes([n[0], n[1]]) as usize;
     let template = String::from_utf8(take(n, "template name")?.to_vec())
-        .map_err(|_| "record entry: template name is not UTF-8".to_string())?;
+        .map_err(EntryError::RecordTemplateNotUtf8)?;
     let n = take(4, "data length")?;
     let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
     let data = take(n, "template data")?.to_vec();
     if !rest.is_empty() {
-        return Err(format!("record entry: {} trailing bytes", rest.len()));
+        return Err(EntryError::RecordTrailing { bytes: rest.len() });
     }
     Ok(Entry::Record {
         pcr,
@@ -221,31 +312,32 @@ pub fn header() -> [u8; HEADER_LEN] {
 }
 
 /// The entry starting at `at`, if it is whole and valid: (entry, its total length).
-fn entry_at(bytes: &[u8], at: usize) -> Result<(Entry, usize), String> {
+fn entry_at(bytes: &[u8], at: usize) -> Result<(Entry, usize), EntryError> {
     let rest = &bytes[at..];
     if rest.len() < ENTRY_HEAD_LEN {
-        return Err(format!("short entry head ({} of 12 bytes)", rest.len()));
+        return Err(EntryError::ShortHead { have: rest.len() });
     }
     if &rest[..4] != ENTRY_MAGIC {
-        return Err("bad entry magic".to_string());
+        return Err(EntryError::BadMagic);
     }
     let len = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
     if len > MAX_PAYLOAD {
-        return Err(format!("entry length {len} too large"));
+        return Err(EntryError::TooLarge { len });
     }
     if rest.len() - ENTRY_HEAD_LEN < len {
-        return Err(format!(
-            "short entry ({} of {len} payload bytes)",
-            rest.len() - ENTRY_HEAD_LEN
-        ));
+        return Err(EntryError::ShortPayload {
+            have: rest.len() - ENTRY_HEAD_LEN,
+            len,
+        });
     }
     let stored = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
     let payload = &rest[ENTRY_HEAD_LEN..ENTRY_HEAD_LEN + len];
     let crc = entry_crc(&rest[4..8], payload);
     if crc != stored {
-        return Err(format!(
-            "checksum mismatch (stored {stored:08x}, computed {crc:08x})"
-        ));
+        return Err(EntryError::Checksum {
+            stored,
+            computed: crc,
+        });
     }
     let entry = Entry::decode(payload)?;
     Ok((entry, ENTRY_HEAD_LEN + len))
@@ -259,7 +351,7 @@ pub struct TornTail {
     /// Bytes cut.
     pub bytes: u64,
     /// What was wrong with the entry at `offset`.
-    pub reason: String,
+    pub reason: EntryError,
 }
 
 /// The outcome of reading a journal's bytes.
@@ -275,30 +367,28 @@ pub struct Scan {
 /// Read a journal file's bytes. An empty file (or a partial header: the daemon died while
 /// creating it) yields no entries and a torn tail for the partial header. `Err` for
 /// another file's header, an unknown version, or corruption followed by valid entries.
-pub fn scan(bytes: &[u8]) -> Result<Scan, String> {
+pub fn scan(bytes: &[u8]) -> Result<Scan, ScanError> {
     if bytes.len() < HEADER_LEN {
         let header = header();
         if bytes != &header[..bytes.len()] {
-            return Err("not an imafs journal (bad header)".to_string());
+            return Err(ScanError::BadHeader);
         }
         return Ok(Scan {
             entries: Vec::new(),
             valid_len: 0,
-            torn: (!bytes.is_empty()).then(|| TornTail {
+            torn: (!bytes.is_empty()).then_some(TornTail {
                 offset: 0,
                 bytes: bytes.len() as u64,
-                reason: format!("partial header ({} of {HEADER_LEN} bytes)", bytes.len()),
+                reason: EntryError::PartialHeader { have: bytes.len() },
             }),
         });
     }
     if &bytes[..8] != MAGIC {
-        return Err("not an imafs journal (bad magic)".to_string());
+        return Err(ScanError::BadMagic);
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != VERSION {
-        return Err(format!(
-            "journal format version {version}, this imafs reads version {VERSION}"
-        ));
+        return Err(ScanError::Version { version });
     }
     let mut entries = Vec::new();
     let mut at = HEADER_LEN;
@@ -310,14 +400,12 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, String> {
             }
             Err(reason) => {
                 if let Some(next) = next_valid_entry(bytes, at + 1) {
-                    return Err(format!(
-                        "corrupt entry at offset {at} ({reason}) followed by a valid entry \
-                         at offset {next}: this is not a torn tail. The {} entries in bytes \
-                         0..{at} are intact. Options: keep them and drop everything after \
-                         (truncate the journal to {at} bytes), or move the state directory \
-                         away and start from an empty state",
-                        entries.len()
-                    ));
+                    return Err(ScanError::Corrupt {
+                        offset: at,
+                        reason,
+                        next,
+                        intact: entries.len(),
+                    });
                 }
                 return Ok(Scan {
                     entries,
@@ -389,8 +477,11 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// Lock `dir` (created if missing), read its journal (created if missing), cut a torn
     /// tail. `sync`: fdatasync every entry (`--state-sync`).
-    pub fn open(dir: &Path, sync: bool) -> Result<(Journal, Recovery), String> {
-        let what = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
+    pub fn open(dir: &Path, sync: bool) -> Result<(Journal, Recovery), JournalError> {
+        let what = |source: std::io::Error, p: &Path| JournalError::Io {
+            path: p.to_path_buf(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(|e| what(e, dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let mut lock = OpenOptions::new()
@@ -407,16 +498,11 @@ impl Journal {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             let holder = holder.trim();
-            let by = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
-            };
-            return Err(format!(
-                "state directory {} is in use by another imafs daemon{by}: {}",
-                dir.display(),
-                std::io::Error::from(e)
-            ));
+            return Err(JournalError::Locked {
+                dir: dir.to_path_buf(),
+                holder: (!holder.is_empty()).then(|| holder.to_string()),
+                source: std::io::Error::from(e),
+            });
         }
         // The pid is informational (for the message above); the flock is what excludes.
         let _ = lock.set_len(0);
@@ -433,7 +519,10 @@ impl Journal {
             .map_err(|e| what(e, &path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| what(e, &path))?;
-        let scan = scan(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let scan = scan(&bytes).map_err(|source| JournalError::Scan {
+            path: path.clone(),
+            source,
+        })?;
         drop(bytes);
         if scan.torn.is_some() {
             file.set_len(scan.valid_len).map_err(|e| what(e, &path))?;
@@ -693,7 +782,7 @@ mod tests {
         for i in ends[0]..ends[1] {
             let mut b = bytes.clone();
             b[i] ^= 0x01;
-            let err = scan(&b).expect_err("middle corruption");
+            let err = scan(&b).expect_err("middle corruption").to_string();
             assert!(
                 err.contains(&format!("corrupt entry at offset {}", ends[0])),
                 "{err}"
@@ -713,11 +802,16 @@ mod tests {
         assert!(scan(b"XMAF").is_err());
         let mut h = header();
         h[8] = 2;
-        assert!(scan(&h).unwrap_err().contains("version 2"));
+        assert!(scan(&h).unwrap_err().to_string().contains("version 2"));
         let mut b = header().to_vec();
         b.extend_from_slice(&frame(&[9, 1, 2]));
         let s = scan(&b).unwrap();
-        assert!(s.torn.unwrap().reason.contains("unknown entry kind 9"));
+        assert!(s
+            .torn
+            .unwrap()
+            .reason
+            .to_string()
+            .contains("unknown entry kind 9"));
     }
 
     use crate::engine::ima::{Backing, Config, Ima, PolicyAccess, PolicyFileState};
@@ -851,7 +945,7 @@ mod tests {
                 j.append(e).unwrap();
             }
             // A second open of the same directory is refused while this one lives.
-            let err = Journal::open(&dir, false).unwrap_err();
+            let err = Journal::open(&dir, false).unwrap_err().to_string();
             assert!(err.contains("in use by another imafs daemon"), "{err}");
             assert!(
                 err.contains(&format!("pid {}", std::process::id())),

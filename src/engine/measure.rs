@@ -258,6 +258,17 @@ impl FileState {
         self.hashed = false;
     }
 
+    /// An operation made through us changed only the file's metadata, not its content (a
+    /// rename, link, chmod, chown or utimes moves its ctime or mtime): the kernel keeps
+    /// everything it knows of the inode, so the version this state was computed for moves
+    /// along, from `before` to `after`. A state whose version is not `before` (the file
+    /// changed behind our back first) keeps it, and is revalidated at the next access.
+    pub fn metadata_changed(&mut self, before: &FileVersion, after: &FileVersion) {
+        if self.version.is_some_and(|v| !v.differs_from(before)) {
+            self.version = Some(*after);
+        }
+    }
+
     /// Forget appraisal results after an attribute change (chmod/chown: IMA_CHANGE_ATTR);
     /// measurements stay.
     pub fn attr_changed(&mut self) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::engine::hash::{Digest, HashAlgo};
-use crate::engine::template::{push_hex, EventData, TemplateDesc};
+use crate::engine::template::{push_hex, EventData, TemplateDesc, TemplateError};
 
 /// A measurement-list entry before (or outside) the list: what `ima_template_entry` holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -634,6 +634,27 @@ impl MeasurementList {
     }
 }
 
+/// Why a binary measurement list cannot be restored ([`parse_binary_list`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryListError {
+    /// The bytes end inside a record; `what` names the part that is cut.
+    #[error("truncated record: {what}")]
+    Truncated { what: &'static str },
+    #[error("template name is not UTF-8")]
+    TemplateNameNotUtf8(#[source] std::str::Utf8Error),
+    /// Neither a built-in template nor a valid format string.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// A record of template `ima` whose name holds a NUL (it would not render back the same).
+    #[error("ima template name contains a NUL byte")]
+    NulInImaName,
+    #[error("template data does not match template {template}")]
+    DataMismatch { template: String },
+    /// The stored template digest is not the one of the record's template data.
+    #[error("template digest mismatch in record {record}")]
+    DigestMismatch { record: usize },
+}
+
 /// Parse a binary measurement list (layout of ima_fs.c: ima_measurements_show) whose
 /// records carry `file_bank` template digests (e.g. a saved
 /// `binary_runtime_measurements_sha256`) back into records for `banks`, as
@@ -644,16 +665,20 @@ pub fn parse_binary_list(
     mut bytes: &[u8],
     file_bank: HashAlgo,
     banks: &[HashAlgo],
-) -> Result<Vec<Record>, String> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+) -> Result<Vec<Record>, BinaryListError> {
+    fn take<'a>(
+        bytes: &mut &'a [u8],
+        n: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], BinaryListError> {
         if bytes.len() < n {
-            return Err(format!("truncated record: {what}"));
+            return Err(BinaryListError::Truncated { what });
         }
         let (head, rest) = bytes.split_at(n);
         *bytes = rest;
         Ok(head)
     }
-    fn le32(bytes: &mut &[u8], what: &str) -> Result<u32, String> {
+    fn le32(bytes: &mut &[u8], what: &'static str) -> Result<u32, BinaryListError> {
         let b = take(bytes, 4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -664,7 +689,7 @@ pub fn parse_binary_list(
         let stored = take(&mut bytes, file_bank.digest_size(), "digest")?;
         let name_len = le32(&mut bytes, "template name length")? as usize;
         let name = std::str::from_utf8(take(&mut bytes, name_len, "template name")?)
-            .map_err(|_| "template name is not UTF-8".to_string())?;
+            .map_err(BinaryListError::TemplateNameNotUtf8)?;
         let template = match templates.iter().find(|t| t.display_name() == name) {
             Some(t) => t.clone(),
             None => {
@@ -684,7 +709,7 @@ pub fn parse_binary_list(
             let n = take(&mut bytes, len, "ima name")?;
             // A d_path never holds a NUL; the list would not render back the same.
             if n.contains(&0) {
-                return Err("ima template name contains a NUL byte".to_string());
+                return Err(BinaryListError::NulInImaName);
             }
             let mut data = Vec::with_capacity(4 + 20 + 4 + len + 1);
             data.extend_from_slice(&20u32.to_le_bytes());
@@ -700,14 +725,15 @@ pub fn parse_binary_list(
         let fields = template.split_fields(&data);
         let encoded: usize = fields.iter().map(|(_, d)| 4 + d.len()).sum();
         if fields.len() != template.fields().len() || encoded != data.len() {
-            return Err(format!("template data does not match template {name}"));
+            return Err(BinaryListError::DataMismatch {
+                template: name.to_string(),
+            });
         }
         let violation = stored.iter().all(|&b| b == 0);
         if !violation && template.digest(&data, file_bank).as_bytes() != stored {
-            return Err(format!(
-                "template digest mismatch in record {}",
-                records.len()
-            ));
+            return Err(BinaryListError::DigestMismatch {
+                record: records.len(),
+            });
         }
         records.push(Record::from_data(pcr, template, data, violation, banks));
     }

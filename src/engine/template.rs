@@ -201,18 +201,37 @@ const BUILTIN: [(&str, &str); 8] = [
     ),
 ];
 
+/// Why a format string (`ima_template_fmt=`) is refused, in the words of
+/// `template_desc_init_fields`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// More than `IMA_TEMPLATE_NUM_FIELDS_MAX` fields.
+    #[error("format string '{fmt}' contains too many fields")]
+    TooManyFields { fmt: String },
+    /// An empty field id, or one longer than `IMA_TEMPLATE_FIELD_ID_MAX_LEN`.
+    #[error("Invalid field with length {len}")]
+    FieldLength { len: usize },
+    /// A field id no template field has.
+    #[error("field '{id}' not found")]
+    UnknownField { id: String },
+}
+
 /// Parse a format string the way `template_desc_init_fields` does.
-fn parse_fmt(fmt: &str) -> Result<Vec<Field>, String> {
+fn parse_fmt(fmt: &str) -> Result<Vec<Field>, TemplateError> {
     let ids: Vec<&str> = fmt.split('|').collect();
     if ids.len() > MAX_FIELDS {
-        return Err(format!("format string '{fmt}' contains too many fields"));
+        return Err(TemplateError::TooManyFields {
+            fmt: fmt.to_string(),
+        });
     }
     ids.iter()
         .map(|id| {
             if id.is_empty() || id.len() > FIELD_ID_MAX_LEN {
-                return Err(format!("Invalid field with length {}", id.len()));
+                return Err(TemplateError::FieldLength { len: id.len() });
             }
-            Field::from_id(id).ok_or_else(|| format!("field '{id}' not found"))
+            Field::from_id(id).ok_or_else(|| TemplateError::UnknownField {
+                id: (*id).to_string(),
+            })
         })
         .collect()
 }
@@ -246,7 +265,7 @@ impl TemplateDesc {
 
     /// A custom template from a format string (`ima_template_fmt=`): nameless, up to 15
     /// fields separated by `|`.
-    pub fn from_fmt(fmt: &str) -> Result<TemplateDesc, String> {
+    pub fn from_fmt(fmt: &str) -> Result<TemplateDesc, TemplateError> {
         let fields = parse_fmt(fmt)?;
         Ok(TemplateDesc {
             name: String::new(),

@@ -294,6 +294,44 @@ impl std::fmt::Debug for Tpm {
     }
 }
 
+/// Why [`Tpm::open`] fails: the TPM `spec` as given and what went wrong with it. A
+/// command-line front end names its option in front of it (`--tpm SPEC: REASON`).
+#[derive(Debug, thiserror::Error)]
+#[error("TPM {spec}: {reason}")]
+pub struct TpmOpenError {
+    pub spec: String,
+    #[source]
+    pub reason: TpmOpenReason,
+}
+
+/// What [`TpmOpenError`] found wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum TpmOpenReason {
+    #[error("bad port")]
+    BadPort {
+        port: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("unknown swtpm option {option:?}")]
+    UnknownOption { option: String },
+    #[error("unexpected {part:?}")]
+    Unexpected { part: String },
+    #[error("expected swtpm:PATH, swtpm:path=PATH or swtpm:host=H,port=P")]
+    BadSwtpmSpec,
+    /// The device could not be opened.
+    #[error("{0}")]
+    Device(#[source] io::Error),
+    #[error("expected swtpm:SOCKET or a TPM device path")]
+    UnknownSpec,
+    /// TPM2_Startup failed.
+    #[error("Startup: {0}")]
+    Startup(#[source] TpmError),
+    /// Reading the allocated PCR banks failed.
+    #[error("GetCapability: {0}")]
+    GetCapability(#[source] TpmError),
+}
+
 /// How long one command may take before the TPM counts as gone.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -302,8 +340,11 @@ impl Tpm {
     /// `swtpm:host=HOST,port=PORT` (TCP), or a device path (`/dev/tpm0`, `/dev/tpmrm0`).
     /// Sends Startup(CLEAR) (an already started TPM answers TPM_RC_INITIALIZE, which is
     /// fine) and reads the allocated banks.
-    pub fn open(spec: &str) -> Result<Tpm, String> {
-        let fail = |e: &dyn std::fmt::Display| format!("--tpm {spec}: {e}");
+    pub fn open(spec: &str) -> Result<Tpm, TpmOpenError> {
+        let fail = |reason: TpmOpenReason| TpmOpenError {
+            spec: spec.to_string(),
+            reason,
+        };
         let transport = if let Some(rest) = spec.strip_prefix("swtpm:") {
             let mut path = None;
             let mut host = None;
@@ -313,11 +354,24 @@ impl Tpm {
                     Some(("path", v)) => path = Some(v),
                     Some(("host", v)) => host = Some(v),
                     Some(("port", v)) => {
-                        port = Some(v.parse::<u16>().map_err(|_| fail(&"bad port"))?)
+                        port = Some(v.parse::<u16>().map_err(|source| {
+                            fail(TpmOpenReason::BadPort {
+                                port: v.to_string(),
+                                source,
+                            })
+                        })?)
                     }
-                    Some((k, _)) => return Err(fail(&format!("unknown swtpm option {k:?}"))),
+                    Some((k, _)) => {
+                        return Err(fail(TpmOpenReason::UnknownOption {
+                            option: k.to_string(),
+                        }))
+                    }
                     None if path.is_none() && !part.is_empty() => path = Some(part),
-                    None => return Err(fail(&format!("unexpected {part:?}"))),
+                    None => {
+                        return Err(fail(TpmOpenReason::Unexpected {
+                            part: part.to_string(),
+                        }))
+                    }
                 }
             }
             match (path, host, port) {
@@ -325,21 +379,17 @@ impl Tpm {
                 (None, h, p) if h.is_some() || p.is_some() => {
                     Transport::Tcp(h.unwrap_or("localhost").to_string(), p.unwrap_or(2321))
                 }
-                _ => {
-                    return Err(fail(
-                        &"expected swtpm:PATH, swtpm:path=PATH or swtpm:host=H,port=P",
-                    ))
-                }
+                _ => return Err(fail(TpmOpenReason::BadSwtpmSpec)),
             }
         } else if spec.starts_with('/') {
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(spec)
-                .map_err(|e| fail(&e))?;
+                .map_err(|e| fail(TpmOpenReason::Device(e)))?;
             Transport::Device(f)
         } else {
-            return Err(fail(&"expected swtpm:SOCKET or a TPM device path"));
+            return Err(fail(TpmOpenReason::UnknownSpec));
         };
         let mut tpm = Tpm {
             spec: spec.to_string(),
@@ -352,11 +402,11 @@ impl Tpm {
             // control channel (as the swtpm TCTI sends it) before it runs any command.
             started = tpm.startup();
         }
-        started.map_err(|e| fail(&format!("Startup: {e}")))?;
+        started.map_err(|e| fail(TpmOpenReason::Startup(e)))?;
         let resp = tpm
             .transact(&get_pcr_banks_command())
-            .map_err(|e| fail(&format!("GetCapability: {e}")))?;
-        tpm.banks = parse_pcr_banks(&resp).map_err(|e| fail(&format!("GetCapability: {e}")))?;
+            .map_err(|e| fail(TpmOpenReason::GetCapability(e)))?;
+        tpm.banks = parse_pcr_banks(&resp).map_err(|e| fail(TpmOpenReason::GetCapability(e)))?;
         Ok(tpm)
     }
 

@@ -7,7 +7,7 @@
 use std::fs::File;
 
 use crate::engine::ima::EventTask;
-use crate::engine::policy::Subject;
+use crate::engine::policy::{Subject, MAY_APPEND, MAY_READ, MAY_WRITE};
 
 /// One open of a lower file as the overlay saw it.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +24,22 @@ pub struct OpenInfo<'a> {
     pub gid: u32,
     /// Path as the container sees it (`/etc/passwd`).
     pub path: &'a [u8],
+}
+
+/// The FILE_CHECK mask of an open with `flags` (`MAY_OPEN` is stripped, as in the kernel).
+pub fn open_mask(flags: i32) -> u32 {
+    let mut mask = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => MAY_READ,
+        libc::O_WRONLY => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    };
+    if flags & libc::O_APPEND != 0 {
+        mask |= MAY_APPEND;
+    }
+    if flags & libc::O_TRUNC != 0 {
+        mask |= MAY_WRITE;
+    }
+    mask
 }
 
 /// Whether an open with `flags` makes the file description writable (FMODE_WRITE).

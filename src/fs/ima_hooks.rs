@@ -18,15 +18,13 @@ use parking_lot::Mutex;
 use crate::engine::audit::AuditTask;
 use crate::engine::ima::{AppraiseMode, FileEvent, Ima, LazyXattr, XattrSource};
 use crate::engine::measure::{FileId, FileVersion};
-use crate::engine::policy::{
-    Actions, Func, MatchInput, Object, MAY_APPEND, MAY_EXEC, MAY_READ, MAY_WRITE,
-};
+use crate::engine::policy::{Actions, Func, MatchInput, Object, MAY_EXEC};
 use crate::engine::Errno;
-use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo, CAP_SYS_ADMIN};
+use crate::fs::caller::{open_mask, opened_for_write, Caller, LazyCaller, OpenInfo, CAP_SYS_ADMIN};
 use crate::fs::nest::{ChildDaemons, ParentLink};
 use crate::fs::overlay::lowerfs::LowerFsCache;
 use crate::fs::overlay::{
-    read_ima_xattr, AttrEvent, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
+    read_ima_xattr, AttrEvent, EarlierReleases, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
 };
 use rustix::fs::FileType;
 
@@ -183,7 +181,7 @@ impl ImaHooks {
         let read_xattr = || read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         let ima_xattr = LazyXattr::new(&read_xattr);
         let earlier_releases =
-            overlay.map_or(&(|| false) as &dyn Fn() -> bool, |o| o.earlier_releases);
+            overlay.map_or(EarlierReleases::Exact(&|| false), |o| o.earlier_releases);
         self.settle_pending_releases(
             file_id(&meta),
             opened_for_write(info.flags),
@@ -234,19 +232,21 @@ impl ImaHooks {
 
     /// FUSE sends RELEASE after close(2) has returned, so a process that closes a file and
     /// opens it again may have its new open handled before the old one's release. The
-    /// kernel would see the first file closed: give a release in flight the time to land
-    /// before an open that would otherwise conflict with it (a read while the file seems
-    /// open for write: ToMToU; a write while it seems open for read: open_writers), or
-    /// the list gets violations no kernel records. Only opens that find such a conflicting
-    /// open wait: at least [`RELEASE_SETTLE`] (requests served through io_uring queues are not
-    /// tracked), and while releases queued before this open are still being handled (one
-    /// may be held up by a busy machine or a long rehash), at most [`RELEASE_SETTLE_MAX`].
-    /// A conflict still there is real, and recorded.
+    /// kernel would see the first file closed: an open that would otherwise conflict with an
+    /// open already closed (a read while the file seems open for write: ToMToU; a write
+    /// while it seems open for read: open_writers) waits for the releases queued before it.
+    /// The kernel queues a close's RELEASE before `close(2)` returns (the daemon raises
+    /// `max_background`, so none waits unnumbered in the kernel's background queue), and the
+    /// `/dev/fuse` workers note each release in the kernel's order, so the wait is exact: as
+    /// long as one queued before this open is still being handled (however long: a busy
+    /// machine, a long rehash), at most [`RELEASE_SETTLE_MAX`]. Only where releases may sit
+    /// unseen in io_uring queues is the wait a guess, [`RELEASE_SETTLE`]. A conflict still
+    /// there is real, and recorded.
     fn settle_pending_releases(
         &self,
         id: FileId,
         for_write: bool,
-        earlier_releases: &dyn Fn() -> bool,
+        earlier_releases: EarlierReleases<'_>,
     ) {
         let Some(state) = self.ima.cache().find(id) else {
             return;
@@ -262,7 +262,11 @@ impl ImaHooks {
         let start = std::time::Instant::now();
         while conflicting() {
             let waited = start.elapsed();
-            if waited >= RELEASE_SETTLE_MAX || (waited >= RELEASE_SETTLE && !earlier_releases()) {
+            let settled = match earlier_releases {
+                EarlierReleases::Exact(releasing) => !releasing(),
+                EarlierReleases::Unknown => waited >= RELEASE_SETTLE,
+            };
+            if settled || waited >= RELEASE_SETTLE_MAX {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(100));
@@ -296,9 +300,9 @@ impl ImaHooks {
     }
 }
 
-/// How long an open waits for the release of a conflicting open already closed by its
-/// process (see [`ImaHooks::settle_pending_releases`]), and how long at most while earlier
-/// releases are still being handled.
+/// How long an open served from an io_uring queue waits for the release of a conflicting
+/// open (see [`ImaHooks::settle_pending_releases`]), and how long any open waits at most
+/// while earlier releases are still being handled.
 const RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
 const RELEASE_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -307,7 +311,7 @@ const RELEASE_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(1
 pub struct OverlayOpen<'a> {
     pub stat: &'a Stat,
     pub fs: &'a LowerFs,
-    pub earlier_releases: &'a dyn Fn() -> bool,
+    pub earlier_releases: EarlierReleases<'a>,
 }
 
 fn is_regular(st: &Stat) -> bool {
@@ -349,25 +353,10 @@ pub fn open_hooks(flags: i32, exec: bool) -> Vec<(Func, u32)> {
     vec![(Func::FileCheck, open_mask(flags))]
 }
 
-/// The FILE_CHECK mask of an open with `flags` (`MAY_OPEN` is stripped, as in the kernel).
-pub fn open_mask(flags: i32) -> u32 {
-    let mut mask = match flags & libc::O_ACCMODE {
-        libc::O_RDONLY => MAY_READ,
-        libc::O_WRONLY => MAY_WRITE,
-        _ => MAY_READ | MAY_WRITE,
-    };
-    if flags & libc::O_APPEND != 0 {
-        mask |= MAY_APPEND;
-    }
-    if flags & libc::O_TRUNC != 0 {
-        mask |= MAY_WRITE;
-    }
-    mask
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::policy::{MAY_APPEND, MAY_READ, MAY_WRITE};
 
     #[test]
     fn masks_follow_the_kernel_table() {
@@ -468,11 +457,9 @@ mod engine_tests {
             .open_own(&write, &writing, &writer, None)
             .expect("open");
         let violating = LazyCaller::new(me, 4242, 4242);
-        let settle_start = std::time::Instant::now();
         hooks
             .open_own(&read, &violating, &reader, None)
             .expect("open");
-        assert!(settle_start.elapsed() >= RELEASE_SETTLE);
         assert!(
             violating.was_read(),
             "the violation's record names the task"
@@ -519,7 +506,7 @@ mod engine_tests {
             let overlay = OverlayOpen {
                 stat: &st,
                 fs: &fs,
-                earlier_releases: releasing,
+                earlier_releases: EarlierReleases::Exact(releasing),
             };
             hooks
                 .open_own(info, &caller(), file, Some(&overlay))
@@ -700,6 +687,11 @@ impl OverlayHooks for ImaHooks {
             dev: ev.stat.st_dev,
             ino: ev.stat.st_ino,
         });
+    }
+
+    fn on_metadata_changed(&self, before: &Stat, after: &Stat) {
+        self.ima
+            .metadata_changed(file_id(before), &file_version(before), &file_version(after));
     }
 
     fn on_attr_changed(&self, ev: &AttrEvent<'_>) {

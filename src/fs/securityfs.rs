@@ -60,10 +60,13 @@
 //! `security.ima`, by the daemon (the kernel reads it with kernel credentials too).
 
 use crate::engine::hash::HashAlgo;
+use crate::engine::ima::{FileEvent, XattrSource};
 use crate::engine::ima::{Ima, PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle};
+use crate::engine::measure::{FileId, FileVersion};
 use crate::engine::measurement_list::ViewKind;
+use crate::engine::policy::Func;
 use crate::engine::policy::Subject;
-use crate::fs::caller::{Caller, CAP_SYS_ADMIN};
+use crate::fs::caller::{open_mask, opened_for_write, Caller, LazyCaller, CAP_SYS_ADMIN};
 use crate::fs::nest::NestHost;
 use crate::fs::static_tree::{reply_opendir, reply_readdir, StaticTree, TreeEntry, ROOT};
 use fuser::{
@@ -203,6 +206,12 @@ struct Inner {
     nest: Option<Arc<NestHost>>,
     options: SecurityFsOptions,
     tree: StaticTree<Node>,
+    /// The session's notifier, to show a list file grown by its own open (see
+    /// [`Inner::show_own_record`]).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// An empty file: what the engine hashes for a measured securityfs file (`None` when
+    /// none could be made: then the view's files are not measured, as logged).
+    empty: Option<std::fs::File>,
     mount_time: SystemTime,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
@@ -309,6 +318,30 @@ fn err(code: i32) -> FuseErrno {
 /// How long a write open of `policy` waits for the release of a session already closed
 /// (see [`Inner::open_policy_settled`]).
 const POLICY_RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `SECURITYFS_MAGIC`: what `fsmagic=` rules match for the view's files.
+const SECURITYFS_MAGIC: u64 = 0x7363_6673;
+
+/// Where the view is mounted in a container: the kernel names a measured securityfs file by
+/// its path there (`d_path`).
+const MOUNT_PATH: &str = "/sys/kernel/security";
+
+/// The engine's identity of the view's file `ino`: no lower file system holds it, so a
+/// device number no real file has (0).
+fn securityfs_file_id(ino: u64) -> FileId {
+    FileId { dev: 0, ino }
+}
+
+/// An empty anonymous file (see [`Inner::file_check`]).
+fn empty_file() -> Option<std::fs::File> {
+    match rustix::fs::memfd_create("imafs-securityfs-empty", rustix::fs::MemfdFlags::CLOEXEC) {
+        Ok(fd) => Some(std::fs::File::from(fd)),
+        Err(e) => {
+            log::error!("securityfs: no empty file to hash ({e}): its files are not measured");
+            None
+        }
+    }
+}
 
 /// `path` (absolute) as task `pid` sees it.
 fn path_as_seen_by(pid: u32, path: &str) -> String {
@@ -458,6 +491,111 @@ impl Inner {
             .get(&fh.0)
             .cloned()
             .ok_or(FuseErrno::EBADF)
+    }
+
+    /// `ima_file_check` of an open of the view's file `ino` (after the file's own open
+    /// succeeded, as in `do_open`): a securityfs file is measured like any other when the
+    /// policy does not exclude `fsmagic=0x73636673`, under the path it has in the container
+    /// (a symlink's target for `ascii_runtime_measurements`), and hashed as the kernel
+    /// hashes it: empty, its `i_size` being 0 (ima_crypto.c: ima_calc_file_hash). The
+    /// `imafs/nest` control file is the daemons' protocol, not the container's, and is left
+    /// out.
+    fn file_check(&self, req: &Request, ino: u64, flags: i32) -> Result<(), FuseErrno> {
+        let Some(empty) = &self.empty else {
+            return Ok(());
+        };
+        let node = self.node(ino).ok_or(FuseErrno::ENOENT)?;
+        if node == Node::Nest {
+            return Ok(());
+        }
+        let caller = LazyCaller::new(req.pid(), req.uid(), req.gid());
+        let path = self.path_of(ino);
+        let ev = FileEvent {
+            func: Func::FileCheck,
+            mask: open_mask(flags),
+            task: &caller,
+            pid: req.pid(),
+            id: securityfs_file_id(ino),
+            version: self.file_version(),
+            owner: self.options.uid,
+            group: self.options.gid,
+            mode: libc::S_IFREG | u32::from(self.perm(&node)),
+            fsmagic: SECURITYFS_MAGIC,
+            fsname: "securityfs",
+            fs_id: "securityfs",
+            fsuuid: None,
+            path: path.as_bytes(),
+            ima_xattr: XattrSource::Known(None),
+            opened_for_write: opened_for_write(flags),
+            created: false,
+        };
+        let before = self.size(&node);
+        self.ima.process_file(&ev, empty).map_err(FuseErrno::from)?;
+        self.show_own_record(ino, &node, before);
+        Ok(())
+    }
+
+    /// A list file that its own open made longer (its measurement record, as a kernel's
+    /// open appends it before the first read): the kernel took the file's size at lookup,
+    /// and `sendfile` readers (busybox `cat`) stop there, so the size becomes the new one
+    /// before the open returns: cached pages are dropped (the last one may hold zeros past
+    /// the old end), then the view's last byte is stored at its offset, which extends
+    /// `i_size` (dev.c: fuse_notify_store; an empty store would not: fuse_write_update_attr
+    /// moves the size only for a write of at least one byte).
+    fn show_own_record(&self, ino: u64, node: &Node, before: u64) {
+        let (Some(notifier), Node::List { kind, bank }) = (self.notifier.get(), node) else {
+            return;
+        };
+        let after = self.size(node);
+        let mut last = [0u8; 1];
+        if after <= before || self.ima.list().read(*kind, *bank, after - 1, &mut last) != 1 {
+            return;
+        }
+        let ino = INodeNo(ino);
+        let shown = notifier
+            .inval_inode(ino, 0, 0)
+            .and_then(|()| notifier.store(ino, after - 1, &last));
+        if let Err(e) = shown {
+            log::debug!("securityfs: size of inode {} not refreshed: {e}", ino.0);
+        }
+    }
+
+    /// `ima_file_free` of an open that [`Inner::file_check`] registered.
+    fn file_closed(&self, ino: u64, flags: i32) {
+        if self.empty.is_some() && self.node(ino).is_some_and(|n| n != Node::Nest) {
+            self.ima.file_closed(
+                securityfs_file_id(ino),
+                opened_for_write(flags),
+                self.file_version(),
+            );
+        }
+    }
+
+    /// The one version of every file of the view: securityfs inodes keep `i_size` 0 and
+    /// their times, whatever they show.
+    fn file_version(&self) -> FileVersion {
+        let t = self
+            .mount_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        FileVersion {
+            size: 0,
+            mtime_ns: t,
+            ctime_ns: t,
+            change_cookie: None,
+        }
+    }
+
+    /// The path of `ino` in the container: `/sys/kernel/security/integrity/ima/NAME`.
+    fn path_of(&self, ino: u64) -> String {
+        let mut names = Vec::new();
+        let mut at = ino;
+        while let Some(e) = self.entry(at) {
+            names.push(e.name.as_str());
+            at = e.parent;
+        }
+        names.reverse();
+        format!("{MOUNT_PATH}/{}", names.join("/"))
     }
 
     fn open(&self, req: &Request, ino: u64, flags: i32) -> Result<Handle, FuseErrno> {
@@ -932,7 +1070,15 @@ impl Filesystem for Adapter {
         match self.0.open(req, ino.0, flags.0) {
             Ok(h) => {
                 let fh = self.0.add_handle(h);
-                reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+                match self.0.file_check(req, ino.0, flags.0) {
+                    Ok(()) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                    // Refused by appraisal: the open is undone (and already released in
+                    // the engine).
+                    Err(e) => {
+                        self.0.release(FileHandle(fh));
+                        reply.error(e);
+                    }
+                }
             }
             Err(e) => reply.error(e),
         }
@@ -995,14 +1141,15 @@ impl Filesystem for Adapter {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
         self.0.release(fh);
+        self.0.file_closed(ino.0, flags.0);
         reply.ok();
     }
 
@@ -1117,6 +1264,8 @@ impl SecurityFs {
                 nest,
                 options,
                 tree: StaticTree::new(entries),
+                notifier: std::sync::OnceLock::new(),
+                empty: empty_file(),
                 mount_time: SystemTime::now(),
                 handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
@@ -1164,7 +1313,10 @@ impl SecurityFs {
     /// Mount at `mountpoint` and serve from background threads.
     pub fn mount(self, mountpoint: &Path) -> io::Result<fuser::BackgroundSession> {
         let cfg = self.fuser_config();
-        fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?.spawn()
+        let inner = self.inner.clone();
+        let session = fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?;
+        let _ = inner.notifier.set(session.notifier());
+        session.spawn()
     }
 
     /// Mount at `mountpoint` and serve until unmounted, or until SIGTERM/SIGINT (then
@@ -1177,7 +1329,9 @@ impl SecurityFs {
     pub fn serve_with(self, mountpoint: &Path, ready: impl FnOnce()) -> io::Result<()> {
         let cfg = self.fuser_config();
         let signals = super::session::stop_signals()?;
+        let inner = self.inner.clone();
         let session = fuser::Session::new(Adapter(self.inner), mountpoint, &cfg)?;
+        let _ = inner.notifier.set(session.notifier());
         ready();
         super::session::run_until_signal(session, signals, mountpoint, "securityfs")
     }
@@ -1186,7 +1340,10 @@ impl SecurityFs {
     /// background threads.
     pub fn spawn_fd(self, fuse_fd: OwnedFd) -> io::Result<fuser::BackgroundSession> {
         let cfg = self.fuser_config();
-        fuser::Session::from_fd(Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?.spawn()
+        let inner = self.inner.clone();
+        let session = fuser::Session::from_fd(Adapter(self.inner), fuse_fd, cfg.acl, cfg.clone())?;
+        let _ = inner.notifier.set(session.notifier());
+        session.spawn()
     }
 }
 

@@ -48,10 +48,10 @@ use super::hash::{Digest, HashAlgo};
 use super::journal::{Entry, Journal};
 use super::keys::Keyring;
 use super::measure::{MeasureCache, ViolationLimit};
-use super::measurement_list::{MeasurementList, Record};
+use super::measurement_list::{BinaryListError, MeasurementList, Record};
 use super::pcr::PcrBanks;
-use super::policy::{self, Actions, Func, Policy, Subject};
-use super::template::TemplateDesc;
+use super::policy::{self, Actions, BuiltinPolicyError, Func, Policy, Subject};
+use super::template::{TemplateDesc, TemplateError};
 use super::tpm::Tpm;
 use super::Errno;
 
@@ -67,6 +67,58 @@ mod restore;
 pub use event::{EventTask, FileEvent, FileOutcome, KnownTask, LazyXattr, XattrSource};
 pub use keys::KEYRING_NAME;
 pub use policy_file::{PolicyAccess, PolicyFile, PolicyFileState, PolicyHandle, PolicyLoadError};
+pub use restore::{PolicyReplayError, ReplayError};
+
+/// Why an engine cannot be built ([`Ima::new`], [`Ima::with_backing`],
+/// [`Ima::with_saved_list`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ImaError {
+    /// `ima_hash=` names an algorithm this build cannot compute.
+    #[error("ima_hash: {hash} is not available")]
+    HashUnavailable { hash: HashAlgo },
+    /// `ima_template=` is neither a built-in template nor a valid format string.
+    #[error("template {template:?}: {source}")]
+    Template {
+        template: String,
+        #[source]
+        source: TemplateError,
+    },
+    /// The built-in `ima-buf` template is missing (a bug in the template table).
+    #[error("no ima-buf template")]
+    NoBufTemplate,
+    /// `ima_hash` has no slot among the list banks (a bug).
+    #[error("ima_hash bank missing")]
+    HashBankMissing,
+    /// `ima_policy=` names an unknown policy.
+    #[error(transparent)]
+    BuiltinPolicy(#[from] BuiltinPolicyError),
+    /// The audit file cannot be opened.
+    #[error("audit file: {0}")]
+    AuditFile(#[source] std::io::Error),
+    /// The boot aggregate of a fresh list cannot be journaled.
+    #[error("boot_aggregate cannot be journaled: {0}")]
+    BootAggregate(#[source] Errno),
+    /// The saved binary list cannot be restored.
+    #[error(transparent)]
+    SavedList(#[from] BinaryListError),
+    /// The TPM has no allocated PCR bank of an algorithm the engine can compute.
+    #[error("TPM {spec}: no allocated PCR bank of a known algorithm")]
+    NoTpmBank { spec: String },
+    /// The journal's entries cannot be replayed.
+    #[error("journal {}: {source}", .journal.display())]
+    Replay {
+        journal: PathBuf,
+        #[source]
+        source: ReplayError,
+    },
+    /// A fresh journal's configuration entry cannot be written.
+    #[error("journal {}: {source}", .journal.display())]
+    JournalConfig {
+        journal: PathBuf,
+        #[source]
+        source: Errno,
+    },
+}
 
 /// `ima_appraise=` (`ima_appraise.c`: `ima_appraise_parse_cmdline`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -221,18 +273,20 @@ fn errno_of(e: &std::io::Error) -> Errno {
 
 impl Ima {
     /// Validate `cfg`, build the built-in policy and append the boot aggregate.
-    pub fn new(cfg: Config) -> Result<Ima, String> {
+    pub fn new(cfg: Config) -> Result<Ima, ImaError> {
         Ima::with_backing(cfg, Backing::default())
     }
 
-    fn build(cfg: Config) -> Result<Ima, String> {
+    fn build(cfg: Config) -> Result<Ima, ImaError> {
         if !cfg.hash.is_supported() {
-            return Err(format!("ima_hash: {} is not available", cfg.hash));
+            return Err(ImaError::HashUnavailable { hash: cfg.hash });
         }
         let default_template = match TemplateDesc::builtin(&cfg.template) {
             Some(t) => t,
-            None => TemplateDesc::from_fmt(&cfg.template)
-                .map_err(|e| format!("template {:?}: {e}", cfg.template))?,
+            None => TemplateDesc::from_fmt(&cfg.template).map_err(|source| ImaError::Template {
+                template: cfg.template.clone(),
+                source,
+            })?,
         };
         // With the `ima` template only sha1 and md5 are honoured for ima_hash (hash_setup).
         let hash = if default_template.name() == "ima"
@@ -242,8 +296,7 @@ impl Ima {
         } else {
             cfg.hash
         };
-        let buf_template =
-            TemplateDesc::builtin("ima-buf").ok_or_else(|| "no ima-buf template".to_string())?;
+        let buf_template = TemplateDesc::builtin("ima-buf").ok_or(ImaError::NoBufTemplate)?;
 
         let mut file_banks: Vec<HashAlgo> = Vec::new();
         for &b in &cfg.banks {
@@ -264,13 +317,12 @@ impl Ima {
         let hash_slot = list_banks
             .iter()
             .position(|&b| b == hash)
-            .ok_or_else(|| "ima_hash bank missing".to_string())?;
+            .ok_or(ImaError::HashBankMissing)?;
 
         let names: Vec<&str> = cfg.builtin_policy.iter().map(String::as_str).collect();
         let builtin = policy::builtin(&names)?;
 
-        let audit =
-            AuditSink::new(cfg.audit_file.as_deref()).map_err(|e| format!("audit file: {e}"))?;
+        let audit = AuditSink::new(cfg.audit_file.as_deref()).map_err(ImaError::AuditFile)?;
         audit.set_info_enabled(cfg.integrity_audit);
 
         Ok(Ima {
@@ -334,9 +386,8 @@ impl Ima {
     }
 
     /// The boot aggregate (and the kernel version as critical data) of a fresh list.
-    fn start_fresh(&self) -> Result<(), String> {
-        self.add_boot_aggregate()
-            .map_err(|e| format!("boot_aggregate cannot be journaled: {e}"))?;
+    fn start_fresh(&self) -> Result<(), ImaError> {
+        self.add_boot_aggregate().map_err(ImaError::BootAggregate)?;
         self.measure_kernel_version();
         Ok(())
     }

@@ -219,7 +219,11 @@ impl Ima {
                     -errno.0,
                     false,
                 );
-                return if must_appraise { Err(Errno::EACCES) } else { Ok(()) };
+                return if must_appraise {
+                    Err(Errno::EACCES)
+                } else {
+                    Ok(())
+                };
             }
         };
 
@@ -297,5 +301,15 @@ impl Ima {
         }
         let digest = state.digest(file?, self.hash, &version_now).ok()?;
         Some(xattr::encode_digest_xattr(&digest))
+    }
+
+    /// Only a file's metadata changed through the file system (rename, link, chmod, chown):
+    /// what is known of the inode stays valid, as on a kernel, where the measured and audited
+    /// flags live in the inode's integrity data whatever its names and ctime (see
+    /// [`crate::engine::measure::FileState::metadata_changed`]).
+    pub fn metadata_changed(&self, id: FileId, before: &FileVersion, after: &FileVersion) {
+        if let Some(state) = self.cache.find(id) {
+            state.lock().metadata_changed(before, after);
+        }
     }
 }

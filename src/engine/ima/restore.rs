@@ -8,11 +8,64 @@ use std::sync::Arc;
 
 use crate::engine::hash::{Digest, HashAlgo};
 use crate::engine::journal::Entry;
+use crate::engine::keys::KeyError;
 use crate::engine::measurement_list::Record;
-use crate::engine::policy::{self};
-use crate::engine::template::TemplateDesc;
+use crate::engine::policy::{self, PolicyError};
+use crate::engine::template::{TemplateDesc, TemplateError};
 
 use super::*;
+
+/// Why a journal's entries cannot be replayed ([`Ima::with_backing`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The journal was started with other engine options (`written`) than this daemon's
+    /// (`running`).
+    #[error(
+        "written with `{written}`, this daemon runs with `{running}`: start it with the \
+         same options, or give it another state directory"
+    )]
+    ConfigMismatch { written: String, running: String },
+    #[error("does not start with its configuration entry")]
+    NoConfig,
+    #[error("entry {entry}: a second configuration")]
+    SecondConfig { entry: usize },
+    /// A record's template is neither built in nor a valid format string.
+    #[error("entry {entry}: template {template:?}: {source}")]
+    Template {
+        entry: usize,
+        template: String,
+        #[source]
+        source: TemplateError,
+    },
+    #[error("entry {entry}: data does not match template {template}")]
+    DataMismatch { entry: usize, template: String },
+    #[error("entry {entry}: policy: {source}")]
+    Policy {
+        entry: usize,
+        #[source]
+        source: PolicyReplayError,
+    },
+    #[error("entry {entry}: key: {source}")]
+    Key {
+        entry: usize,
+        #[source]
+        source: KeyError,
+    },
+}
+
+/// Why a journaled policy load cannot be committed again.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyReplayError {
+    /// A rule line the parser refuses now (`line` as journaled).
+    #[error("{line:?}: {source}")]
+    Rule {
+        line: String,
+        #[source]
+        source: PolicyError,
+    },
+    #[error("no rule")]
+    NoRule,
+}
 
 impl Ima {
     /// Like [`Ima::new`], but first restore a saved binary measurement list (`saved`, the
@@ -26,7 +79,7 @@ impl Ima {
         saved: &[u8],
         bank: HashAlgo,
         append_boot_aggregate: bool,
-    ) -> Result<Ima, String> {
+    ) -> Result<Ima, ImaError> {
         let ima = Ima::build(cfg)?;
         let records =
             crate::engine::measurement_list::parse_binary_list(saved, bank, &ima.list_banks)?;
@@ -52,7 +105,7 @@ impl Ima {
     /// committed policy load are restored, and no new boot aggregate is added. The journal
     /// must have been written with the same hash, template, banks, PCR and built-in
     /// policy. A fresh journal gets its configuration entry, then the boot aggregate.
-    pub fn with_backing(mut cfg: Config, backing: Backing) -> Result<Ima, String> {
+    pub fn with_backing(mut cfg: Config, backing: Backing) -> Result<Ima, ImaError> {
         let Backing {
             journal,
             replay,
@@ -61,10 +114,9 @@ impl Ima {
         if let Some(tpm) = &tpm {
             let banks = tpm.banks();
             if banks.is_empty() {
-                return Err(format!(
-                    "TPM {}: no allocated PCR bank of a known algorithm",
-                    tpm.spec()
-                ));
+                return Err(ImaError::NoTpmBank {
+                    spec: tpm.spec().to_string(),
+                });
             }
             if banks != cfg.banks {
                 log::info!(
@@ -80,12 +132,15 @@ impl Ima {
         let fingerprint = ima.state_fingerprint();
         let where_ = journal
             .as_ref()
-            .map(|j| j.path().display().to_string())
+            .map(|j| j.path().to_path_buf())
             .unwrap_or_default();
         let had_config = !replay.is_empty();
         if had_config {
             ima.replay(replay, &fingerprint)
-                .map_err(|e| format!("journal {where_}: {e}"))?;
+                .map_err(|source| ImaError::Replay {
+                    journal: where_.clone(),
+                    source,
+                })?;
         }
         {
             let mut store = ima.store.lock();
@@ -94,7 +149,10 @@ impl Ima {
         }
         if !had_config {
             ima.journal(&Entry::Config(fingerprint))
-                .map_err(|e| format!("journal {where_}: {e}"))?;
+                .map_err(|source| ImaError::JournalConfig {
+                    journal: where_,
+                    source,
+                })?;
         }
         if ima.list.is_empty() {
             // An inactive namespace gets its boot aggregate when it is activated.
@@ -135,22 +193,22 @@ impl Ima {
     }
 
     /// Apply a journal's entries (see [`Ima::with_backing`]).
-    pub(super) fn replay(&self, entries: Vec<Entry>, fingerprint: &str) -> Result<(), String> {
+    pub(super) fn replay(&self, entries: Vec<Entry>, fingerprint: &str) -> Result<(), ReplayError> {
         let mut entries = entries.into_iter().enumerate();
         match entries.next() {
             Some((_, Entry::Config(c))) if c == fingerprint => {}
             Some((_, Entry::Config(c))) => {
-                return Err(format!(
-                    "written with `{c}`, this daemon runs with `{fingerprint}`: start it \
-                     with the same options, or give it another state directory"
-                ))
+                return Err(ReplayError::ConfigMismatch {
+                    written: c,
+                    running: fingerprint.to_string(),
+                })
             }
-            _ => return Err("does not start with its configuration entry".to_string()),
+            _ => return Err(ReplayError::NoConfig),
         }
         let mut templates: HashMap<String, Arc<TemplateDesc>> = HashMap::new();
         for (i, entry) in entries {
             match entry {
-                Entry::Config(_) => return Err(format!("entry {i}: a second configuration")),
+                Entry::Config(_) => return Err(ReplayError::SecondConfig { entry: i }),
                 Entry::Record {
                     pcr,
                     violation,
@@ -163,7 +221,11 @@ impl Ima {
                             let t = TemplateDesc::builtin(&template)
                                 .map_or_else(|| TemplateDesc::from_fmt(&template), Ok)
                                 .map(Arc::new)
-                                .map_err(|e| format!("entry {i}: template {template:?}: {e}"))?;
+                                .map_err(|source| ReplayError::Template {
+                                    entry: i,
+                                    template: template.clone(),
+                                    source,
+                                })?;
                             templates.insert(template.clone(), Arc::clone(&t));
                             t
                         }
@@ -171,9 +233,7 @@ impl Ima {
                     let fields = t.split_fields(&data);
                     let encoded: usize = fields.iter().map(|(_, d)| 4 + d.len()).sum();
                     if fields.len() != t.fields().len() || encoded != data.len() {
-                        return Err(format!(
-                            "entry {i}: data does not match template {template}"
-                        ));
+                        return Err(ReplayError::DataMismatch { entry: i, template });
                     }
                     let record = Record::from_data(pcr, t, data, violation, &self.list_banks);
                     self.restore_record(record);
@@ -184,7 +244,7 @@ impl Ima {
                 Entry::Policy(text) => {
                     let first_load = !self.policy.read().custom_loaded;
                     self.replay_policy(&text)
-                        .map_err(|e| format!("entry {i}: policy: {e}"))?;
+                        .map_err(|source| ReplayError::Policy { entry: i, source })?;
                     if first_load {
                         // Measured at that load; their records are in the journal.
                         self.queued_keys.lock().clear();
@@ -194,7 +254,7 @@ impl Ima {
                     self.keys
                         .write()
                         .add_der(&der)
-                        .map_err(|e| format!("entry {i}: key: {e}"))?;
+                        .map_err(|source| ReplayError::Key { entry: i, source })?;
                     if !self.policy.read().custom_loaded {
                         self.queued_keys.lock().push(der);
                     }
@@ -205,7 +265,7 @@ impl Ima {
     }
 
     /// Commit a journaled policy load again, parsed in the same context as the first time.
-    fn replay_policy(&self, text: &str) -> Result<(), String> {
+    fn replay_policy(&self, text: &str) -> Result<(), PolicyReplayError> {
         let mut st = self.policy.write();
         let ctx = policy::ParseContext {
             custom_policy_active: st.custom_loaded,
@@ -215,11 +275,16 @@ impl Ima {
             match policy::parse_line_in(line, ctx).result {
                 Ok(Some(rule)) => rules.push(rule),
                 Ok(None) => {}
-                Err(e) => return Err(format!("{line:?}: {}", e.reason)),
+                Err(source) => {
+                    return Err(PolicyReplayError::Rule {
+                        line: line.to_string(),
+                        source,
+                    })
+                }
             }
         }
         if rules.is_empty() {
-            return Err("no rule".to_string());
+            return Err(PolicyReplayError::NoRule);
         }
         self.commit_rules(&mut st, rules);
         Ok(())

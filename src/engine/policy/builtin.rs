@@ -2,7 +2,7 @@
 //! `ima_init_policy` does.
 
 use super::parse::{parse_line_in, ParseContext};
-use super::Rule;
+use super::{PolicyError, Rule};
 
 /// Names `builtin` accepts.
 pub const BUILTIN_NAMES: [&str; 7] = [
@@ -14,6 +14,24 @@ pub const BUILTIN_NAMES: [&str; 7] = [
     "critical_data",
     "fail_securely",
 ];
+
+/// Why [`builtin`] refuses a list of names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuiltinPolicyError {
+    /// A name not in [`BUILTIN_NAMES`].
+    #[error("policy \"{name}\" not found (known: {})", BUILTIN_NAMES.join(", "))]
+    UnknownName { name: String },
+    /// A rule of the static tables parses to nothing (a bug in the tables).
+    #[error("built-in rule \"{rule}\" is empty")]
+    EmptyRule { rule: &'static str },
+    /// A rule of the static tables does not parse (a bug in the tables).
+    #[error("built-in rule \"{rule}\": {source}")]
+    BadRule {
+        rule: &'static str,
+        #[source]
+        source: PolicyError,
+    },
+}
 
 /// The boot-time rule list and the `fail_securely` flag.
 #[derive(Clone, Debug, Default)]
@@ -105,7 +123,7 @@ enum Tcb {
 /// `|`- or space-separated list), in the kernel's order: dont_measure rules, tcb
 /// measurement rules, secure_boot, appraise_tcb, critical_data. Of `tcb` and `ima_tcb`
 /// the first one named wins, as with the boot parameters.
-pub fn builtin(names: &[&str]) -> Result<BuiltinPolicy, String> {
+pub fn builtin(names: &[&str]) -> Result<BuiltinPolicy, BuiltinPolicyError> {
     let mut tcb = None;
     let (mut appraise_tcb, mut secure_boot, mut critical_data, mut fail_securely) =
         (false, false, false, false);
@@ -126,14 +144,13 @@ pub fn builtin(names: &[&str]) -> Result<BuiltinPolicy, String> {
             "critical_data" => critical_data = true,
             "fail_securely" => fail_securely = true,
             other => {
-                return Err(format!(
-                    "policy \"{other}\" not found (known: {})",
-                    BUILTIN_NAMES.join(", ")
-                ))
+                return Err(BuiltinPolicyError::UnknownName {
+                    name: other.to_string(),
+                })
             }
         }
     }
-    let mut groups: Vec<&[&str]> = Vec::new();
+    let mut groups: Vec<&'static [&'static str]> = Vec::new();
     if let Some(kind) = tcb {
         groups.push(DONT_MEASURE);
         groups.push(match kind {
@@ -155,8 +172,8 @@ pub fn builtin(names: &[&str]) -> Result<BuiltinPolicy, String> {
         let ctx = ParseContext::default();
         let mut rule = match parse_line_in(text, ctx).result {
             Ok(Some(rule)) => rule,
-            Ok(None) => return Err(format!("built-in rule \"{text}\" is empty")),
-            Err(e) => return Err(format!("built-in rule \"{text}\": {e}")),
+            Ok(None) => return Err(BuiltinPolicyError::EmptyRule { rule: text }),
+            Err(source) => return Err(BuiltinPolicyError::BadRule { rule: text, source }),
         };
         // The static tables carry IMA_DIGSIG_REQUIRED without IMA_CHECK_BLACKLIST.
         rule.check_blacklist = false;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::engine::hash::HashAlgo;
 use crate::engine::Errno;
 
-pub use builtin::{builtin, BuiltinPolicy, BUILTIN_NAMES};
+pub use builtin::{builtin, BuiltinPolicy, BuiltinPolicyError, BUILTIN_NAMES};
 pub use parse::{parse_line, parse_line_in, parse_text, parse_text_in, ParseContext};
 
 pub const MAY_EXEC: u32 = 0x01;

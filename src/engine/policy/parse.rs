@@ -164,15 +164,25 @@ fn opt_list(value: &str) -> Option<Box<[Box<str>]>> {
     Some(items.into_boxed_slice())
 }
 
+/// Why an `appraise_algos=` list is refused.
+#[derive(Debug, thiserror::Error)]
+enum AlgoListError {
+    #[error("unknown hash algorithm \"{0}\"")]
+    Unknown(String),
+    /// A known algorithm this build cannot compute.
+    #[error("unavailable hash algorithm \"{0}\"")]
+    Unavailable(String),
+}
+
 /// `ima_parse_appraise_algos`: comma list of known, available algorithm names.
-fn appraise_algos(value: &str) -> Result<u64, String> {
+fn appraise_algos(value: &str) -> Result<u64, AlgoListError> {
     let mut bits = 0u64;
     for name in value.split(',') {
         let Some(algo) = HashAlgo::from_name(name) else {
-            return Err(format!("unknown hash algorithm \"{name}\""));
+            return Err(AlgoListError::Unknown(name.to_string()));
         };
         if !algo.is_supported() {
-            return Err(format!("unavailable hash algorithm \"{name}\""));
+            return Err(AlgoListError::Unavailable(name.to_string()));
         }
         bits |= 1u64 << algo.id();
     }
@@ -483,7 +493,7 @@ impl Parser {
         if self.rule.appraise_algos.is_some() {
             return Err(dup("appraise_algos"));
         }
-        let bits = appraise_algos(value).map_err(PolicyError::einval)?;
+        let bits = appraise_algos(value).map_err(|e| PolicyError::einval(e.to_string()))?;
         self.rule.appraise_algos = Some(bits);
         Ok(())
     }

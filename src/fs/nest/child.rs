@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::engine::children::ChildConfig;
+use crate::engine::children::{ChildConfig, ChildConfigError};
 use crate::engine::Errno;
 use crate::fs::caller::{Caller, OpenInfo};
 
@@ -18,6 +18,26 @@ const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
 
 /// Uid and gid that stand for ids not mapped in the parent's view (`overflowuid`).
 const OVERFLOW_ID: u32 = 65534;
+
+/// Why a nested daemon cannot register with its parent namespace ([`ParentLink::detect`]).
+#[derive(Debug, thiserror::Error)]
+pub enum NestError {
+    /// The parent's control file exists (this container is served by imafs) but cannot be
+    /// opened: not the container's root, typically.
+    #[error(
+        "{CONTROL_PATH}: {0}: this container is served by imafs, and a nested namespace \
+         must register with it"
+    )]
+    Register(#[source] std::io::Error),
+    #[error("{CONTROL_PATH}: read: {0}")]
+    Read(#[source] std::io::Error),
+    /// The parent answered with something that is not a child configuration.
+    #[error("{CONTROL_PATH}: the parent's reply: {0}")]
+    Reply(#[source] ChildConfigError),
+    /// The container's root cannot be stat'ed.
+    #[error("/: {0}")]
+    Root(#[source] std::io::Error),
+}
 
 /// A nested daemon's registration with its parent namespace (the child side).
 pub struct ParentLink {
@@ -35,7 +55,7 @@ impl ParentLink {
     /// Register with the parent namespace when this process runs in a container that imafs
     /// serves: `Ok(None)` when there is none, the link and the staged child configuration
     /// otherwise. Call it before entering new namespaces.
-    pub fn detect() -> Result<Option<(ParentLink, ChildConfig)>, String> {
+    pub fn detect() -> Result<Option<(ParentLink, ChildConfig)>, NestError> {
         let Ok(fs) = rustix::fs::statfs(CONTROL_PATH) else {
             return Ok(None);
         };
@@ -46,22 +66,13 @@ impl ParentLink {
             .read(true)
             .write(true)
             .open(CONTROL_PATH)
-            .map_err(|e| {
-                format!(
-                    "{CONTROL_PATH}: {e}: this container is served by imafs, and a nested \
-                     namespace must register with it (run as the container's root, or pass \
-                     --no-nest to be measured as a plain process of the container)"
-                )
-            })?;
+            .map_err(NestError::Register)?;
         let mut staged = Vec::new();
-        control
-            .read_to_end(&mut staged)
-            .map_err(|e| format!("{CONTROL_PATH}: read: {e}"))?;
-        let config = ChildConfig::decode(&staged)
-            .map_err(|e| format!("{CONTROL_PATH}: the parent's reply: {e}"))?;
+        control.read_to_end(&mut staged).map_err(NestError::Read)?;
+        let config = ChildConfig::decode(&staged).map_err(NestError::Reply)?;
         // The container's root is the parent's overlay (imafs run pivots into it; a bind
         // mount as a container's root is the same file system).
-        let parent_dev = std::fs::metadata("/").map_err(|e| format!("/: {e}"))?.dev();
+        let parent_dev = std::fs::metadata("/").map_err(NestError::Root)?.dev();
         let link = ParentLink {
             control,
             parent_dev,

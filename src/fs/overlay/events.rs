@@ -50,9 +50,20 @@ pub struct OpenEvent<'a> {
     pub fs: &'a LowerFs,
     /// Identifier of this open, also given to [`ReleaseEvent::open_id`].
     pub open_id: u64,
-    /// Whether releases the kernel queued before this open are still being handled (the
-    /// RELEASE that `close(2)` sent just before the caller's open).
-    pub earlier_releases: &'a dyn Fn() -> bool,
+    /// What the open knows of the releases the kernel queued before it (the RELEASE that
+    /// `close(2)` sent just before the caller's open).
+    pub earlier_releases: EarlierReleases<'a>,
+}
+
+/// What an open knows of the releases the kernel queued before it.
+#[derive(Clone, Copy)]
+pub enum EarlierReleases<'a> {
+    /// Each is finished or, until it is, this says one is still being handled: requests
+    /// read from `/dev/fuse`, in the kernel's order (vendor/fuser `src/in_flight.rs`), and
+    /// opens that are not the overlay's (replayed or forwarded in order).
+    Exact(&'a dyn Fn() -> bool),
+    /// Some may still wait, unseen, in another CPU's io_uring queue.
+    Unknown,
 }
 
 impl OpenEvent<'_> {
@@ -119,6 +130,9 @@ pub trait OverlayHooks: Send + Sync + 'static {
     fn on_ima_xattr_changed(&self, _ev: &AttrEvent<'_>) {}
     /// Called after a chmod or chown of a regular file (`ima_inode_post_setattr`).
     fn on_attr_changed(&self, _ev: &AttrEvent<'_>) {}
+    /// Called after an operation that changed only a regular file's metadata, not its
+    /// content (rename, link, chmod, chown, utimes), with its attributes before and after.
+    fn on_metadata_changed(&self, _before: &rustix::fs::Stat, _after: &rustix::fs::Stat) {}
 }
 
 /// Hooks that allow everything and record nothing.

@@ -26,7 +26,8 @@ pub mod lowerfs;
 mod ops;
 
 pub use events::{
-    read_ima_xattr, AttrEvent, LowerFs, NoHooks, OpenEvent, OverlayHooks, ReleaseEvent, FMODE_EXEC,
+    read_ima_xattr, AttrEvent, EarlierReleases, LowerFs, NoHooks, OpenEvent, OverlayHooks,
+    ReleaseEvent, FMODE_EXEC,
 };
 
 use fuser::{Config, MountOption, Session, SessionACL};

@@ -1,6 +1,6 @@
 //! The FUSE operations of the overlay.
 
-use super::events::{AttrEvent, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
+use super::events::{AttrEvent, EarlierReleases, LowerFs, OpenEvent, ReleaseEvent, FMODE_EXEC};
 use super::inodes::{ContentStamp, Inodes, PageCache, ROOT};
 use super::{lowerfs, OverlayOptions};
 use crate::sys::fd::{is_plain_name, open_beneath, open_path_beneath, proc_fd_path, reopen};
@@ -490,7 +490,12 @@ impl Inner {
                 &extra
             };
             let unique = req.unique().0;
-            let earlier_releases = || self.in_flight.get().is_some_and(|f| f.any_before(unique));
+            let in_flight = self.in_flight.get();
+            let releasing = || in_flight.is_some_and(|f| f.any_before(unique));
+            let earlier_releases = match in_flight {
+                Some(f) if !f.exact() => EarlierReleases::Unknown,
+                _ => EarlierReleases::Exact(&releasing),
+            };
             let ev = OpenEvent {
                 path: &path,
                 flags,
@@ -502,7 +507,7 @@ impl Inner {
                 stat: &st,
                 fs: &fs,
                 open_id: fh,
-                earlier_releases: &earlier_releases,
+                earlier_releases,
             };
             self.options
                 .hooks
@@ -558,6 +563,12 @@ impl Inner {
         let stamp = ContentStamp::of(st);
         let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
         let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
+        // Only an O_RDWR open can be mapped MAP_SHARED and writable. A passthrough mapping
+        // maps the backing file (backing-file.c: backing_file_mmap), so the FUSE file and
+        // its RELEASE would go at close(2) while the mapping still writes the file, and IMA
+        // would miss the writer a kernel sees until munmap (open_writers). Through the page
+        // cache the mapping holds the FUSE file, as on a kernel.
+        let read_write = flags & libc::O_ACCMODE == libc::O_RDWR;
         let small_read = read_only && size <= self.options.page_cache_max;
         let opath = self
             .passthrough_active()
@@ -575,7 +586,8 @@ impl Inner {
         // descriptor cannot be had now; it must, while it has some (EIO otherwise).
         let can_pass = opath.is_some() || node.backing.is_some();
         let want_passthrough = can_pass
-            && (node.io.passthrough_opens > 0 || (node.io.cached_opens == 0 && !cacheable));
+            && (node.io.passthrough_opens > 0
+                || (node.io.cached_opens == 0 && !cacheable && !read_write));
         let backing = match (&node.backing, &opath) {
             (Some(b), _) if want_passthrough => Some(b.clone()),
             (None, Some(opath)) if want_passthrough => self.register_backing(opath, &register),
@@ -839,7 +851,11 @@ impl Inner {
                 )?;
             }
         }
-        sysfd::stat_fd(fd.as_fd())
+        let after = sysfd::stat_fd(fd.as_fd())?;
+        if size.is_none() {
+            self.metadata_changed(&st, Some(after));
+        }
+        Ok(after)
     }
 
     fn rename_inner(
@@ -868,6 +884,10 @@ impl Inner {
             newname,
             rustix::fs::RenameFlags::from_bits_retain(flags.bits()),
         )?;
+        self.metadata_changed(&src, sysfd::stat_beneath(npfd.as_fd(), newname).ok());
+        if let (true, Some(d)) = (exchange, &dst) {
+            self.metadata_changed(d, sysfd::stat_beneath(pfd.as_fd(), name).ok());
+        }
         let mut t = self.inodes.lock();
         let src_id = t.id_of(src.st_dev, src.st_ino);
         let dst_id = dst.and_then(|d| t.id_of(d.st_dev, d.st_ino));
@@ -880,6 +900,16 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Tell the hooks that an operation changed only the metadata of the regular file whose
+    /// attributes were `before` (and are now `after`, when it could be seen again).
+    fn metadata_changed(&self, before: &Stat, after: Option<Stat>) {
+        if let Some(after) =
+            after.filter(|a| is_reg(a) && (a.st_dev, a.st_ino) == (before.st_dev, before.st_ino))
+        {
+            self.options.hooks.on_metadata_changed(before, &after);
+        }
     }
 
     fn remove_inner(&self, parent: u64, name: &[u8], dir: bool) -> io::Result<()> {
@@ -964,6 +994,13 @@ impl Filesystem for Adapter {
         ] {
             let _ = config.add_capabilities(cap);
         }
+        // RELEASE is a background request (file.c: fuse_file_put): past `max_background`
+        // (12 by default) the kernel holds it in its background queue, unnumbered and unseen,
+        // while the closing process's next OPEN goes ahead, and IMA would see a closed file
+        // as open. As many as the kernel allows (an unprivileged mount is capped at the fuse
+        // module's max_user_bgreq, inode.c: process_init_limits), so a close's RELEASE is
+        // queued, in order, before close(2) returns.
+        let _ = config.set_max_background(u16::MAX);
         if fs.options.passthrough && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
             // Backing files on a stacked fs (overlayfs) need depth 2; otherwise 1 keeps this
             // mount usable as an overlayfs layer.
@@ -1171,6 +1208,7 @@ impl Filesystem for Adapter {
             }
             let fd = self.0.node_fd(ino.0)?;
             let npfd = self.0.node_fd(newparent.0)?;
+            let before = sysfd::stat_fd(fd.as_fd())?;
             // Through /proc/self/fd (AT_SYMLINK_FOLLOW follows only that magic link): linking an
             // O_PATH descriptor with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
             rustix::fs::linkat(
@@ -1180,6 +1218,8 @@ impl Filesystem for Adapter {
                 name,
                 AtFlags::SYMLINK_FOLLOW,
             )?;
+            self.0
+                .metadata_changed(&before, sysfd::stat_fd(fd.as_fd()).ok());
             self.0.lookup_child(newparent.0, name)
         })();
         self.0.entry_reply(reply, r);

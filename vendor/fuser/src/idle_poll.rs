@@ -8,10 +8,11 @@
 //! the window grows while requests arrive in bursts (a wait that a longer window would have
 //! caught) and shrinks to nothing while they do not, so a quiet daemon does not spin.
 //!
-//! With polling on, the workers of a session take turns to read: only the one whose turn it
-//! is waits on the device (polling, then in `read(2)`); the others wait for the turn, which
-//! passes as soon as a request is read. A worker asleep in `read(2)` beside a polling one
-//! would be woken by the kernel for every request, only to find it taken.
+//! The workers of a session take turns to read: only the one whose turn it is waits on the
+//! device (polling, then in `read(2)`); the others wait for the turn, which passes as soon
+//! as a request is read and the worker has noted what it is (`InFlight`: so that requests
+//! are known in the order the kernel queued them). A worker asleep in `read(2)` beside a
+//! polling one would also be woken by the kernel for every request, only to find it taken.
 
 use std::os::fd::AsRawFd;
 use std::os::fd::BorrowedFd;
@@ -72,15 +73,16 @@ impl IdlePoll {
     }
 
     /// Before reading the next request: wait for this worker's turn, then poll `fd` for up
-    /// to the current window, returning early when a request is ready. The caller then
-    /// reads (blocking if none came) and calls [`IdlePoll::after_read`] whatever it got.
+    /// to the current window (none when polling is off), returning early when a request is
+    /// ready. The caller then reads (blocking if none came) and calls
+    /// [`IdlePoll::after_read`] whatever it got.
     pub(crate) fn before_read(&mut self, fd: BorrowedFd<'_>) {
-        if self.max.is_zero() {
-            return;
-        }
         self.turns.take();
         let idle_since = Instant::now();
         self.idle_since = Some(idle_since);
+        if self.max.is_zero() {
+            return;
+        }
         while idle_since.elapsed() < self.window {
             if readable(fd) {
                 break;

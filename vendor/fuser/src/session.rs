@@ -323,6 +323,7 @@ impl<FS: Filesystem> Session<FS> {
             );
         }
         if let (Some(payload), Some(ch)) = (uring_payload, uring_channel) {
+            in_flight.serving_io_uring();
             let queues = crate::uring::spawn_queues(payload, |qid| {
                 Ok(SessionEventLoop {
                     thread_name: format!("fuser-uring-{qid}"),
@@ -580,23 +581,32 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
             // The kernel driver makes sure that we get exactly one request per read
             self.idle_poll.before_read(self.ch.as_fd());
             let received = self.ch.receive_retrying(buf);
+            let parsed = match received {
+                Ok(size) => Ok(RequestWithSender::new(self.ch.sender(), &buf[..size])),
+                Err(e) => Err(e),
+            };
+            // A release is noted before the turn passes, so a request read after it finds
+            // it here until it is handled (see in_flight.rs).
+            let release = match &parsed {
+                Ok(Some(req)) => self
+                    .in_flight
+                    .as_ref()
+                    .filter(|_| req.request.is_release())
+                    .map(|f| (f.clone(), req.request.unique().0)),
+                _ => None,
+            };
+            if let Some((f, unique)) = &release {
+                f.begin(*unique);
+            }
             self.idle_poll.after_read();
-            match received {
-                Ok(size) => match RequestWithSender::new(self.ch.sender(), &buf[..size]) {
+            match parsed {
+                Ok(parsed) => match parsed {
                     // Dispatch request
                     Some(req) => {
                         if let Ok(Operation::Destroy(_)) = req.request.operation() {
                             req.reply::<ReplyEmpty>().ok();
                             return Ok(());
                         } else {
-                            let release = self
-                                .in_flight
-                                .as_ref()
-                                .filter(|_| req.request.is_release())
-                                .map(|f| (f.clone(), req.request.unique().0));
-                            if let Some((f, unique)) = &release {
-                                f.begin(*unique);
-                            }
                             req.dispatch(&self);
                             if let Some((f, unique)) = &release {
                                 f.end(*unique);
