@@ -1,6 +1,14 @@
 //! The IMA keyring and the measurement of keys: `security/integrity/ima/ima_asymmetric_keys.c`
-//! (`ima_post_key_create_or_update`) and `ima_queue_keys.c` (keys queued until a policy is
-//! loaded, `ima_process_queued_keys`).
+//! (`ima_post_key_create_or_update`).
+//!
+//! No key is queued. A kernel queues the keys loaded during early boot, before IMA can
+//! have a custom policy, and measures them when the first one is loaded
+//! (`ima_queue_keys.c`: `ima_process_queued_keys`). That queue is the host's: the
+//! user-namespace IMA series (2021-2023, not in mainline) kept it in `init_ima_ns` ("Using
+//! &init_ima_ns for all calls from functions related to key queues", its v7 changelog). A
+//! namespace has no early boot (its policy is in place before its first process: `--policy`,
+//! `policy_for_children`), so a key is measured when it is added, by the policy in force
+//! then, and a key added before a key-measuring policy is not measured at its load.
 
 use crate::engine::journal::Entry;
 use crate::engine::keys::{KeyError, KeyId, Keyring};
@@ -18,9 +26,8 @@ impl Ima {
     }
 
     /// Add certificates (DER or PEM bytes) to the IMA keyring. Each added key is measured
-    /// as KEY_CHECK (event name `_ima`, buffer = DER) when the policy asks; keys added
-    /// before the first custom policy is loaded are measured at that load, as the kernel
-    /// does with queued early-boot keys.
+    /// as KEY_CHECK (event name `_ima`, buffer = DER) when the policy in force asks (see the
+    /// module docs: no queue).
     pub fn add_keys(&self, bytes: &[u8], subject: &Subject) -> Result<Vec<KeyId>, KeyError> {
         let ids = {
             let mut keys = self.keys.write();
@@ -42,36 +49,15 @@ impl Ima {
                 .filter_map(|id| keys.find(*id).map(|k| k.der().to_vec()))
                 .collect()
         };
-        let queue = !self.policy.read().custom_loaded;
-        if queue {
-            self.queued_keys.lock().extend(ders);
-        } else {
-            for der in ders {
-                self.measure_buffer(
-                    Func::KeyCheck,
-                    KEYRING_NAME,
-                    &der,
-                    Some(KEYRING_NAME),
-                    subject,
-                );
-            }
-        }
-        Ok(ids)
-    }
-
-    /// `ima_process_queued_keys`: the keys added before the first custom policy, measured
-    /// once it is loaded.
-    pub(super) fn process_queued_keys(&self) {
-        let queued = std::mem::take(&mut *self.queued_keys.lock());
-        let subject = Subject::default();
-        for der in queued {
+        for der in ders {
             self.measure_buffer(
                 Func::KeyCheck,
                 KEYRING_NAME,
                 &der,
                 Some(KEYRING_NAME),
-                &subject,
+                subject,
             );
         }
+        Ok(ids)
     }
 }

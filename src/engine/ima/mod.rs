@@ -250,8 +250,6 @@ pub struct Ima {
     cache: MeasureCache,
     audit: AuditSink,
     keys: RwLock<Keyring>,
-    /// Keys added before the first custom policy, measured when it is loaded.
-    queued_keys: Mutex<Vec<Vec<u8>>>,
     /// See [`Config::active`]; set once by [`Ima::activate`].
     active: AtomicBool,
     /// Serialises activations (the boot aggregate is appended once).
@@ -351,7 +349,6 @@ impl Ima {
             cache: MeasureCache::default(),
             audit,
             keys: RwLock::new(Keyring::new()),
-            queued_keys: Mutex::new(Vec::new()),
             active: AtomicBool::new(cfg.active),
             activation: Mutex::new(()),
             child_config: Mutex::new(ChildConfig::default()),

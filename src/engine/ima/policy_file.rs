@@ -383,17 +383,12 @@ impl Ima {
             st.busy = false;
             return false;
         }
-        let first_load = self.commit_rules(&mut st, h.rules);
-        drop(st);
-        if first_load {
-            self.process_queued_keys();
-        }
+        self.commit_rules(&mut st, h.rules);
         true
     }
 
     /// `ima_update_policy`: the first load replaces the built-in rules, later ones append.
-    /// Returns whether this was the first custom policy.
-    pub(super) fn commit_rules(&self, st: &mut PolicyState, rules: Vec<Rule>) -> bool {
+    pub(super) fn commit_rules(&self, st: &mut PolicyState, rules: Vec<Rule>) {
         let mut next = if st.custom_loaded {
             (*st.active).clone()
         } else {
@@ -402,7 +397,6 @@ impl Ima {
         next.extend(rules);
         st.signed_policy_required |= next.requires_signed_policy();
         st.active = Arc::new(next);
-        let first_load = !st.custom_loaded;
         st.custom_loaded = true;
         match (self.cfg.write_policy, self.cfg.read_policy) {
             (true, _) => st.busy = false,
@@ -413,7 +407,6 @@ impl Ima {
             }
             (false, false) => st.file = PolicyFileState::Removed,
         }
-        first_load
     }
 
     /// Load a whole policy text the way `cat FILE > .../ima/policy` does: one write

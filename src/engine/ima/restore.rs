@@ -242,22 +242,14 @@ impl Ima {
                     self.violations.fetch_add(1, Ordering::Relaxed);
                 }
                 Entry::Policy(text) => {
-                    let first_load = !self.policy.read().custom_loaded;
                     self.replay_policy(&text)
                         .map_err(|source| ReplayError::Policy { entry: i, source })?;
-                    if first_load {
-                        // Measured at that load; their records are in the journal.
-                        self.queued_keys.lock().clear();
-                    }
                 }
                 Entry::Key(der) => {
                     self.keys
                         .write()
                         .add_der(&der)
                         .map_err(|source| ReplayError::Key { entry: i, source })?;
-                    if !self.policy.read().custom_loaded {
-                        self.queued_keys.lock().push(der);
-                    }
                 }
             }
         }
