@@ -315,3 +315,73 @@ fn child_rule_cap_gives_enomem() {
     assert!(err.contains("Cannot allocate memory"), "{err:?}");
     assert_eq!(t.read("inner/out/policy"), "measure func=BPRM_CHECK \n");
 }
+
+/// 32 levels, as the user-namespace series' own tests nest: each level an `imafs run` over
+/// its parent's root, each measuring execs. The innermost container runs a marker program;
+/// every one of the 32 namespaces records that exec exactly once (a child's events reach
+/// every ancestor), and each level's list replays to its PCRs (`imafs verify`). The time is
+/// printed (`-- --nocapture`), never asserted; bench/nesting measures it per level.
+#[test]
+fn thirty_two_levels_each_record_the_innermost_exec() {
+    let test = "thirty_two_levels_each_record_the_innermost_exec";
+    if !common::is_root() || !common::fuse_available() {
+        common::skip(
+            test,
+            "needs root and /dev/fuse (the rootfs is the host's /)",
+        );
+        return;
+    }
+    const LEVELS: usize = 32;
+    let dir = tempfile::Builder::new()
+        .prefix("imafs-deep")
+        .tempdir_in("/var/tmp")
+        .expect("temp dir");
+    let d = dir.path();
+    let marker = d.join("marker");
+    std::fs::copy("/bin/true", &marker).expect("copy true");
+    std::fs::write(
+        d.join("policy"),
+        "dont_measure fsmagic=0x73636673\nmeasure func=BPRM_CHECK\n",
+    )
+    .expect("write");
+    // level.sh K, in the container of level K: level 0, the innermost, runs the marker;
+    // level K > 0 runs level K-1 in a new `imafs run`. Then each saves how often its own
+    // list names the marker and whether its list verifies.
+    std::fs::write(
+        d.join("level.sh"),
+        format!(
+            "#!/bin/sh\nk=$1\n\
+             if [ \"$k\" -eq 0 ]; then {marker} || exit $?; else \
+             {imafs} run --policy {d}/policy -- {d}/level.sh $((k - 1)) || exit $?; fi\n\
+             grep -c ' {marker}$' {LIST} > {d}/count.$k\n\
+             {imafs} verify -q > {d}/verify.$k 2>&1; echo $? >> {d}/verify.$k\n",
+            marker = marker.display(),
+            imafs = imafs(),
+            d = d.display(),
+        ),
+    )
+    .expect("write");
+    chmod(&d.join("level.sh"), 0o755);
+    let start = std::time::Instant::now();
+    let out = Command::new(imafs())
+        .arg("run")
+        .arg("--policy")
+        .arg(d.join("policy"))
+        .arg("--")
+        .arg(d.join("level.sh"))
+        .arg((LEVELS - 1).to_string())
+        .output()
+        .expect("imafs run");
+    eprintln!(
+        "NEST {LEVELS} levels: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert_ok(&out, test);
+    for k in 0..LEVELS {
+        let count = std::fs::read_to_string(d.join(format!("count.{k}")))
+            .unwrap_or_else(|e| panic!("level {k} left no count: {e}"));
+        assert_eq!(count.trim(), "1", "level {k}");
+        let verify = std::fs::read_to_string(d.join(format!("verify.{k}"))).expect("verify");
+        assert!(verify.ends_with("\n0\n"), "level {k}: {verify}");
+    }
+}

@@ -68,7 +68,9 @@ use crate::engine::policy::Func;
 use crate::engine::policy::Subject;
 use crate::fs::caller::{open_mask, opened_for_write, Caller, LazyCaller, CAP_SYS_ADMIN};
 use crate::fs::nest::NestHost;
-use crate::fs::static_tree::{reply_opendir, reply_readdir, StaticTree, TreeEntry, ROOT};
+use crate::fs::static_tree::{
+    reply_opendir, reply_readdir, reply_seq_lseek, StaticTree, TreeEntry, ROOT,
+};
 use fuser::{
     Config, Errno as FuseErrno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -1187,6 +1189,18 @@ impl Filesystem for Adapter {
         } else {
             reply.data(&[]);
         }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        reply_seq_lseek(reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use fuser::{FileHandle, FileType, FopenFlags, INodeNo, ReplyDirectory, ReplyOpen};
+use fuser::{FileHandle, FileType, FopenFlags, INodeNo, ReplyDirectory, ReplyLseek, ReplyOpen};
 
 /// The root directory's inode number (FUSE's `FUSE_ROOT_ID`).
 pub const ROOT: u64 = 1;
@@ -94,4 +94,11 @@ pub fn reply_readdir(
         }
     }
     reply.ok();
+}
+
+/// Answer LSEEK, which the kernel sends only for SEEK_DATA and SEEK_HOLE (it moves the
+/// position itself for the others): the generated files are seq_files, whose `seq_lseek`
+/// (fs/seq_file.c) knows neither and returns EINVAL, as `grep`'s probe for holes expects.
+pub fn reply_seq_lseek(reply: ReplyLseek) {
+    reply.error(fuser::Errno::EINVAL);
 }

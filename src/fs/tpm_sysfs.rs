@@ -19,7 +19,9 @@ use fuser::{
 
 use crate::engine::hash::HashAlgo;
 use crate::engine::ima::Ima;
-use crate::fs::static_tree::{reply_opendir, reply_readdir, StaticTree, TreeEntry, ROOT};
+use crate::fs::static_tree::{
+    reply_opendir, reply_readdir, reply_seq_lseek, StaticTree, TreeEntry, ROOT,
+};
 
 /// PCRs a TPM has.
 const PCRS: u32 = 24;
@@ -214,6 +216,18 @@ impl Filesystem for TpmSysfs {
         reply: ReplyEmpty,
     ) {
         reply.ok();
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        reply_seq_lseek(reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
