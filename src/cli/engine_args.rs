@@ -212,6 +212,11 @@ impl EngineArgs {
                 load_policy(&ima, &text)?;
             }
         }
+        // The keys the namespace starts with are its early-boot keys: measured under its
+        // initial policy (engine/ima/keys.rs).
+        if !self.keys.is_empty() || !self.key_blobs.is_empty() {
+            ima.measure_keyring();
+        }
         Ok(ima)
     }
 

@@ -6,9 +6,10 @@
 //! (`ima_queue_keys.c`: `ima_process_queued_keys`). That queue is the host's: the
 //! user-namespace IMA series (2021-2023, not in mainline) kept it in `init_ima_ns` ("Using
 //! &init_ima_ns for all calls from functions related to key queues", its v7 changelog). A
-//! namespace has no early boot (its policy is in place before its first process: `--policy`,
-//! `policy_for_children`), so a key is measured when it is added, by the policy in force
-//! then, and a key added before a key-measuring policy is not measured at its load.
+//! namespace's "boot" is its start: the keys it is started with are measured once its
+//! initial policy is in place ([`Ima::measure_keyring`]); after that, a key is measured when
+//! it is added, by the policy in force then, and a key added before a key-measuring policy
+//! is not measured at that policy's load.
 
 use crate::engine::journal::Entry;
 use crate::engine::keys::{KeyError, KeyId, Keyring};
@@ -59,5 +60,28 @@ impl Ima {
             );
         }
         Ok(ids)
+    }
+
+    /// Measure every key of the keyring as KEY_CHECK under the policy in force: the keys a
+    /// namespace is started with (`--keys`, `x509_for_children`), once its initial policy is
+    /// in place, as a kernel measures its early-boot keys at its first policy load. A key
+    /// measured before is a duplicate and adds nothing.
+    pub fn measure_keyring(&self) {
+        let ders: Vec<Vec<u8>> = self
+            .keys
+            .read()
+            .keys()
+            .iter()
+            .map(|k| k.der().to_vec())
+            .collect();
+        for der in ders {
+            self.measure_buffer(
+                Func::KeyCheck,
+                KEYRING_NAME,
+                &der,
+                Some(KEYRING_NAME),
+                &Subject::default(),
+            );
+        }
     }
 }
