@@ -17,15 +17,7 @@ use std::process::Command;
 const OWNER: u32 = 4245;
 
 fn run_load(test: &str, procs: usize, seconds: u32) {
-    if !common::is_root() || !common::fuse_available() {
-        common::skip(
-            test,
-            "needs root and /dev/fuse (the rootfs is the host's /)",
-        );
-        return;
-    }
-    if !Path::new("/usr/bin/python3").exists() {
-        common::skip(test, "needs /usr/bin/python3 for the load generator");
+    if !common::can_run_python_over_host_root(test) {
         return;
     }
     let dir = tempfile::Builder::new()

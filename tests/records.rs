@@ -261,15 +261,7 @@ fn reads_of_the_ima_files_are_measured_unless_excluded() {
 #[test]
 fn a_writer_through_a_mapping_makes_a_reader_an_open_writers_violation() {
     let test = "a_writer_through_a_mapping_makes_a_reader_an_open_writers_violation";
-    if !common::is_root() || !common::fuse_available() {
-        common::skip(
-            test,
-            "needs root and /dev/fuse (the rootfs is the host's /)",
-        );
-        return;
-    }
-    if !Path::new("/usr/bin/python3").exists() {
-        common::skip(test, "needs /usr/bin/python3 (mmap)");
+    if !common::can_run_python_over_host_root(test) {
         return;
     }
     let dir = tempfile::Builder::new()

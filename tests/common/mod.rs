@@ -239,6 +239,24 @@ pub fn can_mount_as_root(test: &str) -> bool {
     true
 }
 
+/// Whether the test can run `imafs run` over the host's own root with its Python (root, to
+/// see the host's files as they are, `/dev/fuse` and `/usr/bin/python3`); records the skip
+/// otherwise.
+pub fn can_run_python_over_host_root(test: &str) -> bool {
+    if !is_root() || !fuse_available() {
+        skip(
+            test,
+            "needs root and /dev/fuse (the rootfs is the host's /)",
+        );
+        return false;
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        skip(test, "needs /usr/bin/python3");
+        return false;
+    }
+    true
+}
+
 /// An evmctl `--pcrs` file (`PCR-NN HEX` for PCRs 0-23) of `bank` from imafs's `pcrs` text;
 /// returns the `bank,path` argument.
 pub fn evmctl_pcr_file(pcrs: &str, bank: &str, path: &Path) -> String {

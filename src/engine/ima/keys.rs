@@ -50,16 +50,21 @@ impl Ima {
                 .filter_map(|id| keys.find(*id).map(|k| k.der().to_vec()))
                 .collect()
         };
+        self.measure_keys(&ders, subject);
+        Ok(ids)
+    }
+
+    /// KEY_CHECK of each certificate (DER) of the `_ima` keyring (`ima_post_key_create_or_update`).
+    fn measure_keys(&self, ders: &[Vec<u8>], subject: &Subject) {
         for der in ders {
             self.measure_buffer(
                 Func::KeyCheck,
                 KEYRING_NAME,
-                &der,
+                der,
                 Some(KEYRING_NAME),
                 subject,
             );
         }
-        Ok(ids)
     }
 
     /// Measure every key of the keyring as KEY_CHECK under the policy in force: the keys a
@@ -74,14 +79,6 @@ impl Ima {
             .iter()
             .map(|k| k.der().to_vec())
             .collect();
-        for der in ders {
-            self.measure_buffer(
-                Func::KeyCheck,
-                KEYRING_NAME,
-                &der,
-                Some(KEYRING_NAME),
-                &Subject::default(),
-            );
-        }
+        self.measure_keys(&ders, &Subject::default());
     }
 }
