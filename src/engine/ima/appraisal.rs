@@ -14,6 +14,26 @@ use crate::engine::Errno;
 use super::*;
 
 impl Ima {
+    /// What the rule that asked for appraisal requires of `security.ima` (its
+    /// `appraise_type=`, `appraise_flag=`, `appraise_algos=`), for a file (`new_file`: created
+    /// by an open whose last writer has not closed) of `file_size` bytes.
+    pub(super) fn requirements(
+        &self,
+        decision: &Decision,
+        new_file: bool,
+        file_size: u64,
+    ) -> AppraiseRequirements {
+        AppraiseRequirements {
+            signature_required: decision.signature_required,
+            sigv3_required: decision.sigv3_required,
+            modsig_allowed: decision.modsig_allowed,
+            appraise_algos: decision.appraise_algos,
+            ima_hash: self.hash,
+            new_file,
+            file_size,
+        }
+    }
+
     /// `ima_appraise_measurement`: the verdict on `security.ima` for `digest`, audited on
     /// failure; fix mode repairs hashes (the file system writes `outcome.set_ima_xattr`).
     pub(super) fn appraise_file(
@@ -24,15 +44,7 @@ impl Ima {
         digest: Digest,
         outcome: &mut FileOutcome,
     ) -> AppraisalStatus {
-        let req = AppraiseRequirements {
-            signature_required: decision.signature_required,
-            sigv3_required: decision.sigv3_required,
-            modsig_allowed: decision.modsig_allowed,
-            appraise_algos: decision.appraise_algos,
-            ima_hash: self.hash,
-            new_file: state.is_new_file() || ev.created,
-            file_size: ev.version.size,
-        };
+        let req = self.requirements(decision, state.is_new_file() || ev.created, ev.version.size);
         let keys = self.keys.read();
         let verdict = appraise::appraise(
             ev.ima_xattr.get(),

@@ -2,7 +2,7 @@
 //! (`process_buffer_measurement` for KEY_CHECK, KEXEC_CMDLINE and CRITICAL_DATA;
 //! `ima_post_read_file` for a file the kernel reads whole, such as a policy file).
 
-use crate::engine::appraise::{self, AppraiseRequirements, Verdict};
+use crate::engine::appraise::{self, Verdict};
 use crate::engine::audit::{AuditTask, AUDIT_INTEGRITY_DATA};
 use crate::engine::hash::HashAlgo;
 use crate::engine::policy::{Actions, Func, MatchInput, Subject, MAY_READ};
@@ -74,15 +74,7 @@ impl Ima {
         if !must_appraise {
             return Ok(());
         }
-        let req = AppraiseRequirements {
-            signature_required: decision.signature_required,
-            sigv3_required: decision.sigv3_required,
-            modsig_allowed: decision.modsig_allowed,
-            appraise_algos: decision.appraise_algos,
-            ima_hash: self.hash,
-            new_file: false,
-            file_size: file.content.len() as u64,
-        };
+        let req = self.requirements(&decision, false, file.content.len() as u64);
         let verdict = {
             let keys = self.keys.read();
             appraise::appraise(
