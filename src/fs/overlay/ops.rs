@@ -285,8 +285,20 @@ impl Inner {
     /// for an open a child namespace forwards (its daemon holds the node open, so the
     /// kernel keeps referencing it). ESTALE when the node is unknown.
     pub fn open_node(&self, id: u64) -> io::Result<(File, Vec<u8>)> {
-        let fd = self.node_fd(id)?;
-        let file = reopen(fd.as_fd(), OFlags::RDONLY)?;
+        // A live readable open of the node (a nested daemon's own open of the file, made
+        // just before it forwarded that open here) is duplicated: a new open would go down
+        // the whole stack of nested overlays below, one FUSE request per level, for every
+        // level above (quadratic in the depth).
+        let live = self
+            .files
+            .lock()
+            .values()
+            .find(|o| o.io.node == id && o.flags & libc::O_ACCMODE != libc::O_WRONLY)
+            .map(|o| o.file.try_clone());
+        let file = match live {
+            Some(Ok(file)) => file,
+            _ => reopen(self.node_fd(id)?.as_fd(), OFlags::RDONLY)?,
+        };
         let path = self.inodes.lock().path(id);
         Ok((file, path))
     }
