@@ -96,7 +96,9 @@ impl ImaHooks {
     /// Not forwarded to a parent namespace (fixture replays use it).
     pub fn open(&self, info: &OpenInfo<'_>, file: &File) -> Result<(), Errno> {
         let caller = LazyCaller::new(info.pid, info.uid, info.gid);
-        self.open_own(info, &caller, file, None).map(|_| ())
+        // Replayed in order, one at a time: no release can be pending.
+        self.open_own(info, &caller, file, None, EarlierReleases::Exact(&|| false))
+            .map(|_| ())
     }
 
     /// [`ImaHooks::open`] for `caller`, then the same open in the parent namespace when the
@@ -104,15 +106,17 @@ impl ImaHooks {
     /// with [`ImaHooks::release_forwarded`] or the overlay's release. A refusal by the
     /// parent undoes this namespace's registration of the open.
     ///
-    /// `overlay`: what the overlay knows of the open, when it comes from the overlay.
+    /// `overlay`: what the overlay knows of the open, when it comes from the overlay;
+    /// `releases`: what the open knows of the releases queued before it.
     pub fn open_as(
         &self,
         info: &OpenInfo<'_>,
         caller: &LazyCaller,
         file: &File,
         overlay: Option<&OverlayOpen<'_>>,
+        releases: EarlierReleases<'_>,
     ) -> Result<Option<u64>, Errno> {
-        let Some(meta) = self.open_own(info, caller, file, overlay)? else {
+        let Some(meta) = self.open_own(info, caller, file, overlay, releases)? else {
             return Ok(None);
         };
         let Some(parent) = self.parent.as_ref().filter(|p| p.covers(meta.st_dev)) else {
@@ -151,6 +155,7 @@ impl ImaHooks {
         caller: &LazyCaller,
         file: &File,
         overlay: Option<&OverlayOpen<'_>>,
+        releases: EarlierReleases<'_>,
     ) -> Result<Option<Stat>, Errno> {
         let meta = match overlay {
             Some(o) => *o.stat,
@@ -180,13 +185,7 @@ impl ImaHooks {
         // then fails as without one).
         let read_xattr = || read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         let ima_xattr = LazyXattr::new(&read_xattr);
-        let earlier_releases =
-            overlay.map_or(EarlierReleases::Exact(&|| false), |o| o.earlier_releases);
-        self.settle_pending_releases(
-            file_id(&meta),
-            opened_for_write(info.flags),
-            earlier_releases,
-        );
+        self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags), releases);
         let hooks = open_hooks(info.flags, info.exec);
         let mut registered_open = false;
         for (func, mask) in hooks {
@@ -307,11 +306,10 @@ const RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
 const RELEASE_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the overlay knows of an open it reports: the file's attributes and file system as it
-/// just read them, and whether releases queued before the open are still being handled.
+/// just read them.
 pub struct OverlayOpen<'a> {
     pub stat: &'a Stat,
     pub fs: &'a LowerFs,
-    pub earlier_releases: EarlierReleases<'a>,
 }
 
 fn is_regular(st: &Stat) -> bool {
@@ -446,7 +444,15 @@ mod engine_tests {
 
         let hooks = hooks_with("measure func=FILE_CHECK mask=MAY_READ\n");
         let caller = LazyCaller::new(me, 4242, 4242);
-        hooks.open_own(&read, &caller, &reader, None).expect("open");
+        hooks
+            .open_own(
+                &read,
+                &caller,
+                &reader,
+                None,
+                EarlierReleases::Exact(&|| false),
+            )
+            .expect("open");
         assert!(
             !caller.was_read(),
             "no rule tests the subject, nothing to audit"
@@ -454,11 +460,23 @@ mod engine_tests {
         // Opening for read while a writer holds the file: ToMToU, audited with the comm.
         let writing = LazyCaller::new(me, 4242, 4242);
         hooks
-            .open_own(&write, &writing, &writer, None)
+            .open_own(
+                &write,
+                &writing,
+                &writer,
+                None,
+                EarlierReleases::Exact(&|| false),
+            )
             .expect("open");
         let violating = LazyCaller::new(me, 4242, 4242);
         hooks
-            .open_own(&read, &violating, &reader, None)
+            .open_own(
+                &read,
+                &violating,
+                &reader,
+                None,
+                EarlierReleases::Exact(&|| false),
+            )
             .expect("open");
         assert!(
             violating.was_read(),
@@ -475,7 +493,15 @@ mod engine_tests {
 
         let hooks = hooks_with("measure func=FILE_CHECK uid=4242\n");
         let caller = LazyCaller::new(me, 4242, 4242);
-        hooks.open_own(&read, &caller, &reader, None).expect("open");
+        hooks
+            .open_own(
+                &read,
+                &caller,
+                &reader,
+                None,
+                EarlierReleases::Exact(&|| false),
+            )
+            .expect("open");
         assert!(
             caller.was_read(),
             "a uid rule tests the real uid, which FUSE does not tell"
@@ -503,13 +529,15 @@ mod engine_tests {
         let hooks = ImaHooks::new(ima.clone());
         let caller = || LazyCaller::new(std::process::id(), 0, 0);
         let open = |info: &OpenInfo<'_>, file: &File, releasing: &dyn Fn() -> bool| {
-            let overlay = OverlayOpen {
-                stat: &st,
-                fs: &fs,
-                earlier_releases: EarlierReleases::Exact(releasing),
-            };
+            let overlay = OverlayOpen { stat: &st, fs: &fs };
             hooks
-                .open_own(info, &caller(), file, Some(&overlay))
+                .open_own(
+                    info,
+                    &caller(),
+                    file,
+                    Some(&overlay),
+                    EarlierReleases::Exact(releasing),
+                )
                 .expect("open");
         };
 
@@ -615,9 +643,8 @@ impl OverlayHooks for ImaHooks {
         let overlay = OverlayOpen {
             stat: ev.stat,
             fs: ev.fs,
-            earlier_releases: ev.earlier_releases,
         };
-        let forwarded = self.open_as(&info, &caller, file, Some(&overlay))?;
+        let forwarded = self.open_as(&info, &caller, file, Some(&overlay), ev.earlier_releases)?;
         if let Some(token) = forwarded {
             self.forwarded.lock().insert(ev.open_id, token);
         }

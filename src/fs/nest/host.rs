@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::engine::Errno;
 use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo};
 use crate::fs::ima_hooks::ImaHooks;
-use crate::fs::overlay::OverlayStatus;
+use crate::fs::overlay::{EarlierReleases, OverlayStatus};
 
 use super::thread_group_of;
 
@@ -139,7 +139,18 @@ impl NestHost {
             path: &path,
         };
         let caller = LazyCaller::known(info.pid, req.caller.clone());
-        let upward = self.hooks.open_as(&info, &caller, &file, None)?;
+        // The child's own open of the file went through this overlay just before (a FUSE
+        // OPEN of its daemon, after any release a process here queued before): the releases
+        // being handled now are the ones to wait for.
+        let horizon = overlay.release_horizon();
+        let releasing = || overlay.releases_before(horizon);
+        let upward = self.hooks.open_as(
+            &info,
+            &caller,
+            &file,
+            None,
+            EarlierReleases::Exact(&releasing),
+        )?;
         let open = ForwardedOpen {
             file,
             for_write: opened_for_write(req.flags),

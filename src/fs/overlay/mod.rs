@@ -165,6 +165,16 @@ impl OverlayStatus {
     pub fn open_node(&self, id: u64) -> io::Result<(std::fs::File, Vec<u8>)> {
         self.0.open_node(id)
     }
+    /// A horizon after every release being handled now: an open that does not come from
+    /// the overlay itself (a nested daemon's forwarded open) waits for the releases before
+    /// it with [`OverlayStatus::releases_before`].
+    pub fn release_horizon(&self) -> u64 {
+        self.0.release_horizon()
+    }
+    /// Whether a release that was being handled when `horizon` was taken still is.
+    pub fn releases_before(&self, horizon: u64) -> bool {
+        self.0.releases_before(horizon)
+    }
     /// Nodes the kernel currently references, and cached descriptors.
     pub fn inode_counts(&self) -> (usize, usize) {
         self.0.inode_counts()

@@ -303,6 +303,19 @@ impl Inner {
         Ok((file, path))
     }
 
+    /// A horizon after every release being handled now (see [`Inner::releases_before`]).
+    pub fn release_horizon(&self) -> u64 {
+        self.in_flight
+            .get()
+            .and_then(|f| f.latest())
+            .map_or(0, |u| u + 1)
+    }
+
+    /// Whether a release that was being handled when `horizon` was taken still is.
+    pub fn releases_before(&self, horizon: u64) -> bool {
+        self.in_flight.get().is_some_and(|f| f.any_before(horizon))
+    }
+
     pub fn inode_counts(&self) -> (usize, usize) {
         let t = self.inodes.lock();
         (t.nodes.len(), t.cached_count())

@@ -50,6 +50,12 @@ impl InFlight {
         }
     }
 
+    /// The latest release being handled now, if any: a horizon for a wait that is not tied
+    /// to one request ([`InFlight::any_before`] of it plus one).
+    pub fn latest(&self) -> Option<u64> {
+        self.uniques.lock().ok().and_then(|u| u.last().copied())
+    }
+
     /// Whether a release the kernel queued before request `unique` is still being handled.
     /// Requests served through io_uring queues are not tracked.
     pub fn any_before(&self, unique: u64) -> bool {
