@@ -531,9 +531,13 @@ impl Inner {
             opened_for_write: opened_for_write(flags),
             created: false,
         };
-        let before = self.size(&node);
+        // Only a list can grow by this open's own record (the other files render their text
+        // to know their size, for nothing).
+        let before = matches!(node, Node::List { .. }).then(|| self.size(&node));
         self.ima.process_file(&ev, empty).map_err(FuseErrno::from)?;
-        self.show_own_record(ino, &node, before);
+        if let Some(before) = before {
+            self.show_own_record(ino, &node, before);
+        }
         Ok(())
     }
 
