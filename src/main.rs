@@ -7,5 +7,6 @@
 // `unsafe` lives only in the library's `sys` module.
 #![deny(unsafe_code)]
 fn main() -> std::process::ExitCode {
+    imafs::sys::malloc::fix_mmap_threshold();
     imafs::cli::main()
 }

@@ -3,4 +3,5 @@
 
 pub mod fd;
 pub mod fsuuid;
+pub mod malloc;
 pub mod xattr;
