@@ -4,21 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 const APPLETS: &[&str] = &["sh", "cat", "echo", "printf", "dd"];
-
-fn imafs_run(rootfs: &Path, args: &[&str], script: &str) -> Output {
-    Command::new(common::imafs_bin())
-        .arg("run")
-        .arg("--rootfs")
-        .arg(rootfs)
-        .args(args)
-        .args(["--", "sh", "-c", script])
-        .env("PATH", "/bin")
-        .output()
-        .expect("run imafs")
-}
 
 fn out(rootfs: &Path, name: &str) -> String {
     std::fs::read_to_string(rootfs.join("out").join(name))
@@ -152,7 +140,7 @@ fn for_children_files_validate_what_they_stage() {
     std::fs::write(root.join("etc/one"), "one\n").expect("write");
     std::fs::write(root.join("etc/bad_policy"), "measure func=NOPE\n").expect("write");
     std::fs::write(root.join("etc/child_policy"), "measure func=BPRM_CHECK\n").expect("write");
-    let o = imafs_run(root, &[], STAGE_SCRIPT);
+    let o = common::run_sh_in(root, &[], STAGE_SCRIPT);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!root.join("out/err").exists(), "{}", out(root, "err"));
     for (file, want) in [

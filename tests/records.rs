@@ -5,24 +5,10 @@
 //! real programs (busybox) in `imafs run` containers.
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 const APPLETS: &[&str] = &["sh", "cat", "echo", "mv", "ln", "chmod", "touch", "seq"];
 const ASCII: &str = "/sys/kernel/security/ima/ascii_runtime_measurements";
-
-/// `imafs run --rootfs ROOTFS ARGS -- sh -c SCRIPT`, as the test's user.
-fn run(rootfs: &Path, args: &[&str], script: &str) -> Output {
-    Command::new(common::imafs_bin())
-        .arg("run")
-        .arg("--rootfs")
-        .arg(rootfs)
-        .args(args)
-        .args(["--", "sh", "-c", script])
-        .env("PATH", "/bin")
-        .output()
-        .expect("imafs run")
-}
 
 fn assert_ok(out: &Output) {
     assert!(
@@ -66,7 +52,7 @@ fn a_renamed_or_linked_file_is_measured_and_audited_once() {
          cat /tmp/c >/dev/null && touch /tmp/c && cat /tmp/b >/dev/null && \
          cat {ASCII} > /out/list"
     );
-    let out = run(
+    let out = common::run_sh_in(
         r,
         &[
             "--policy",
@@ -102,7 +88,7 @@ fn an_invalid_policy_line_fails_at_write() {
         return;
     };
     let policy = "/sys/kernel/security/ima/policy";
-    let out = run(
+    let out = common::run_sh_in(
         root.path(),
         &[],
         &format!(
@@ -214,7 +200,7 @@ fn reads_of_the_ima_files_are_measured_unless_excluded() {
         ),
     ] {
         std::fs::write(r.join("etc/policy"), policy).expect("write");
-        let out = run(
+        let out = common::run_sh_in(
             r,
             &["--policy", r.join("etc/policy").to_str().expect("utf-8")],
             &script,

@@ -388,6 +388,13 @@ mod engine_tests {
     use sha2::Digest;
     use std::io::Write;
 
+    /// `hooks.open_own` of an open with no release pending before it (no overlay).
+    fn open_in_order(hooks: &ImaHooks, info: &OpenInfo<'_>, caller: &LazyCaller, file: &File) {
+        hooks
+            .open_own(info, caller, file, None, EarlierReleases::Exact(&|| false))
+            .expect("open");
+    }
+
     fn ascii_list(ima: &Ima) -> String {
         let list = ima.list();
         let bank = list
@@ -444,40 +451,16 @@ mod engine_tests {
 
         let hooks = hooks_with("measure func=FILE_CHECK mask=MAY_READ\n");
         let caller = LazyCaller::new(me, 4242, 4242);
-        hooks
-            .open_own(
-                &read,
-                &caller,
-                &reader,
-                None,
-                EarlierReleases::Exact(&|| false),
-            )
-            .expect("open");
+        open_in_order(&hooks, &read, &caller, &reader);
         assert!(
             !caller.was_read(),
             "no rule tests the subject, nothing to audit"
         );
         // Opening for read while a writer holds the file: ToMToU, audited with the comm.
         let writing = LazyCaller::new(me, 4242, 4242);
-        hooks
-            .open_own(
-                &write,
-                &writing,
-                &writer,
-                None,
-                EarlierReleases::Exact(&|| false),
-            )
-            .expect("open");
+        open_in_order(&hooks, &write, &writing, &writer);
         let violating = LazyCaller::new(me, 4242, 4242);
-        hooks
-            .open_own(
-                &read,
-                &violating,
-                &reader,
-                None,
-                EarlierReleases::Exact(&|| false),
-            )
-            .expect("open");
+        open_in_order(&hooks, &read, &violating, &reader);
         assert!(
             violating.was_read(),
             "the violation's record names the task"
@@ -493,15 +476,7 @@ mod engine_tests {
 
         let hooks = hooks_with("measure func=FILE_CHECK uid=4242\n");
         let caller = LazyCaller::new(me, 4242, 4242);
-        hooks
-            .open_own(
-                &read,
-                &caller,
-                &reader,
-                None,
-                EarlierReleases::Exact(&|| false),
-            )
-            .expect("open");
+        open_in_order(&hooks, &read, &caller, &reader);
         assert!(
             caller.was_read(),
             "a uid rule tests the real uid, which FUSE does not tell"

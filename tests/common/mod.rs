@@ -239,6 +239,20 @@ pub fn can_mount_as_root(test: &str) -> bool {
     true
 }
 
+/// `imafs run --rootfs ROOTFS ARGS -- sh -c SCRIPT` as the test's user, with `PATH=/bin`
+/// (the busybox rootfs of [`busybox_rootfs`]).
+pub fn run_sh_in(rootfs: &Path, args: &[&str], script: &str) -> std::process::Output {
+    Command::new(imafs_bin())
+        .arg("run")
+        .arg("--rootfs")
+        .arg(rootfs)
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .env("PATH", "/bin")
+        .output()
+        .expect("imafs run")
+}
+
 /// Whether the test can run `imafs run` over the host's own root with its Python (root, to
 /// see the host's files as they are, `/dev/fuse` and `/usr/bin/python3`); records the skip
 /// otherwise.
