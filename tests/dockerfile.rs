@@ -173,20 +173,7 @@ fn the_dockerfile_runtime_stage_builds_and_runs_the_demo() {
             IMAGE,
         ])
         .arg(ctx.path()));
-    let demo = Command::new("podman")
-        .args([
-            "--runtime",
-            "runc",
-            "--cgroup-manager=cgroupfs",
-            "run",
-            "--rm",
-        ])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-        ])
+    let demo = common::podman_run(None)
         .args(["--device", "/dev/fuse", "--cap-add", "SYS_ADMIN", IMAGE])
         .output()
         .expect("podman run");

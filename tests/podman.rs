@@ -91,22 +91,7 @@ impl Drop for Env {
 }
 
 fn podman_run(env: &Env, annotations: &[&str], script: &str) -> Output {
-    let mut cmd = Command::new("podman");
-    cmd.arg("--hooks-dir")
-        .arg(&env.hooks)
-        .args([
-            "--runtime",
-            "runc",
-            "--cgroup-manager=cgroupfs",
-            "run",
-            "--rm",
-        ])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-        ]);
+    let mut cmd = common::podman_run(Some(&env.hooks));
     for a in annotations {
         cmd.args(["--annotation", a]);
     }

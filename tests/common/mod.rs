@@ -253,6 +253,30 @@ pub fn run_sh_in(rootfs: &Path, args: &[&str], script: &str) -> std::process::Ou
         .expect("imafs run")
 }
 
+/// `podman [--hooks-dir DIR] run --rm` as Podman runs on this host: with runc and cgroupfs
+/// (crun refuses its cgroups) and the CI container's ulimits. Add the run's options, the
+/// image and the command.
+pub fn podman_run(hooks_dir: Option<&Path>) -> Command {
+    let mut cmd = Command::new("podman");
+    if let Some(dir) = hooks_dir {
+        cmd.arg("--hooks-dir").arg(dir);
+    }
+    cmd.args([
+        "--runtime",
+        "runc",
+        "--cgroup-manager=cgroupfs",
+        "run",
+        "--rm",
+    ])
+    .args([
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+    ]);
+    cmd
+}
+
 /// Whether the test can run `imafs run` over the host's own root with its Python (root, to
 /// see the host's files as they are, `/dev/fuse` and `/usr/bin/python3`); records the skip
 /// otherwise.
