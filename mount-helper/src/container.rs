@@ -16,14 +16,14 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::StatVfsMountFlags;
 use rustix::mount::{MountFlags, UnmountFlags};
 use rustix::process::{Pid, Signal, WaitOptions};
-use rustix::thread::UnshareFlags;
+use rustix::thread::{CapabilitySet, UnshareFlags};
 
 use crate::ns::{annotate, make_private_recursive};
 use crate::sys::{self, Forked};
@@ -60,8 +60,15 @@ pub struct ContainerSpec {
     /// Mount a fresh `/proc` of a new pid namespace (CMD is its pid 1); when the kernel
     /// refuses, or when false, the daemon's `/proc` is bound instead.
     pub new_pid_ns: bool,
-    /// Mount `/proc`, `/dev` (bind of the host's) and `/sys` (read-only bind).
+    /// Mount `/proc`, `/dev` and `/sys` (read-only bind).
     pub system_mounts: bool,
+    /// Keep every capability and the host's whole `/dev` (`--privileged`). Otherwise the
+    /// command gets what a container runtime gives by default: Podman's default capability
+    /// set ([`DEFAULT_CAPABILITIES`]) and a private `/dev` ([`mount_private_dev`]).
+    pub privileged: bool,
+    /// Install the seccomp filter of [`crate::seccomp`] in the command's process just
+    /// before it execs, and hand its listener to the daemon ([`Container::listener_socket`]).
+    pub exec_listener: bool,
     pub binds: Vec<Bind>,
     /// CMD and its arguments (looked up in PATH inside the new root).
     pub command: Vec<OsString>,
@@ -77,6 +84,8 @@ impl ContainerSpec {
             sys_class_tpm: None,
             new_pid_ns: true,
             system_mounts: true,
+            privileged: false,
+            exec_listener: false,
             binds: Vec::new(),
             command,
             workdir: PathBuf::from("/"),
@@ -90,6 +99,7 @@ pub struct Container {
     pid: Pid,
     go: Option<OwnedFd>,
     errors: Option<OwnedFd>,
+    listener: Option<OwnedFd>,
 }
 
 impl Container {
@@ -101,18 +111,38 @@ impl Container {
         }
         let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (listener_daemon, listener_container) = if spec.exec_listener {
+            let (a, b) = rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )?;
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
         match sys::fork()? {
             Forked::Child => {
                 drop(go_write);
                 drop(err_read);
-                stage(spec, go_read, err_write)
+                drop(listener_daemon);
+                stage(spec, go_read, err_write, listener_container)
             }
             Forked::Parent(pid) => Ok(Container {
                 pid,
                 go: Some(go_write),
                 errors: Some(err_read),
+                listener: listener_daemon,
             }),
         }
+    }
+
+    /// The socket on which the command's process sends its seccomp listener (or why it has
+    /// none) just before it execs ([`crate::seccomp::receive_listener`]); read it on another
+    /// thread than [`Container::start`]'s, since the exec waits for the listener's answer.
+    pub fn listener_socket(&mut self) -> Option<OwnedFd> {
+        self.listener.take()
     }
 
     /// Host-side pid of the child (the stage process, parent of the command's pid 1).
@@ -176,8 +206,12 @@ pub fn wait_status(pid: Pid) -> io::Result<i32> {
 }
 
 /// The forked child: wait for the go, new mount (and pid) namespace, then become CMD.
-fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd) -> ! {
-    let keep = [go.as_raw_fd(), errors.as_raw_fd()];
+fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd, listener: Option<OwnedFd>) -> ! {
+    let keep = [
+        go.as_raw_fd(),
+        errors.as_raw_fd(),
+        listener.as_ref().map_or(-1, |l| l.as_raw_fd()),
+    ];
     let mut errors = std::fs::File::from(errors);
     if let Err(e) = sys::close_fds_except(&keep) {
         fail(
@@ -205,10 +239,11 @@ fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd) -> ! {
         match sys::fork() {
             Ok(Forked::Child) => {
                 let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
-                enter_and_exec(spec, true, errors)
+                enter_and_exec(spec, true, errors, listener)
             }
             Ok(Forked::Parent(init)) => {
                 drop(errors);
+                drop(listener);
                 sys::ignore_terminal_signals();
                 match wait_status(init) {
                     Ok(code) => sys::exit_immediately(code),
@@ -218,7 +253,7 @@ fn stage(spec: &ContainerSpec, go: OwnedFd, errors: OwnedFd) -> ! {
             Err(e) => fail(&mut errors, EXIT_SETUP_FAILED, &annotate(e, "fork")),
         }
     }
-    enter_and_exec(spec, false, errors)
+    enter_and_exec(spec, false, errors, listener)
 }
 
 /// As pid 1 of the new pid namespace, fork CMD and reap until it exits, then exit with its
@@ -262,12 +297,39 @@ fn fail(errors: &mut std::fs::File, code: i32, err: &io::Error) -> ! {
     sys::exit_immediately(code)
 }
 
-fn enter_and_exec(spec: &ContainerSpec, pid_ns: bool, mut errors: std::fs::File) -> ! {
+fn enter_and_exec(
+    spec: &ContainerSpec,
+    pid_ns: bool,
+    mut errors: std::fs::File,
+    listener: Option<OwnedFd>,
+) -> ! {
     if let Err(e) = prepare_root(spec, pid_ns) {
         fail(&mut errors, EXIT_SETUP_FAILED, &e);
     }
     if pid_ns {
         errors = be_init(errors);
+    }
+    // The filter goes on last but for the capabilities (installing it needs CAP_SYS_ADMIN
+    // in the user namespace, or no_new_privs, which would break setuid programs): from here
+    // on, the command's every exec and executable mapping waits for the daemon's answer.
+    if let Some(socket) = listener {
+        let installed = crate::seccomp::install()
+            .map_err(|e| annotate(e, "installing the seccomp filter for exec mappings"));
+        if let Err(e) = crate::seccomp::send_listener(socket.as_fd(), &installed) {
+            fail(
+                &mut errors,
+                EXIT_SETUP_FAILED,
+                &annotate(e, "sending the seccomp listener"),
+            );
+        }
+        // Only the daemon may hold it: a listener kept here would answer to nobody.
+        drop(installed);
+        drop(socket);
+    }
+    if !spec.privileged {
+        if let Err(e) = drop_capabilities() {
+            fail(&mut errors, EXIT_SETUP_FAILED, &e);
+        }
     }
     let err = std::process::Command::new(&spec.command[0])
         .args(&spec.command[1..])
@@ -287,7 +349,11 @@ fn prepare_root(spec: &ContainerSpec, fresh_proc: bool) -> io::Result<()> {
     if spec.system_mounts {
         mount_proc(&root.join("proc"), fresh_proc)?;
         if let Some(dev) = existing_dir(&root.join("dev")) {
-            bind_recursive(Path::new("/dev"), &dev)?;
+            if spec.privileged {
+                bind_recursive(Path::new("/dev"), &dev)?;
+            } else {
+                mount_private_dev(&dev)?;
+            }
         }
         if let Some(sysdir) = existing_dir(&root.join("sys")) {
             bind_recursive(Path::new("/sys"), &sysdir)?;
@@ -465,4 +531,116 @@ fn existing_dir(path: &Path) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Podman's default capability set (containers.conf `default_capabilities`): what a root
+/// command keeps unless the container is privileged.
+pub const DEFAULT_CAPABILITIES: CapabilitySet = CapabilitySet::CHOWN
+    .union(CapabilitySet::DAC_OVERRIDE)
+    .union(CapabilitySet::FOWNER)
+    .union(CapabilitySet::FSETID)
+    .union(CapabilitySet::KILL)
+    .union(CapabilitySet::NET_BIND_SERVICE)
+    .union(CapabilitySet::SETFCAP)
+    .union(CapabilitySet::SETGID)
+    .union(CapabilitySet::SETPCAP)
+    .union(CapabilitySet::SETUID)
+    .union(CapabilitySet::SYS_CHROOT);
+
+/// Keep only [`DEFAULT_CAPABILITIES`]: out of the bounding set (so no exec gets them back),
+/// the permitted, effective and inheritable sets, and the ambient set emptied.
+fn drop_capabilities() -> io::Result<()> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(40);
+    let keep = DEFAULT_CAPABILITIES;
+    for cap in 0..=last.min(63) {
+        let cap = CapabilitySet::from_bits_retain(1u64 << cap);
+        if keep.contains(cap) {
+            continue;
+        }
+        match rustix::thread::remove_capability_from_bounding_set(cap) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => {
+                return Err(annotate(
+                    e.into(),
+                    "drop a capability from the bounding set",
+                ))
+            }
+        }
+    }
+    let _ = rustix::thread::clear_ambient_capability_set();
+    let mut sets =
+        rustix::thread::capabilities(None).map_err(|e| annotate(e.into(), "read capabilities"))?;
+    sets.effective &= keep;
+    sets.permitted &= keep;
+    sets.inheritable &= keep;
+    rustix::thread::set_capabilities(None, sets).map_err(|e| annotate(e.into(), "set capabilities"))
+}
+
+/// A container's own `/dev`, as runc makes it: a tmpfs with the host's `null`, `zero`,
+/// `full`, `random`, `urandom` and `tty` bound in (binds, so it works in a user namespace
+/// too), `fuse` when the host has it (so nested imafs runs work), a new `devpts` instance
+/// with `ptmx`, its own `shm` tmpfs, and the usual symlinks. No disk, no host `/dev/shm`.
+pub fn mount_private_dev(dev: &Path) -> io::Result<()> {
+    let at = |name: &str| dev.join(name);
+    rustix::mount::mount(
+        "tmpfs",
+        dev,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"mode=755,size=65536k",
+    )
+    .map_err(|e| annotate(e.into(), &format!("mount tmpfs on {}", dev.display())))?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty", "fuse"] {
+        let host = Path::new("/dev").join(name);
+        if !host.exists() {
+            continue;
+        }
+        let node = at(name);
+        std::fs::File::create(&node)
+            .map_err(|e| annotate(e, &format!("create {}", node.display())))?;
+        rustix::mount::mount_bind(&host, &node).map_err(|e| {
+            annotate(
+                e.into(),
+                &format!("bind {} on {}", host.display(), node.display()),
+            )
+        })?;
+    }
+    let pts = at("pts");
+    std::fs::create_dir(&pts).map_err(|e| annotate(e, &format!("mkdir {}", pts.display())))?;
+    match rustix::mount::mount(
+        "devpts",
+        &pts,
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"newinstance,ptmxmode=0666,mode=0620",
+    ) {
+        Ok(()) => std::os::unix::fs::symlink("pts/ptmx", at("ptmx"))
+            .map_err(|e| annotate(e, "symlink /dev/ptmx"))?,
+        Err(e) => log::warn!("no devpts in the container's /dev: {e}"),
+    }
+    for dir in ["shm", "mqueue"] {
+        std::fs::create_dir(at(dir)).map_err(|e| annotate(e, &format!("mkdir /dev/{dir}")))?;
+    }
+    rustix::mount::mount(
+        "shm",
+        at("shm"),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        c"mode=1777,size=65536k",
+    )
+    .map_err(|e| annotate(e.into(), "mount /dev/shm"))?;
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        std::os::unix::fs::symlink(target, at(link))
+            .map_err(|e| annotate(e, &format!("symlink /dev/{link}")))?;
+    }
+    Ok(())
 }

@@ -36,6 +36,7 @@ pub mod container;
 pub mod fuse;
 pub mod ns;
 pub mod oci;
+pub mod seccomp;
 #[allow(unsafe_code)]
 mod sys;
 

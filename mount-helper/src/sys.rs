@@ -1,12 +1,14 @@
-//! The only `unsafe` of the crate: `fork`, `unshare`, closing inherited descriptors, and a
-//! `setsid` between fork and exec.
+//! The only `unsafe` of the crate: `fork`, `unshare`, closing inherited descriptors, a
+//! `setsid` between fork and exec, and the seccomp user-notification calls (installing a
+//! filter with a listener, receiving and answering notifications, `pidfd_getfd`,
+//! `process_vm_readv`).
 //!
 //! Each wrapper states the condition under which the call is sound; callers in this crate
 //! respect them (namespace work happens while the process is single-threaded).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::thread::UnshareFlags;
 
@@ -94,4 +96,141 @@ pub fn new_session_on_exec(cmd: &mut std::process::Command) {
             Ok(())
         });
     }
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog)`: install
+/// `program` on the calling thread and return the filter's user-notification listener
+/// (kernel/seccomp.c: `seccomp_set_mode_filter`, `init_listener`). The caller needs
+/// no_new_privs or CAP_SYS_ADMIN in its user namespace; a task whose filters have a
+/// listener already gets EBUSY (`has_duplicate_listener`).
+pub fn seccomp_install_listener(program: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    let len =
+        u16::try_from(program.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` valid instructions that outlive the call (the kernel
+    // copies them); the flags ask only for a new listener descriptor as the result.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`: wait for the next notification of `listener`.
+pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> {
+    // SAFETY: seccomp_notif is plain data for which all-zero is valid; the kernel requires
+    // the buffer zeroed.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one seccomp_notif into the buffer we own.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notif as *mut libc::seccomp_notif,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(notif)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: answer notification `id`: let the call go on
+/// (`continue_call`), or fail it with `-errno`.
+pub fn seccomp_notif_send(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    continue_call: bool,
+    errno: i32,
+) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: if continue_call { 0 } else { -errno },
+        flags: if continue_call {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        },
+    };
+    // SAFETY: the ioctl reads one seccomp_notif_resp from the buffer we own.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether the task of notification `id` is still waiting
+/// for the answer (so what was read of it belongs to that call).
+pub fn seccomp_notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64 from a variable we own.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id as *const u64,
+        )
+    };
+    r == 0
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes plain integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_getfd(2)`: a copy of descriptor `fd` of the task behind `pidfd` (needs ptrace
+/// access to it, PTRACE_MODE_ATTACH_REALCREDS).
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes plain integers and returns a new descriptor or -1.
+    let new = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0u32) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel returned a new (CLOEXEC) descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
+}
+
+/// `process_vm_readv(2)` of `buf.len()` bytes at `addr` in task `pid`; the count read
+/// (short at the end of a mapping).
+pub fn read_task_memory(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: the local iovec covers exactly `buf`, which we own mutably; the remote one is
+    // only an address in another process, checked by the kernel.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }

@@ -76,12 +76,11 @@ fn demo(args: &DemoArgs) -> Result<i32, String> {
     );
     println!();
     let opts = RunOptions {
-        rootfs: rootfs.clone(),
-        command: vec!["sh".into(), "-c".into(), SCRIPT.into()],
-        user_ns: mount_helper::UserNamespace::Auto,
-        new_pid_ns: true,
-        securityfs: true,
         tpm_view: true,
+        ..RunOptions::new(
+            rootfs.clone(),
+            vec!["sh".into(), "-c".into(), SCRIPT.into()],
+        )
     };
     let run_started = Instant::now();
     let engine = ima.clone();

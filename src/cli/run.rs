@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
+use crate::fs::mappings::{self, Coverage};
 use crate::fs::nest::{NestHost, ParentLink};
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
@@ -41,6 +42,11 @@ pub struct Mounts {
     pub tpm_fd: Option<OwnedFd>,
     /// Whether the daemon runs in a new user namespace (no FUSE passthrough then).
     pub user_ns: bool,
+    /// The overlay's mount point in the daemon's view.
+    pub overlay_root: PathBuf,
+    /// The socket on which the container hands over its seccomp listener
+    /// ([`RunOptions::exec_listener`]), served by [`crate::fs::mappings`].
+    pub listener: Option<OwnedFd>,
 }
 
 /// Something that keeps the FUSE sessions served until dropped (after the unmounts).
@@ -58,6 +64,27 @@ pub struct RunOptions {
     /// Mount the emulated TPM's PCRs at `/sys/class/tpm` (`tpm0/pcr-<alg>/<n>`,
     /// `tpm0/device/pcrs`), where tools such as `evmctl` read PCRs.
     pub tpm_view: bool,
+    /// Keep every capability and the host's `/dev` (see [`ContainerSpec::privileged`]).
+    pub privileged: bool,
+    /// Send the container's executable mappings and execs to the daemon (seccomp user
+    /// notification, [`crate::fs::mappings`]).
+    pub exec_listener: bool,
+}
+
+impl RunOptions {
+    /// A container running `command` over `rootfs` with the defaults of `imafs run`.
+    pub fn new(rootfs: PathBuf, command: Vec<OsString>) -> RunOptions {
+        RunOptions {
+            rootfs,
+            command,
+            user_ns: UserNamespace::Auto,
+            new_pid_ns: true,
+            securityfs: true,
+            tpm_view: false,
+            privileged: false,
+            exec_listener: true,
+        }
+    }
 }
 
 /// Run `opts.command` in the container; `start` turns the mounts' descriptors into served
@@ -85,6 +112,8 @@ pub fn run_container(
     let overlay_fd = mount_helper::mount_fuse(&root, &FuseMount::new("imafs", "imafs"))?;
     let mut spec = ContainerSpec::new(&root, opts.command.clone());
     spec.new_pid_ns = opts.new_pid_ns;
+    spec.privileged = opts.privileged;
+    spec.exec_listener = opts.exec_listener;
     // Start where the caller is when that is inside the rootfs (`imafs run -- make test`
     // in a checkout), else at `/`.
     if let Some(rel) = std::env::current_dir()
@@ -112,13 +141,15 @@ pub fn run_container(
     } else {
         None
     };
-    let status = serve_and_wait(&spec, |_| {
+    let status = serve_and_wait(&spec, |listener| {
         start(Mounts {
             lower: lower.clone(),
             overlay_fd,
             securityfs_fd,
             tpm_fd,
             user_ns: namespaces.user_ns,
+            overlay_root: root.clone(),
+            listener,
         })
     });
     for dir in [&root, &securityfs, &tpm, &lower] {
@@ -134,10 +165,11 @@ pub fn run_container(
 /// must outlive it: every path of the container is served by it) and give 128 + n; SIGINT is left to the container.
 fn serve_and_wait(
     spec: &ContainerSpec,
-    start: impl FnOnce(()) -> io::Result<Daemons>,
+    start: impl FnOnce(Option<OwnedFd>) -> io::Result<Daemons>,
 ) -> io::Result<i32> {
     let mut container = Container::spawn(spec)?;
-    let daemons = match start(()) {
+    let listener = container.listener_socket();
+    let daemons = match start(listener) {
         Ok(daemons) => daemons,
         Err(e) => {
             // The child gives up when its start pipe closes.
@@ -215,6 +247,16 @@ pub struct RunArgs {
     /// Keep the host's pid namespace (and bind its /proc) instead of a new one.
     #[arg(long)]
     pub no_pid_ns: bool,
+    /// Give the container every capability and the host's whole `/dev`, instead of
+    /// Podman's default capabilities and a private `/dev`. Outside the guarantee: such a
+    /// container can mount file systems and reach devices imafs does not see.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Do not send the container's executable mappings and execs to the daemon (no seccomp
+    /// filter): libraries mapped by non-root tasks and programs run from outside the
+    /// overlay are then not measured (README "What is measured").
+    #[arg(long)]
+    pub no_exec_watch: bool,
     #[command(flatten)]
     pub tuning: OverlayTuning,
     /// The command and its arguments.
@@ -256,12 +298,12 @@ pub fn main(mut args: RunArgs) -> ExitCode {
         }
     };
     let opts = RunOptions {
-        rootfs: args.rootfs,
-        command: args.command,
         user_ns: args.userns.into(),
         new_pid_ns: !args.no_pid_ns,
-        securityfs: true,
         tpm_view: !ima.config().banks.is_empty(),
+        privileged: args.privileged,
+        exec_listener: !args.no_exec_watch,
+        ..RunOptions::new(args.rootfs, args.command)
     };
     // A daemon in a user namespace cannot write `security.*` on the host's files.
     let ima_xattr = match (&args.engine.ima_xattr, args.userns) {
@@ -311,13 +353,23 @@ pub fn start_namespace(
         }
         hooks = hooks.with_parent(parent);
     }
-    let hooks = Arc::new(hooks);
+    let hooks = Arc::new(hooks.with_lower_root(&mounts.lower));
     let options = OverlayOptions {
         ima_xattr,
         hooks: hooks.clone(),
         ..tuning.apply(OverlayOptions::default())
     };
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
+    let coverage = Coverage::default();
+    if let Some(socket) = mounts.listener {
+        mappings::serve(
+            socket,
+            hooks.clone(),
+            overlay.status().clone(),
+            mounts.overlay_root.clone(),
+            coverage.clone(),
+        )?;
+    }
     let nest = Arc::new(NestHost::new(hooks, Some(overlay.status().clone())));
     let securityfs = match mounts.securityfs_fd {
         Some(fd) => Some(

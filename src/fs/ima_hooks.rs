@@ -27,6 +27,9 @@ use crate::fs::overlay::{
     read_ima_xattr, AttrEvent, EarlierReleases, LowerFs, OpenEvent, OverlayHooks, ReleaseEvent,
 };
 use rustix::fs::FileType;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::fs::elf::{self, ExecFormat};
 
 /// The set of open ids whose events were not ours (a child daemon's own opens).
 #[derive(Default)]
@@ -55,6 +58,58 @@ pub struct ImaHooks {
     children: Arc<ChildDaemons>,
     /// Open ids of such opens (their releases are not events either).
     skipped: SkippedOpens,
+    /// Per task: the ELF interpreter its exec in progress will open.
+    exec_stages: Mutex<HashMap<u32, ExecStage>>,
+    /// The container's `/` as the daemon reads it, where `PT_INTERP` paths resolve.
+    lower_root: Option<std::os::fd::OwnedFd>,
+}
+
+/// What an exec in progress announced: its ELF interpreter (and when).
+struct ExecStage {
+    interp: FileId,
+    at: std::time::Instant,
+}
+
+/// How long an exec's announcement of its interpreter holds (an exec that failed between
+/// the two opens leaves one behind; a new exec by the task replaces it).
+const EXEC_STAGE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The hooks of an ELF program's exec open (see [`ImaHooks::exec_hooks`]).
+const MAPPED_PROGRAM: [(Func, u32); 4] = [
+    (Func::FileCheck, MAY_EXEC),
+    (Func::BprmCheck, MAY_EXEC),
+    (Func::MmapCheckReqprot, MAY_EXEC),
+    (Func::MmapCheck, MAY_EXEC),
+];
+/// The hooks of an ELF interpreter's open by `load_elf_binary`.
+const MAPPED_INTERP: [(Func, u32); 3] = [
+    (Func::FileCheck, MAY_EXEC),
+    (Func::MmapCheckReqprot, MAY_EXEC),
+    (Func::MmapCheck, MAY_EXEC),
+];
+
+/// One access of a file, as the hooks need it.
+struct Access<'a> {
+    pid: u32,
+    caller: &'a LazyCaller,
+    meta: &'a Stat,
+    fs: &'a LowerFs,
+    path: &'a [u8],
+    opened_for_write: bool,
+    created: bool,
+}
+
+/// A mapping (or exec) a container's task asked for, seen by the seccomp listener.
+pub struct Mapping<'a> {
+    pub pid: u32,
+    pub caller: &'a LazyCaller,
+    /// The file as the container names it.
+    pub path: &'a [u8],
+    /// PROT_EXEC in the requested, and in the applied, protection.
+    pub reqprot_exec: bool,
+    pub prot_exec: bool,
+    /// The task's descriptor was opened for write (FMODE_WRITE).
+    pub opened_for_write: bool,
 }
 
 impl ImaHooks {
@@ -67,6 +122,8 @@ impl ImaHooks {
             forwarded: Mutex::new(HashMap::new()),
             children: Arc::new(ChildDaemons::default()),
             skipped: SkippedOpens::default(),
+            exec_stages: Mutex::new(HashMap::new()),
+            lower_root: None,
         }
     }
 
@@ -183,36 +240,58 @@ impl ImaHooks {
         };
         // Read only if a hook needs it; an unreadable xattr is treated as absent (appraisal
         // then fails as without one).
+        self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags), releases);
+        let hooks = if info.exec {
+            self.exec_hooks(info.pid, file, &meta)
+        } else {
+            open_hooks(info.flags, false)
+        };
+        let access = Access {
+            pid: info.pid,
+            caller,
+            meta: &meta,
+            fs,
+            path: info.path,
+            opened_for_write: opened_for_write(info.flags),
+            created: info.created,
+        };
+        self.run_hooks(&hooks, &access, file)?;
+        Ok(Some(meta))
+    }
+
+    /// The engine's hooks `hooks`, in order, for one access; a FILE_CHECK among them
+    /// registers an open, released again when a later hook refuses.
+    fn run_hooks(&self, hooks: &[(Func, u32)], a: &Access<'_>, file: &File) -> Result<(), Errno> {
+        // Read only if a hook needs it; an unreadable xattr is treated as absent (appraisal
+        // then fails as without one).
         let read_xattr = || read_ima_xattr(file, &self.ima_xattr).ok().flatten();
         let ima_xattr = LazyXattr::new(&read_xattr);
-        self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags), releases);
-        let hooks = open_hooks(info.flags, info.exec);
         let mut registered_open = false;
-        for (func, mask) in hooks {
+        for &(func, mask) in hooks {
             let ev = FileEvent {
                 func,
                 mask,
-                task: caller,
-                pid: info.pid,
-                id: file_id(&meta),
-                version: file_version(&meta),
-                owner: meta.st_uid,
-                group: meta.st_gid,
-                mode: meta.st_mode,
-                fsmagic: fs.magic,
-                fsname: &fs.name,
-                fs_id: &fs.s_id,
-                fsuuid: fs.uuid,
-                path: info.path,
+                task: a.caller,
+                pid: a.pid,
+                id: file_id(a.meta),
+                version: file_version(a.meta),
+                owner: a.meta.st_uid,
+                group: a.meta.st_gid,
+                mode: a.meta.st_mode,
+                fsmagic: a.fs.magic,
+                fsname: &a.fs.name,
+                fs_id: &a.fs.s_id,
+                fsuuid: a.fs.uuid,
+                path: a.path,
                 ima_xattr: XattrSource::Lazy(&ima_xattr),
-                opened_for_write: opened_for_write(info.flags),
-                created: info.created,
+                opened_for_write: a.opened_for_write,
+                created: a.created,
             };
             match self.ima.process_file_with(&ev, file) {
                 Ok(outcome) => {
                     // Fix mode repaired the hash (`ima_fix_xattr`).
                     if let Some(value) = outcome.set_ima_xattr {
-                        self.write_ima_xattr(file, &value, info.path);
+                        self.write_ima_xattr(file, &value, a.path);
                     }
                 }
                 Err(e) => {
@@ -226,7 +305,156 @@ impl ImaHooks {
             }
             registered_open |= func == Func::FileCheck;
         }
-        Ok(Some(meta))
+        Ok(())
+    }
+
+    /// The hooks of an exec open by task `pid` (fs/exec.c: `do_open_execat`, then
+    /// `bprm_execve`): the ELF interpreter that task's exec announced is FILE_CHECK and
+    /// MMAP_CHECK (`load_elf_binary` opens it with `open_exec` and maps it; it is never the
+    /// bprm file); anything else is the program (or a `#!` script's interpreter, a new bprm
+    /// file): FILE_CHECK, BPRM_CHECK, and for an ELF program the kernel's mapping of it
+    /// (MMAP_CHECK_REQPROT, MMAP_CHECK: `elf_map` → `vm_mmap` → `security_mmap_file`).
+    fn exec_hooks(&self, pid: u32, file: &File, meta: &Stat) -> Vec<(Func, u32)> {
+        let expected = self.exec_stages.lock().remove(&pid);
+        if expected.is_some_and(|e| e.interp == file_id(meta) && e.at.elapsed() < EXEC_STAGE_MAX) {
+            return MAPPED_INTERP.to_vec();
+        }
+        match elf::probe(file) {
+            ExecFormat::Elf { interp } => {
+                if let Some(id) = interp.and_then(|p| self.resolve_in_root(&p)) {
+                    self.exec_stages.lock().insert(
+                        pid,
+                        ExecStage {
+                            interp: id,
+                            at: std::time::Instant::now(),
+                        },
+                    );
+                }
+                MAPPED_PROGRAM.to_vec()
+            }
+            ExecFormat::Script | ExecFormat::Other => open_hooks(0, true),
+        }
+    }
+
+    /// A new exec by task `pid` begins (its `execve` reached the seccomp listener): what its
+    /// last exec announced is stale.
+    pub fn exec_started(&self, pid: u32) {
+        if !self.exec_stages.lock().is_empty() {
+            self.exec_stages.lock().remove(&pid);
+        }
+    }
+
+    /// The identity of `path` (absolute, as a `PT_INTERP`) in the container's root.
+    fn resolve_in_root(&self, path: &[u8]) -> Option<FileId> {
+        let root = self.lower_root.as_ref()?;
+        let file = rustix::fs::openat2(
+            root,
+            std::ffi::OsStr::from_bytes(path),
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            rustix::fs::ResolveFlags::IN_ROOT,
+        )
+        .ok()?;
+        rustix::fs::fstat(&file).ok().map(|st| file_id(&st))
+    }
+
+    /// Resolve `PT_INTERP` paths in `root` (the container's `/` as the daemon reads it).
+    pub fn with_lower_root(mut self, root: &std::path::Path) -> ImaHooks {
+        self.lower_root = rustix::fs::open(
+            root,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok();
+        self
+    }
+
+    /// A mapping of `file` with an executable protection (`ima_file_mmap`): MMAP_CHECK_REQPROT
+    /// when the requested protection has PROT_EXEC, then MMAP_CHECK when the applied one
+    /// has. `file`: a readable descriptor of the file (the overlay's lower file for a file
+    /// of the overlay); `path`: the file as the container names it.
+    pub fn mapping(&self, m: &Mapping<'_>, file: &File) -> Result<(), Errno> {
+        let meta = rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?;
+        if !is_regular(&meta) {
+            return Ok(());
+        }
+        let fs = self
+            .lower_fs
+            .get_seen_by(file.as_fd(), meta.st_dev, &m.pid.to_string());
+        let mut hooks = Vec::with_capacity(2);
+        if m.reqprot_exec {
+            hooks.push((Func::MmapCheckReqprot, MAY_EXEC));
+        }
+        if m.prot_exec {
+            hooks.push((Func::MmapCheck, MAY_EXEC));
+        }
+        let access = Access {
+            pid: m.pid,
+            caller: m.caller,
+            meta: &meta,
+            fs: &fs,
+            path: m.path,
+            opened_for_write: m.opened_for_write,
+            created: false,
+        };
+        self.run_hooks(&hooks, &access, file)
+    }
+
+    /// `mprotect` making a mapping of `file` executable (`ima_file_mprotect`).
+    pub fn mprotect(&self, m: &Mapping<'_>, file: &File) -> Result<(), Errno> {
+        let meta = rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?;
+        let fs = self
+            .lower_fs
+            .get_seen_by(file.as_fd(), meta.st_dev, &m.pid.to_string());
+        let read_xattr = || None;
+        let ima_xattr = LazyXattr::new(&read_xattr);
+        let ev = FileEvent {
+            func: Func::MmapCheck,
+            mask: MAY_EXEC,
+            task: m.caller,
+            pid: m.pid,
+            id: file_id(&meta),
+            version: file_version(&meta),
+            owner: meta.st_uid,
+            group: meta.st_gid,
+            mode: meta.st_mode,
+            fsmagic: fs.magic,
+            fsname: &fs.name,
+            fs_id: &fs.s_id,
+            fsuuid: fs.uuid,
+            path: m.path,
+            ima_xattr: XattrSource::Lazy(&ima_xattr),
+            opened_for_write: m.opened_for_write,
+            created: false,
+        };
+        self.ima.file_mprotect(&ev)
+    }
+
+    /// An exec of `file`, which is not on the overlay (a tmpfs, a memfd, a file system the
+    /// container mounted): the program's hooks as at an exec open (`do_open_execat`,
+    /// `bprm_execve`); the open is not kept (no release will come for it).
+    pub fn exec_elsewhere(&self, m: &Mapping<'_>, file: &File) -> Result<(), Errno> {
+        let meta = rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?;
+        if !is_regular(&meta) {
+            return Ok(());
+        }
+        let fs = self
+            .lower_fs
+            .get_seen_by(file.as_fd(), meta.st_dev, &m.pid.to_string());
+        let hooks = self.exec_hooks(m.pid, file, &meta);
+        let access = Access {
+            pid: m.pid,
+            caller: m.caller,
+            meta: &meta,
+            fs: &fs,
+            path: m.path,
+            opened_for_write: false,
+            created: false,
+        };
+        self.run_hooks(&hooks, &access, file)?;
+        self.ima
+            .file_closed(file_id(&meta), false, file_version(&meta));
+        Ok(())
     }
 
     /// FUSE sends RELEASE after close(2) has returned, so a process that closes a file and

@@ -1,6 +1,8 @@
 //! FUSE file systems served by the daemon.
 pub mod caller;
+pub mod elf;
 pub mod ima_hooks;
+pub mod mappings;
 pub mod nest;
 pub mod overlay;
 pub mod securityfs;

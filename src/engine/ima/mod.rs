@@ -556,6 +556,14 @@ impl Ima {
     }
 
     /// The action kinds worth asking the policy about (`ima_policy_flag`).
+    /// Whether the policy in force appraises (the kernel's `ima_policy_flag & IMA_APPRAISE`).
+    pub fn appraises(&self) -> bool {
+        self.is_active()
+            && self
+                .wanted_actions(&self.active_policy())
+                .contains(Actions::APPRAISE)
+    }
+
     fn wanted_actions(&self, policy: &Policy) -> Actions {
         let mut wanted = policy.actions_used();
         if self.cfg.appraise == AppraiseMode::Off {

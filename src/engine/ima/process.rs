@@ -8,7 +8,9 @@ use crate::engine::appraise::{self};
 use crate::engine::audit::{self, AUDIT_INTEGRITY_DATA, AUDIT_INTEGRITY_RULE};
 use crate::engine::hash::HashAlgo;
 use crate::engine::measure::{AppraisalStatus, AppraiseClass, FileId, FileState, FileVersion};
-use crate::engine::policy::{Actions, Decision, Func, MatchInput, Object, Subject, MAY_WRITE};
+use crate::engine::policy::{
+    Actions, Decision, Func, MatchInput, Object, Subject, MAY_EXEC, MAY_WRITE,
+};
 use crate::engine::template::EventData;
 use crate::engine::xattr;
 use crate::engine::Errno;
@@ -274,6 +276,65 @@ impl Ima {
             self.audit.emit(AUDIT_INTEGRITY_RULE, &body);
             state.set_audited();
         }
+        result
+    }
+
+    /// `ima_file_mprotect`: a file mapping being made executable (`ev.func` is ignored).
+    /// Only while the policy appraises, and only when MMAP_CHECK or MMAP_CHECK_REQPROT would
+    /// measure or appraise the file: an audit record (`failed-mprotect`), and EPERM when it
+    /// would appraise. Nothing is measured: the kernel cannot, the mapping being made already.
+    pub fn file_mprotect(&self, ev: &FileEvent<'_>) -> Result<(), Errno> {
+        if !self.is_active() {
+            return Ok(());
+        }
+        let policy = self.active_policy();
+        let wanted = self.wanted_actions(&policy);
+        if !wanted.contains(Actions::APPRAISE) {
+            return Ok(());
+        }
+        let object = Object {
+            uid: ev.owner,
+            gid: ev.group,
+            fsmagic: ev.fsmagic,
+            fsname: ev.fsname,
+            fs_subtype: "",
+            fsuuid: ev.fsuuid,
+        };
+        let subject = if policy.tests_subject() {
+            ev.task.subject()
+        } else {
+            Subject::default()
+        };
+        let mut action = Actions::empty();
+        for func in [Func::MmapCheck, Func::MmapCheckReqprot] {
+            let input = MatchInput {
+                func,
+                mask: MAY_EXEC,
+                subject: &subject,
+                object: Some(&object),
+                keyring: None,
+                label: None,
+            };
+            action |= policy.evaluate(&input, wanted).actions;
+        }
+        if !action.intersects(Actions::MEASURE | Actions::APPRAISE) {
+            return Ok(());
+        }
+        let result = if action.contains(Actions::APPRAISE) {
+            Err(Errno::EPERM)
+        } else {
+            Ok(())
+        };
+        self.audit.integrity(
+            AUDIT_INTEGRITY_DATA,
+            &|| ev.task(),
+            "collect_data",
+            "failed-mprotect",
+            Some(ev.path),
+            Some(ev.inode()),
+            result.map_or_else(|e| -e.0, |()| 0),
+            false,
+        );
         result
     }
 

@@ -18,10 +18,16 @@ impl LowerFsCache {
     /// The file system holding `fd`, whose files have device number `dev`; an unknown one
     /// (magic 0, no names) when it cannot be described.
     pub fn get(&self, fd: BorrowedFd<'_>, dev: u64) -> Arc<LowerFs> {
+        self.get_seen_by(fd, dev, "self")
+    }
+
+    /// [`LowerFsCache::get`] for a file of a mount that task `task` (a pid, or `self`) sees
+    /// in its mount namespace (a container's own tmpfs, which the daemon's has not).
+    pub fn get_seen_by(&self, fd: BorrowedFd<'_>, dev: u64, task: &str) -> Arc<LowerFs> {
         if let Some(fs) = self.by_dev.lock().get(&dev) {
             return fs.clone();
         }
-        let fs = Arc::new(describe(fd, dev).unwrap_or(LowerFs {
+        let fs = Arc::new(describe_seen_by(fd, dev, task).unwrap_or(LowerFs {
             magic: 0,
             name: String::new(),
             s_id: String::new(),
@@ -37,8 +43,13 @@ impl LowerFsCache {
 /// descriptor works; the UUID ioctl needs one that is not `O_PATH`, without which the UUID
 /// comes from `/dev/disk/by-uuid` when the file system sits on a block device.
 pub fn describe(fd: BorrowedFd<'_>, dev: u64) -> io::Result<LowerFs> {
+    describe_seen_by(fd, dev, "self")
+}
+
+/// [`describe`] with the mount table of task `task` (a pid, or `self`).
+fn describe_seen_by(fd: BorrowedFd<'_>, dev: u64, task: &str) -> io::Result<LowerFs> {
     let magic = rustix::fs::fstatfs(fd)?.f_type as u64;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = std::fs::read_to_string(format!("/proc/{task}/mountinfo")).unwrap_or_default();
     let mount = mount_of(&mountinfo, dev);
     let (name, s_id, device) = match mount {
         Some(m) => (m.fstype.clone(), m.s_id(), m.device()),

@@ -1,0 +1,452 @@
+//! A seccomp filter that hands a container's executable mappings and execs to its daemon
+//! (kernel/seccomp.c: user notification, `SECCOMP_RET_USER_NOTIF`), with no IMA knowledge:
+//! which calls are sent, how they are read, and how they are answered.
+//!
+//! Sent to the listener, everything else staying in the kernel at full speed:
+//! - `mmap` (`mmap2`, i386's `old_mmap`) with `PROT_EXEC` of a file (not `MAP_ANONYMOUS`):
+//!   the calls on which the kernel runs `security_mmap_file` with an executable protection
+//!   (mm/util.c: `vm_mmap_pgoff`; mm/mmap.c: `ksys_mmap_pgoff`);
+//! - `mprotect` and `pkey_mprotect` adding `PROT_EXEC` (mm/mprotect.c: `do_mprotect_pkey`
+//!   calls `security_file_mprotect` for each VMA);
+//! - `execve` and `execveat` (fs/exec.c: `do_execveat_common`).
+//!
+//! The filter knows the x86-64 (with x32) and i386 system call tables on x86-64 and the
+//! AArch64 table on AArch64; a call of another ABI passes (README "What is measured").
+//! A task may have one listener among all its filters (`has_duplicate_listener`): inside a
+//! container that has one already (a nested run) installing fails with EBUSY, and the
+//! outer listener sees the calls.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::sys;
+
+const PROT_EXEC: u32 = libc::PROT_EXEC as u32;
+const MAP_ANONYMOUS: u32 = libc::MAP_ANONYMOUS as u32;
+/// `AT_FDCWD` as an argument register carries it (an int, sign-extended or not).
+pub const AT_FDCWD: i32 = libc::AT_FDCWD;
+
+/// include/uapi/linux/audit.h
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+/// arch/x86/include/uapi/asm/unistd.h: `__X32_SYSCALL_BIT`.
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// What a system call number means to the filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// mmap(addr, len, prot, flags, fd, off) and mmap2.
+    Mmap,
+    /// i386 old_mmap(struct mmap_arg_struct *).
+    OldMmap,
+    /// mprotect(addr, len, prot) and pkey_mprotect(addr, len, prot, pkey).
+    Mprotect,
+    /// execve(path, argv, envp).
+    Execve,
+    /// execveat(dirfd, path, argv, envp, flags).
+    Execveat,
+}
+
+/// One ABI's calls: its `AUDIT_ARCH_*` and (number, kind) pairs.
+struct Abi {
+    arch: u32,
+    calls: &'static [(u32, Kind)],
+}
+
+#[cfg(target_arch = "x86_64")]
+const ABIS: &[Abi] = &[
+    Abi {
+        arch: AUDIT_ARCH_X86_64,
+        calls: &[
+            (9, Kind::Mmap),
+            (10, Kind::Mprotect),
+            (329, Kind::Mprotect),
+            (59, Kind::Execve),
+            (322, Kind::Execveat),
+            (X32_SYSCALL_BIT | 9, Kind::Mmap),
+            (X32_SYSCALL_BIT | 10, Kind::Mprotect),
+            (X32_SYSCALL_BIT | 329, Kind::Mprotect),
+            (X32_SYSCALL_BIT | 520, Kind::Execve),
+            (X32_SYSCALL_BIT | 545, Kind::Execveat),
+        ],
+    },
+    Abi {
+        arch: AUDIT_ARCH_I386,
+        calls: &[
+            (192, Kind::Mmap),
+            (90, Kind::OldMmap),
+            (125, Kind::Mprotect),
+            (380, Kind::Mprotect),
+            (11, Kind::Execve),
+            (358, Kind::Execveat),
+        ],
+    },
+];
+
+#[cfg(target_arch = "aarch64")]
+const ABIS: &[Abi] = &[Abi {
+    arch: AUDIT_ARCH_AARCH64,
+    calls: &[
+        (222, Kind::Mmap),
+        (226, Kind::Mprotect),
+        (288, Kind::Mprotect),
+        (221, Kind::Execve),
+        (281, Kind::Execveat),
+    ],
+}];
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const ABIS: &[Abi] = &[];
+
+/// The `struct seccomp_data` offsets (include/uapi/linux/seccomp.h) of the number, the
+/// architecture and the low 32 bits of argument `i` (little-endian).
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+const fn arg_low(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The instructions that decide one call of `kind` (the number matched already).
+fn decide(kind: Kind) -> Vec<libc::sock_filter> {
+    let notify = stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF);
+    let allow = stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW);
+    match kind {
+        Kind::OldMmap | Kind::Execve | Kind::Execveat => vec![notify],
+        Kind::Mprotect => vec![
+            stmt(BPF_LD_W_ABS, arg_low(2)),
+            jump(BPF_JSET_K, PROT_EXEC, 0, 1),
+            notify,
+            allow,
+        ],
+        Kind::Mmap => vec![
+            stmt(BPF_LD_W_ABS, arg_low(2)),
+            jump(BPF_JSET_K, PROT_EXEC, 0, 3),
+            stmt(BPF_LD_W_ABS, arg_low(3)),
+            jump(BPF_JSET_K, MAP_ANONYMOUS, 1, 0),
+            notify,
+            allow,
+        ],
+    }
+}
+
+/// The filter program: per ABI, per call, "number matches → decide", else allow.
+pub fn program() -> Vec<libc::sock_filter> {
+    let allow = stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW);
+    let mut prog = Vec::new();
+    for abi in ABIS {
+        let mut section = Vec::new();
+        for &(nr, kind) in abi.calls {
+            let body = decide(kind);
+            section.push(stmt(BPF_LD_W_ABS, OFF_NR));
+            section.push(jump(BPF_JEQ_K, nr, 0, body.len() as u8));
+            section.extend(body);
+        }
+        section.push(allow);
+        prog.push(stmt(BPF_LD_W_ABS, OFF_ARCH));
+        prog.push(jump(BPF_JEQ_K, abi.arch, 0, section.len() as u8));
+        prog.extend(section);
+    }
+    prog.push(allow);
+    prog
+}
+
+/// Install the filter on the calling thread (inherited by its children and kept across
+/// exec) and return its listener.
+pub fn install() -> io::Result<OwnedFd> {
+    if ABIS.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no system call table for this architecture",
+        ));
+    }
+    sys::seccomp_install_listener(&program())
+}
+
+/// One call waiting for the daemon's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub id: u64,
+    /// The calling thread, in the listener's pid namespace.
+    pub pid: u32,
+    pub call: Call,
+}
+
+/// The calls the filter sends, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// A file mapping with `prot` (PROT_EXEC in it) of the task's descriptor `fd`.
+    Mmap { fd: i32, prot: u32, flags: u32 },
+    /// `mprotect` of `[addr, addr + len)` to `prot` (PROT_EXEC in it).
+    Mprotect { addr: u64, len: u64, prot: u32 },
+    /// An exec of `path` (a string in the task's memory) relative to `dirfd`.
+    Exec { dirfd: i32, path: u64, flags: u32 },
+    /// An old_mmap whose argument block could not be read, or a call the filter does not
+    /// send (left to the kernel).
+    Other,
+}
+
+impl Call {
+    fn decode(kind: Kind, args: &[u64; 6], pid: u32) -> Call {
+        let int = |v: u64| v as u32 as i32;
+        match kind {
+            Kind::Mmap => Call::Mmap {
+                fd: int(args[4]),
+                prot: args[2] as u32,
+                flags: args[3] as u32,
+            },
+            Kind::OldMmap => old_mmap(pid, args[0]).unwrap_or(Call::Other),
+            Kind::Mprotect => Call::Mprotect {
+                addr: args[0],
+                len: args[1],
+                prot: args[2] as u32,
+            },
+            Kind::Execve => Call::Exec {
+                dirfd: AT_FDCWD,
+                path: args[0],
+                flags: 0,
+            },
+            Kind::Execveat => Call::Exec {
+                dirfd: int(args[0]),
+                path: args[1],
+                flags: args[4] as u32,
+            },
+        }
+    }
+}
+
+/// i386 `old_mmap`: six 32-bit words (arch/x86/kernel/sys_ia32.c: `struct
+/// mmap_arg_struct32`); a mapping that is not executable or anonymous is `Other`.
+fn old_mmap(pid: u32, at: u64) -> Option<Call> {
+    let mut raw = [0u8; 24];
+    if sys::read_task_memory(pid, at, &mut raw).ok()? != raw.len() {
+        return None;
+    }
+    let word =
+        |i: usize| u32::from_le_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]]);
+    let (prot, flags, fd) = (word(2), word(3), word(4) as i32);
+    if prot & PROT_EXEC == 0 || flags & MAP_ANONYMOUS != 0 {
+        return Some(Call::Other);
+    }
+    Some(Call::Mmap { fd, prot, flags })
+}
+
+/// The daemon's end of a filter.
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+}
+
+impl Listener {
+    pub fn new(fd: OwnedFd) -> Listener {
+        Listener { fd }
+    }
+
+    /// The next call, or `None` once no task uses the filter any more (all have exited).
+    pub fn next(&self) -> io::Result<Option<Notification>> {
+        loop {
+            let mut pfd = [rustix::event::PollFd::new(
+                &self.fd,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut pfd, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let revents = pfd[0].revents();
+            if !revents.contains(rustix::event::PollFlags::IN) {
+                if revents.intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::ERR)
+                {
+                    return Ok(None);
+                }
+                continue;
+            }
+            match sys::seccomp_notif_recv(self.fd.as_fd()) {
+                Ok(n) => {
+                    let nr = n.data.nr as u32;
+                    let kind = ABIS
+                        .iter()
+                        .find(|abi| abi.arch == n.data.arch)
+                        .and_then(|abi| abi.calls.iter().find(|c| c.0 == nr))
+                        .map(|c| c.1);
+                    let call = match kind {
+                        Some(kind) => Call::decode(kind, &n.data.args, n.pid),
+                        None => Call::Other,
+                    };
+                    return Ok(Some(Notification {
+                        id: n.id,
+                        pid: n.pid,
+                        call,
+                    }));
+                }
+                // The task was killed between poll and receive, or a signal came.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Let the call run as the task made it. A task gone meanwhile is not an error.
+    pub fn allow(&self, id: u64) -> io::Result<()> {
+        gone_is_ok(sys::seccomp_notif_send(self.fd.as_fd(), id, true, 0))
+    }
+
+    /// Fail the call with `errno`.
+    pub fn refuse(&self, id: u64, errno: i32) -> io::Result<()> {
+        gone_is_ok(sys::seccomp_notif_send(self.fd.as_fd(), id, false, errno))
+    }
+
+    /// Whether the call `id` still waits (what was read of its task belongs to it).
+    pub fn still_waiting(&self, id: u64) -> bool {
+        sys::seccomp_notif_id_valid(self.fd.as_fd(), id)
+    }
+}
+
+fn gone_is_ok(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        r => r,
+    }
+}
+
+/// A task a notification came from: its descriptors and memory.
+#[derive(Debug)]
+pub struct Task {
+    pid: u32,
+    pidfd: OwnedFd,
+}
+
+impl Task {
+    pub fn open(pid: u32) -> io::Result<Task> {
+        Ok(Task {
+            pid,
+            pidfd: sys::pidfd_open(pid)?,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A copy of the task's descriptor `fd` (`pidfd_getfd`).
+    pub fn descriptor(&self, fd: i32) -> io::Result<OwnedFd> {
+        sys::pidfd_getfd(self.pidfd.as_fd(), fd)
+    }
+
+    /// The NUL-terminated string at `addr` (at most `max` bytes; ENAMETOOLONG beyond, as
+    /// the kernel's `strncpy_from_user` for a path).
+    pub fn c_string(&self, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            // Read up to the end of the page, so no read crosses into an unmapped one.
+            let room = 4096 - (at % 4096) as usize;
+            let mut chunk = vec![0u8; room.min(max - out.len())];
+            let n = sys::read_task_memory(self.pid, at, &mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(libc::EFAULT));
+            }
+            if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..end]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+            at += n as u64;
+        }
+        Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+    }
+}
+
+/// Hand a listener (or why there is none) over a Unix socket: the container's side, just
+/// before it execs the command.
+pub fn send_listener(socket: BorrowedFd<'_>, listener: &io::Result<OwnedFd>) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let message;
+    let fds;
+    match listener {
+        Ok(fd) => {
+            fds = [fd.as_fd()];
+            control.push(SendAncillaryMessage::ScmRights(&fds));
+            message = b"ok".to_vec();
+        }
+        Err(e) => message = format!("{e}").into_bytes(),
+    }
+    rustix::net::sendmsg(
+        socket,
+        &[io::IoSlice::new(&message)],
+        &mut control,
+        SendFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// The daemon's side of [`send_listener`]: the listener, or the container's reason for
+/// having none (`Err`); an error also when the container ended before it got there.
+pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, String> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 512];
+    let received = rustix::net::recvmsg(
+        socket,
+        &mut [io::IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receiving the seccomp listener: {e}"))?;
+    let text = String::from_utf8_lossy(&buf[..received.bytes]).into_owned();
+    let mut fd = None;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            fd = fds.into_iter().next();
+        }
+    }
+    match (fd, text.as_str()) {
+        (Some(fd), "ok") => Ok(Listener::new(fd)),
+        (_, "") => Err("the container ended before installing its seccomp filter".into()),
+        (_, reason) => Err(reason.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_jump_stays_inside_the_program() {
+        let prog = program();
+        assert!(!prog.is_empty() && prog.len() < 4096);
+        for (i, ins) in prog.iter().enumerate() {
+            if ins.code & 0x07 == libc::BPF_JMP as u16 {
+                assert!(i + 1 + (ins.jt as usize) < prog.len(), "jt of {i}");
+                assert!(i + 1 + (ins.jf as usize) < prog.len(), "jf of {i}");
+            }
+        }
+        assert_eq!(prog.last().map(|i| i.k), Some(libc::SECCOMP_RET_ALLOW));
+    }
+}

@@ -1,0 +1,441 @@
+//! The hooks FUSE never sees, from the container's seccomp notifications
+//! (`mount_helper::seccomp`): executable mappings (security/integrity/ima/ima_main.c:
+//! `ima_file_mmap`, `ima_file_mprotect`) and execs of files that are not on the overlay
+//! (`ima_bprm_check`, with `do_open_execat`'s FILE_CHECK).
+//!
+//! For each call the daemon takes the task's descriptor (`pidfd_getfd`) or resolves the
+//! path in the task's root, checks the call is still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`),
+//! runs the engine with the task's credentials, and lets the call go on or fails it with the
+//! kernel's errno: EACCES for a refused mapping or exec (`process_measurement`), EPERM for a
+//! refused mprotect (`ima_file_mprotect`). A file of the overlay is identified by its node,
+//! as the overlay's opens are, so a library the loader opened and mapped is one file to IMA.
+//!
+//! Differences FUSE and seccomp force (README "What is measured"): the answer comes before
+//! the kernel maps, so a refused program mapping fails the exec (EACCES) rather than killing
+//! the process after the point of no return; the path of an exec is read from the task's
+//! memory, so a multi-threaded task that rewrites it between the check and the kernel's
+//! lookup can run another file than the one checked (a file of the overlay is measured at
+//! its open anyway); `READ_IMPLIES_EXEC` (a `personality(2)` flag) mappings without
+//! PROT_EXEC are not sent.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mount_helper::seccomp::{Call, Listener, Notification, Task, AT_FDCWD};
+use parking_lot::Mutex;
+
+use crate::engine::Errno;
+use crate::fs::caller::LazyCaller;
+use crate::fs::ima_hooks::{ImaHooks, Mapping};
+use crate::fs::overlay::OverlayStatus;
+
+/// Threads answering notifications: one hash of a large file must not hold up every other
+/// exec of the container.
+const WORKERS: usize = 2;
+
+/// What a container's exec mappings are to its daemon: `imafs status` and the log say it.
+#[derive(Clone, Debug, Default)]
+pub struct Coverage(Arc<Mutex<Option<Result<(), String>>>>);
+
+impl Coverage {
+    /// `None` while the container has not started; then measured, or why not.
+    pub fn get(&self) -> Option<Result<(), String>> {
+        self.0.lock().clone()
+    }
+
+    fn set(&self, state: Result<(), String>) {
+        *self.0.lock() = Some(state);
+    }
+}
+
+/// Serves one container's listener.
+struct Server {
+    listener: Listener,
+    hooks: Arc<ImaHooks>,
+    overlay: OverlayStatus,
+    /// The overlay's device number as the daemon sees its files.
+    overlay_dev: u64,
+}
+
+/// Receive the container's listener on `socket` and answer its notifications until the
+/// container's last task has exited, on threads of their own. `overlay_root`: the overlay's
+/// mount point in the daemon's view (its device number identifies the overlay's files).
+pub fn serve(
+    socket: OwnedFd,
+    hooks: Arc<ImaHooks>,
+    overlay: OverlayStatus,
+    overlay_root: PathBuf,
+    coverage: Coverage,
+) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("imafs-seccomp".into())
+        .spawn(move || {
+            let listener = match mount_helper::seccomp::receive_listener(socket.as_fd()) {
+                Ok(listener) => listener,
+                Err(reason) => {
+                    log::warn!(
+                        "exec mappings and execs outside the overlay are NOT measured in this \
+                         container: {reason}"
+                    );
+                    coverage.set(Err(reason));
+                    return;
+                }
+            };
+            drop(socket);
+            let overlay_dev = match std::fs::metadata(&overlay_root) {
+                Ok(meta) => meta.dev(),
+                Err(e) => {
+                    log::warn!("stat {}: {e}", overlay_root.display());
+                    u64::MAX
+                }
+            };
+            coverage.set(Ok(()));
+            log::info!("seccomp: exec mappings and execs are measured");
+            let server = Arc::new(Server {
+                listener,
+                hooks,
+                overlay,
+                overlay_dev,
+            });
+            server.run();
+        })?;
+    Ok(())
+}
+
+impl Server {
+    fn run(self: Arc<Self>) {
+        let (send, receive) = std::sync::mpsc::channel::<Notification>();
+        let receive = Arc::new(Mutex::new(receive));
+        for n in 0..WORKERS {
+            let server = self.clone();
+            let receive = receive.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("imafs-seccomp-{n}"))
+                .spawn(move || loop {
+                    let next = receive.lock().recv();
+                    match next {
+                        Ok(notification) => server.answer(notification),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                log::warn!("seccomp: worker thread: {e}");
+            }
+        }
+        loop {
+            match self.listener.next() {
+                Ok(Some(notification)) => {
+                    if let Err(e) = send.send(notification) {
+                        // No worker left: answer here.
+                        self.answer(e.0);
+                    }
+                }
+                Ok(None) => {
+                    log::debug!("seccomp: the container's last task exited");
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("seccomp: listener: {e}; exec mappings are no longer measured");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn answer(&self, n: Notification) {
+        let verdict = match n.call {
+            Call::Mmap { fd, prot, .. } => self.mmap(&n, fd, prot),
+            Call::Mprotect { addr, len, .. } => self.mprotect(&n, addr, len),
+            Call::Exec { dirfd, path, flags } => self.exec(&n, dirfd, path, flags),
+            Call::Other => Ok(()),
+        };
+        let sent = match verdict {
+            Ok(()) => self.listener.allow(n.id),
+            Err(errno) => self.listener.refuse(n.id, errno.0),
+        };
+        if let Err(e) = sent {
+            log::warn!("seccomp: answering pid {}: {e}", n.pid);
+        }
+    }
+
+    /// The task's descriptor `fd`, once the call is known still to be pending; `None` when
+    /// the task or descriptor is gone (the kernel fails or ends the call itself).
+    fn task_file(&self, n: &Notification, task: &Task, fd: i32) -> Option<File> {
+        let file = match task.descriptor(fd) {
+            Ok(file) => file,
+            Err(e) => {
+                if e.raw_os_error() != Some(libc::EBADF) && e.raw_os_error() != Some(libc::ESRCH) {
+                    log::warn!(
+                        "seccomp: cannot take descriptor {fd} of pid {}: {e}; its mapping is \
+                         not measured",
+                        n.pid
+                    );
+                }
+                return None;
+            }
+        };
+        self.listener.still_waiting(n.id).then(|| File::from(file))
+    }
+
+    fn caller(n: &Notification) -> LazyCaller {
+        LazyCaller::new(n.pid, OVERFLOW_ID, OVERFLOW_ID)
+    }
+
+    /// `ima_file_mmap` with PROT_EXEC requested (the filter sends no other mapping).
+    fn mmap(&self, n: &Notification, fd: i32, prot: u32) -> Result<(), Errno> {
+        let Ok(task) = Task::open(n.pid) else {
+            return Ok(());
+        };
+        let Some(file) = self.task_file(n, &task, fd) else {
+            return Ok(());
+        };
+        let for_write = rustix::fs::fcntl_getfl(&file)
+            .map(|f| f.contains(rustix::fs::OFlags::RDWR) || f.contains(rustix::fs::OFlags::WRONLY))
+            .unwrap_or(false);
+        let caller = Self::caller(n);
+        let exec = prot & libc::PROT_EXEC as u32 != 0;
+        self.on_file(n, &file, |target, path| {
+            let m = Mapping {
+                pid: n.pid,
+                caller: &caller,
+                path,
+                reqprot_exec: exec,
+                prot_exec: exec,
+                opened_for_write: for_write,
+            };
+            self.hooks.mapping(&m, target)
+        })
+    }
+
+    /// `ima_file_mprotect` for each file mapping in `[addr, addr + len)` not executable yet.
+    fn mprotect(&self, n: &Notification, addr: u64, len: u64) -> Result<(), Errno> {
+        if !self.hooks.ima().appraises() {
+            return Ok(());
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", n.pid)).unwrap_or_default();
+        let end = addr.saturating_add(len);
+        let caller = Self::caller(n);
+        for vma in maps.lines().filter_map(Vma::parse) {
+            if vma.end <= addr || vma.start >= end || vma.exec || vma.inode == 0 {
+                continue;
+            }
+            let link = format!("/proc/{}/map_files/{:x}-{:x}", n.pid, vma.start, vma.end);
+            let file = File::open(&link)
+                .or_else(|_| File::open(format!("/proc/{}/root{}", n.pid, vma.path)));
+            let Ok(file) = file else {
+                log::warn!(
+                    "seccomp: cannot open {} mapped by pid {}: its mprotect is not checked",
+                    vma.path,
+                    n.pid
+                );
+                continue;
+            };
+            if !self.listener.still_waiting(n.id) {
+                return Ok(());
+            }
+            self.on_file(n, &file, |target, path| {
+                let m = Mapping {
+                    pid: n.pid,
+                    caller: &caller,
+                    path,
+                    reqprot_exec: true,
+                    prot_exec: true,
+                    opened_for_write: false,
+                };
+                self.hooks.mprotect(&m, target)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `execve`/`execveat` of a file that is not on the overlay (the overlay's exec opens
+    /// are measured where they are made).
+    fn exec(&self, n: &Notification, dirfd: i32, path: u64, flags: u32) -> Result<(), Errno> {
+        self.hooks.exec_started(n.pid);
+        let Ok(task) = Task::open(n.pid) else {
+            return Ok(());
+        };
+        let Ok(name) = task.c_string(path, libc::PATH_MAX as usize) else {
+            return Ok(());
+        };
+        let file = if name.is_empty() && flags & libc::AT_EMPTY_PATH as u32 != 0 {
+            match self.task_file(n, &task, dirfd) {
+                Some(file) => file,
+                None => return Ok(()),
+            }
+        } else {
+            let Some(file) = resolve_in_task(&task, dirfd, &name, flags) else {
+                return Ok(());
+            };
+            if !self.listener.still_waiting(n.id) {
+                return Ok(());
+            }
+            file
+        };
+        let Ok(meta) = rustix::fs::fstat(&file) else {
+            return Ok(());
+        };
+        if meta.st_dev == self.overlay_dev {
+            return Ok(());
+        }
+        // An O_PATH descriptor cannot be read: open the file itself (not through FUSE of
+        // ours: the overlay's files were left above).
+        let readable = match File::open(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!(
+                    "seccomp: cannot read {} executed by pid {}: {e}",
+                    String::from_utf8_lossy(&name),
+                    n.pid
+                );
+                return Err(Errno::EACCES);
+            }
+        };
+        let caller = Self::caller(n);
+        let path = path_of(&readable);
+        let m = Mapping {
+            pid: n.pid,
+            caller: &caller,
+            path: &path,
+            reqprot_exec: true,
+            prot_exec: true,
+            opened_for_write: false,
+        };
+        self.hooks.exec_elsewhere(&m, &readable)
+    }
+
+    /// Run `hook` on `file` as IMA knows it: for a file of the overlay, its lower file and
+    /// the container's path of it; else the file itself and its path.
+    fn on_file(
+        &self,
+        n: &Notification,
+        file: &File,
+        hook: impl Fn(&File, &[u8]) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let Ok(meta) = rustix::fs::fstat(file) else {
+            return Ok(());
+        };
+        if meta.st_dev == self.overlay_dev {
+            return match self.overlay.open_node(meta.st_ino) {
+                Ok((lower, path)) => hook(&lower, &path),
+                Err(e) => {
+                    log::warn!("seccomp: node {} mapped by pid {}: {e}", meta.st_ino, n.pid);
+                    Ok(())
+                }
+            };
+        }
+        hook(file, &path_of(file))
+    }
+}
+
+/// The overflow id (65534) standing for ids of a task gone before they were read.
+const OVERFLOW_ID: u32 = 65534;
+
+/// The path the kernel's `ima_d_path` gives a file: as the daemon resolves it (a file of a
+/// container's own mount resolves through the container's root, which is the overlay's
+/// mount), and for a memfd its name (`memfd:NAME`, no "(deleted)").
+fn path_of(file: &File) -> Vec<u8> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map(|p| p.into_os_string().into_vec())
+        .unwrap_or_default();
+    let link = link
+        .strip_suffix(b" (deleted)")
+        .map(<[u8]>::to_vec)
+        .unwrap_or(link);
+    match link.strip_prefix(b"/memfd:") {
+        Some(name) => [b"memfd:".as_slice(), name].concat(),
+        None => link,
+    }
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+/// Open (O_PATH) what `execveat(dirfd, name, flags)` of `task` names, resolved in the task's
+/// root: an absolute name from it, a relative one from its working directory or `dirfd`.
+fn resolve_in_task(task: &Task, dirfd: i32, name: &[u8], flags: u32) -> Option<File> {
+    let pid = task.pid();
+    let root = rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let absolute = if name.starts_with(b"/") {
+        PathBuf::from(std::ffi::OsStr::from_bytes(name))
+    } else {
+        let base = if dirfd == AT_FDCWD {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+        } else {
+            std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()?
+        };
+        Path::new(&base).join(std::ffi::OsStr::from_bytes(name))
+    };
+    let mut oflags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC;
+    if flags & libc::AT_SYMLINK_NOFOLLOW as u32 != 0 {
+        oflags |= rustix::fs::OFlags::NOFOLLOW;
+    }
+    let fd: OwnedFd = rustix::fs::openat2(
+        &root,
+        &absolute,
+        oflags,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT,
+    )
+    .ok()?;
+    Some(File::from(fd))
+}
+
+/// One line of `/proc/<pid>/maps` (fs/proc/task_mmu.c: `show_map_vma`).
+struct Vma<'a> {
+    start: u64,
+    end: u64,
+    exec: bool,
+    inode: u64,
+    path: &'a str,
+}
+
+impl<'a> Vma<'a> {
+    fn parse(line: &'a str) -> Option<Vma<'a>> {
+        let mut fields = line.splitn(6, ' ');
+        let range = fields.next()?;
+        let perms = fields.next()?;
+        let _offset = fields.next()?;
+        let _dev = fields.next()?;
+        let inode = fields.next()?.parse().ok()?;
+        let path = fields.next().unwrap_or("").trim_start();
+        let (start, end) = range.split_once('-')?;
+        Some(Vma {
+            start: u64::from_str_radix(start, 16).ok()?,
+            end: u64::from_str_radix(end, 16).ok()?,
+            exec: perms.as_bytes().get(2) == Some(&b'x'),
+            inode,
+            path,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_parse() {
+        let v = Vma::parse(
+            "7f1c2a000000-7f1c2a022000 r--p 00000000 fe:01 1312  /usr/lib/x86_64-linux-gnu/libc.so.6",
+        )
+        .expect("line");
+        assert_eq!(
+            (v.start, v.end, v.exec, v.inode),
+            (0x7f1c2a000000, 0x7f1c2a022000, false, 1312)
+        );
+        assert_eq!(v.path, "/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let anon = Vma::parse("7ffd1000-7ffd2000 rwxp 00000000 00:00 0 ").expect("anon");
+        assert!(anon.exec && anon.inode == 0);
+        assert!(Vma::parse("garbage").is_none());
+    }
+}
