@@ -9,8 +9,11 @@
 set -eu
 N=${N:-300}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-IMAFS="$ROOT/target/release/imafs"
+# IMAFS=PATH: that binary instead of building target/release/imafs.
+if [ -z "${IMAFS:-}" ]; then
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+    IMAFS="$ROOT/target/release/imafs"
+fi
 WORK=$(mktemp -d /var/tmp/imafs-bench-appraise.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
 chmod 755 "$WORK"

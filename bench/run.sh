@@ -7,9 +7,10 @@ set -eu
 cd "$(dirname "$0")/.."
 tree=${1:-/usr/lib/x86_64-linux-gnu}
 runs=${2:-20}
-cargo build -q --release --workspace
-imafs=target/release/imafs
-helper=target/release/mount-helper
+# IMAFS=PATH (and MOUNT_HELPER=PATH): those binaries instead of building target/release's.
+[ -n "${IMAFS:-}" ] || cargo build -q --release --workspace
+imafs=${IMAFS:-target/release/imafs}
+helper=${MOUNT_HELPER:-target/release/mount-helper}
 now_ms() { date +%s%3N; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 

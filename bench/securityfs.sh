@@ -10,8 +10,11 @@
 set -eu
 N=${N:-1000000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-IMAFS="$ROOT/target/release/imafs"
+# IMAFS=PATH: that binary instead of building target/release/imafs.
+if [ -z "${IMAFS:-}" ]; then
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+    IMAFS="$ROOT/target/release/imafs"
+fi
 WORK=$(mktemp -d /tmp/imafs-bench-sfs.XXXXXX)
 MNT="$WORK/sfs"
 mkdir -p "$MNT"
