@@ -123,7 +123,9 @@ impl Setup {
         std::fs::write(&p, text).expect("policy");
         p
     }
-    /// `imafs run` (as uid 65534 in the unprivileged setup) running `script` in the container.
+    /// `imafs run` (as uid 65534 in the unprivileged setup) running `script` in the container,
+    /// privileged: the container's root signs files (`security.ima` needs CAP_SYS_ADMIN,
+    /// which a container's default capabilities lack, as under Podman).
     fn run(&self, args: &[&str], script: &str) -> Output {
         let mut cmd = if self.owner == NOBODY {
             let mut c = Command::new(common::NOBODY[0]);
@@ -133,6 +135,7 @@ impl Setup {
             Command::new(common::imafs_bin())
         };
         cmd.arg("run")
+            .arg("--privileged")
             .args(args)
             .args(["--", "sh", "-c", script])
             .env("W", self.dir.path())

@@ -196,7 +196,13 @@ fn grandchild_accesses_reach_every_ancestor() {
         mid = t.s("out/mid_list"),
         top = t.s("out/top_list"),
     );
-    let o = outer_run(&[], &["--policy", &t.s("all.policy")], &child);
+    // Privileged: the middle daemon keeps CAP_SYS_ADMIN, so no user namespace of its own,
+    // and sees the file's owner 4243 its `fowner=` rule tests (unmapped in a user namespace).
+    let o = outer_run(
+        &[],
+        &["--privileged", "--policy", &t.s("all.policy")],
+        &child,
+    );
     assert_ok(&o, test);
     let inner = paths(&t.read("inner/out/inner_list"));
     assert!(inner.contains(&"/data".to_string()), "{inner:?}");
@@ -302,7 +308,8 @@ fn child_rule_cap_gives_enomem() {
     let Some(t) = Tree::new(test) else { return };
     let ima = "/sys/kernel/security/integrity/ima";
     let script = format!(
-        "{imafs} run --rootfs {inner} --max-rules 1 -- sh -c \
+        // Privileged: reading the policy needs CAP_SYS_ADMIN (ima_fs.c: ima_open_policy).
+        "{imafs} run --privileged --rootfs {inner} --max-rules 1 -- sh -c \
          'echo \"measure func=BPRM_CHECK\" > {ima}/policy; \
           echo \"measure func=FILE_CHECK\" > {ima}/policy 2> /out/err; \
           cat {ima}/policy > /out/policy'",

@@ -23,7 +23,8 @@ use crate::sys;
 /// Whether to create a user namespace.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UserNamespace {
-    /// A user namespace for unprivileged callers, none for root (see the module docs).
+    /// A user namespace for unprivileged callers (and root without CAP_SYS_ADMIN, as in a
+    /// container), none for root (see the module docs).
     #[default]
     Auto,
     /// Always create one (as root this maps 0 to 0 and drops initial-namespace capabilities).
@@ -51,7 +52,7 @@ pub fn enter(mode: UserNamespace) -> io::Result<Namespaces> {
     let outside_uid = rustix::process::geteuid().as_raw();
     let outside_gid = rustix::process::getegid().as_raw();
     let user_ns = match mode {
-        UserNamespace::Auto => outside_uid != 0,
+        UserNamespace::Auto => outside_uid != 0 || !has_sys_admin(),
         UserNamespace::Always => true,
         UserNamespace::Never => false,
     };
@@ -77,6 +78,15 @@ pub fn enter(mode: UserNamespace) -> io::Result<Namespaces> {
         user_ns,
         outside_uid,
         outside_gid,
+    })
+}
+
+/// Whether the calling thread has CAP_SYS_ADMIN in its user namespace (root in a container
+/// with the default capabilities has not: it gets a user namespace of its own, as any user).
+pub fn has_sys_admin() -> bool {
+    rustix::thread::capabilities(None).is_ok_and(|c| {
+        c.effective
+            .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
     })
 }
 

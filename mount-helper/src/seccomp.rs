@@ -394,6 +394,8 @@ pub fn send_listener(socket: BorrowedFd<'_>, listener: &io::Result<OwnedFd>) -> 
             control.push(SendAncillaryMessage::ScmRights(&fds));
             message = b"ok".to_vec();
         }
+        // EBUSY: an outer listener exists already (see the module docs).
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => message = b"busy".to_vec(),
         Err(e) => message = format!("{e}").into_bytes(),
     }
     rustix::net::sendmsg(
@@ -405,9 +407,19 @@ pub fn send_listener(socket: BorrowedFd<'_>, listener: &io::Result<OwnedFd>) -> 
     Ok(())
 }
 
-/// The daemon's side of [`send_listener`]: the listener, or the container's reason for
-/// having none (`Err`); an error also when the container ended before it got there.
-pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, String> {
+/// Why a container has no listener of its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoListener {
+    /// It runs under an outer listener already (a nested container), which sees its calls.
+    #[error("the container runs under an outer seccomp listener, which sees its calls")]
+    Outer,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The daemon's side of [`send_listener`]: the listener, or why the container has none; an
+/// error also when the container ended before it got there.
+pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, NoListener> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -418,7 +430,7 @@ pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, String> {
         &mut control,
         RecvFlags::CMSG_CLOEXEC,
     )
-    .map_err(|e| format!("receiving the seccomp listener: {e}"))?;
+    .map_err(|e| NoListener::Failed(format!("receiving the seccomp listener: {e}")))?;
     let text = String::from_utf8_lossy(&buf[..received.bytes]).into_owned();
     let mut fd = None;
     for message in control.drain() {
@@ -428,8 +440,11 @@ pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, String> {
     }
     match (fd, text.as_str()) {
         (Some(fd), "ok") => Ok(Listener::new(fd)),
-        (_, "") => Err("the container ended before installing its seccomp filter".into()),
-        (_, reason) => Err(reason.to_owned()),
+        (_, "busy") => Err(NoListener::Outer),
+        (_, "") => Err(NoListener::Failed(
+            "the container ended before installing its seccomp filter".into(),
+        )),
+        (_, reason) => Err(NoListener::Failed(reason.to_owned())),
     }
 }
 

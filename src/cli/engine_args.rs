@@ -156,7 +156,10 @@ impl EngineArgs {
     pub fn ima_xattr_name(&self) -> String {
         match &self.ima_xattr {
             Some(name) => name.clone(),
-            None if rustix::process::geteuid().is_root() => "security.ima".to_owned(),
+            // Root that will not need a user namespace (see `UserNamespace::Auto`).
+            None if rustix::process::geteuid().is_root() && mount_helper::ns::has_sys_admin() => {
+                "security.ima".to_owned()
+            }
             None => "user.ima".to_owned(),
         }
     }

@@ -347,11 +347,11 @@ pub fn start_namespace(
     tuning: OverlayTuning,
 ) -> io::Result<Daemons> {
     let mut hooks = ImaHooks::new(ima.clone()).with_ima_xattr(&ima_xattr);
-    if let Some(parent) = parent {
+    if let Some(parent) = &parent {
         if mounts.user_ns {
             parent.entered_user_ns();
         }
-        hooks = hooks.with_parent(parent);
+        hooks = hooks.with_parent(parent.clone());
     }
     let hooks = Arc::new(hooks.with_lower_root(&mounts.lower));
     let options = OverlayOptions {
@@ -360,7 +360,17 @@ pub fn start_namespace(
         ..tuning.apply(OverlayOptions::default())
     };
     let overlay = Overlay::new(&mounts.lower, options)?.spawn_fd(mounts.overlay_fd)?;
+    if let Some(parent) = &parent {
+        // Served now: the stat is answered by the session just started.
+        match std::fs::metadata(&mounts.overlay_root) {
+            Ok(meta) => parent.announce_overlay(std::os::unix::fs::MetadataExt::dev(&meta)),
+            Err(e) => log::warn!("stat {}: {e}", mounts.overlay_root.display()),
+        }
+    }
     let coverage = Coverage::default();
+    if mounts.listener.is_none() {
+        coverage.off("no seccomp filter (imafs run --no-exec-watch)");
+    }
     if let Some(socket) = mounts.listener {
         mappings::serve(
             socket,
@@ -374,6 +384,7 @@ pub fn start_namespace(
     let securityfs = match mounts.securityfs_fd {
         Some(fd) => Some(
             SecurityFs::with_nest(ima.clone(), SecurityFsOptions::default(), Some(nest))
+                .with_exec_watch(coverage)
                 .spawn_fd(fd)?,
         ),
         None => None,

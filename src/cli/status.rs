@@ -91,6 +91,26 @@ pub fn report(dir: &Path, mountinfo: &str) -> String {
     if !banks.is_empty() {
         line(format!("  list banks: {}", banks.join(", ")));
     }
+    // imafs's extension (a kernel has none): whether exec mappings reach this namespace.
+    // `integrity/ima` or `ima`: the extension directory is at the view's root.
+    let root = dir
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .find(|d| d.join("imafs").is_dir());
+    if let Some(parent) = root {
+        match read_text(&parent.join("imafs/exec_watch")) {
+            Ok(v) => line(format!(
+                "  exec mappings and execs outside the overlay: {}",
+                v.trim()
+            )),
+            Err(_) => line(
+                "  exec mappings and execs outside the overlay: not measured (no seccomp \
+                 listener: `imafs serve`, or a container of the OCI hook)"
+                    .into(),
+            ),
+        }
+    }
 
     line(String::new());
     match read_text(&dir.join("policy")) {

@@ -26,7 +26,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mount_helper::seccomp::{Call, Listener, Notification, Task, AT_FDCWD};
+use mount_helper::seccomp::{Call, Listener, NoListener, Notification, Task, AT_FDCWD};
 use parking_lot::Mutex;
 
 use crate::engine::Errno;
@@ -46,6 +46,11 @@ impl Coverage {
     /// `None` while the container has not started; then measured, or why not.
     pub fn get(&self) -> Option<Result<(), String>> {
         self.0.lock().clone()
+    }
+
+    /// The container was started without a listener: why.
+    pub fn off(&self, reason: &str) {
+        self.set(Err(reason.to_owned()));
     }
 
     fn set(&self, state: Result<(), String>) {
@@ -77,7 +82,15 @@ pub fn serve(
         .spawn(move || {
             let listener = match mount_helper::seccomp::receive_listener(socket.as_fd()) {
                 Ok(listener) => listener,
-                Err(reason) => {
+                Err(NoListener::Outer) => {
+                    log::info!(
+                        "seccomp: exec mappings and execs outside the overlay reach the \
+                         ancestor namespaces' listener, not this namespace"
+                    );
+                    coverage.set(Err(NoListener::Outer.to_string()));
+                    return;
+                }
+                Err(NoListener::Failed(reason)) => {
                     log::warn!(
                         "exec mappings and execs outside the overlay are NOT measured in this \
                          container: {reason}"
@@ -280,7 +293,11 @@ impl Server {
         let Ok(meta) = rustix::fs::fstat(&file) else {
             return Ok(());
         };
-        if meta.st_dev == self.overlay_dev {
+        // The overlay's exec opens, and a nested namespace's (which forwards them here), are
+        // measured where they are made.
+        if meta.st_dev == self.overlay_dev
+            || self.hooks.child_daemons().is_child_overlay(meta.st_dev)
+        {
             return Ok(());
         }
         // An O_PATH descriptor cannot be read: open the file itself (not through FUSE of

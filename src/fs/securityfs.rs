@@ -67,6 +67,7 @@ use crate::engine::measurement_list::ViewKind;
 use crate::engine::policy::Func;
 use crate::engine::policy::Subject;
 use crate::fs::caller::{open_mask, opened_for_write, Caller, LazyCaller, CAP_SYS_ADMIN};
+use crate::fs::mappings::Coverage;
 use crate::fs::nest::NestHost;
 use crate::fs::static_tree::{
     reply_opendir, reply_readdir, reply_seq_lseek, StaticTree, TreeEntry, ROOT,
@@ -104,6 +105,7 @@ const KCMD_FOR_CHILDREN: u64 = 15;
 /// The `imafs/` extension directory and its `nest` control file (after the list files).
 const IMAFS_DIR: u64 = 1000;
 const NEST: u64 = 1001;
+const EXEC_WATCH: u64 = 1002;
 /// `ascii_runtime_measurements_<alg>` of file bank `i` is `LIST_BASE + 2i`, binary `+ 1`.
 const LIST_BASE: u64 = 16;
 
@@ -128,6 +130,16 @@ enum Node {
     ForChildren(ChildItem),
     /// `imafs/nest`: nested daemons register and forward their events here.
     Nest,
+    /// `imafs/exec_watch`: whether the container's exec mappings and execs outside the
+    /// overlay reach this namespace (`imafs status` shows it).
+    ExecWatch,
+}
+
+impl Node {
+    /// imafs's own files, which are not securityfs's: not measured when opened.
+    fn is_extension(&self) -> bool {
+        matches!(self, Node::Nest | Node::ExecWatch)
+    }
 }
 
 /// What a `*_for_children` file stages.
@@ -206,6 +218,8 @@ struct Inner {
     ima: Arc<Ima>,
     /// Hosts nested namespaces (`imafs/nest`) when the namespace has an overlay.
     nest: Option<Arc<NestHost>>,
+    /// What `imafs/exec_watch` reports.
+    exec_watch: Option<Coverage>,
     options: SecurityFsOptions,
     tree: StaticTree<Node>,
     /// The session's notifier, to show a list file grown by its own open (see
@@ -397,6 +411,7 @@ impl Inner {
             // others (anyone could configure the next child otherwise).
             Node::ForChildren(_) => 0o200,
             Node::Nest => 0o600,
+            Node::ExecWatch => 0o444,
             Node::Policy => match self.ima.policy_file_state() {
                 PolicyFileState::ReadOnly => 0o400,
                 _ if self.ima.config().read_policy => 0o600,
@@ -435,6 +450,12 @@ impl Inner {
                 .as_bytes()
                 .to_vec(),
             Node::Symlink(target) => target.clone().into_bytes(),
+            Node::ExecWatch => match self.exec_watch.as_ref().and_then(Coverage::get) {
+                Some(Ok(())) => "measured\n".to_owned(),
+                Some(Err(reason)) => format!("not measured: {reason}\n"),
+                None => "not started\n".to_owned(),
+            }
+            .into_bytes(),
             Node::Dir | Node::List { .. } | Node::ForChildren(_) | Node::Nest => Vec::new(),
         }
     }
@@ -507,7 +528,7 @@ impl Inner {
             return Ok(());
         };
         let node = self.node(ino).ok_or(FuseErrno::ENOENT)?;
-        if node == Node::Nest {
+        if node.is_extension() {
             return Ok(());
         }
         let caller = LazyCaller::new(req.pid(), req.uid(), req.gid());
@@ -568,7 +589,7 @@ impl Inner {
 
     /// `ima_file_free` of an open that [`Inner::file_check`] registered.
     fn file_closed(&self, ino: u64, flags: i32) {
-        if self.empty.is_some() && self.node(ino).is_some_and(|n| n != Node::Nest) {
+        if self.empty.is_some() && self.node(ino).is_some_and(|n| !n.is_extension()) {
             self.ima.file_closed(
                 securityfs_file_id(ino),
                 opened_for_write(flags),
@@ -656,6 +677,7 @@ impl Inner {
                     reply,
                 })
             }
+            Node::ExecWatch => Ok(Handle::Text(None)),
             Node::Active if accmode == libc::O_RDONLY => Ok(Handle::Text(None)),
             Node::Active => Ok(Handle::ActiveWrite),
             // No read method: a read-only open works (DAC permitting), read(2) is EINVAL.
@@ -1254,6 +1276,14 @@ impl SecurityFs {
         SecurityFs::with_nest(ima, options, None)
     }
 
+    /// Report `coverage` in `imafs/exec_watch` (a view with `imafs/`, before it is served).
+    pub fn with_exec_watch(mut self, coverage: Coverage) -> SecurityFs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.exec_watch = Some(coverage);
+        }
+        self
+    }
+
     /// [`SecurityFs::new`] hosting nested namespaces through `imafs/nest` (see
     /// [`crate::fs::nest`]).
     pub fn with_nest(
@@ -1275,11 +1305,18 @@ impl SecurityFs {
                 name: "nest".into(),
                 node: Node::Nest,
             });
+            entries.push(Entry {
+                ino: EXEC_WATCH,
+                parent: IMAFS_DIR,
+                name: "exec_watch".into(),
+                node: Node::ExecWatch,
+            });
         }
         SecurityFs {
             inner: Arc::new(Inner {
                 ima,
                 nest,
+                exec_watch: None,
                 options,
                 tree: StaticTree::new(entries),
                 notifier: std::sync::OnceLock::new(),

@@ -145,10 +145,19 @@ impl ParentLink {
             ids[3],
             ids[4],
             ids[5],
-            hex::encode(caller.comm.as_bytes()),
+            encode_comm(&caller.comm),
         );
         self.send(line.as_bytes())?;
         Ok(token)
+    }
+
+    /// Tell the parent the device number of this daemon's own overlay: execs of its files
+    /// reach the parent as this daemon's forwarded opens, so the parent's seccomp listener
+    /// leaves them alone.
+    pub fn announce_overlay(&self, dev: u64) {
+        if let Err(e) = self.send(format!("overlay {dev}\n").as_bytes()) {
+            log::warn!("nest: announcing the overlay to the parent: {e}");
+        }
     }
 
     pub fn forward_release(&self, token: u64) {
@@ -163,5 +172,14 @@ impl ParentLink {
             Ok(_) => Err(Errno::EIO),
             Err(e) => Err(Errno(e.raw_os_error().unwrap_or(libc::EIO))),
         }
+    }
+}
+
+/// A comm in a request: hex, or `-` for none (a task the daemon could not read).
+fn encode_comm(comm: &str) -> String {
+    if comm.is_empty() {
+        "-".to_owned()
+    } else {
+        hex::encode(comm.as_bytes())
     }
 }

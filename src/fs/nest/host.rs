@@ -27,6 +27,8 @@ struct ForwardedOpen {
 struct Registration {
     tgid: u32,
     opens: HashMap<u64, ForwardedOpen>,
+    /// The device number of the child's own overlay, once announced.
+    overlay: Option<u64>,
 }
 
 /// The parent side of nesting: registrations and the forwarded events they send.
@@ -63,6 +65,7 @@ impl NestHost {
             Registration {
                 tgid,
                 opens: HashMap::new(),
+                overlay: None,
             },
         );
         let config = self.hooks.ima().take_child_config();
@@ -76,6 +79,9 @@ impl NestHost {
             return;
         };
         self.hooks.child_daemons().remove(reg.tgid);
+        if let Some(dev) = reg.overlay {
+            self.hooks.child_daemons().remove_overlay(dev);
+        }
         for (_, open) in reg.opens {
             self.close(open);
         }
@@ -93,6 +99,16 @@ impl NestHost {
                     Errno::EINVAL
                 })?;
                 self.forwarded_open(id, req)
+            }
+            ["overlay", dev] => {
+                let dev: u64 = dev.parse().map_err(|_| Errno::EINVAL)?;
+                let mut registrations = self.registrations.lock();
+                let reg = registrations.get_mut(&id).ok_or(Errno::EINVAL)?;
+                if reg.overlay.replace(dev).is_some() {
+                    return Err(Errno::EINVAL);
+                }
+                self.hooks.child_daemons().add_overlay(dev);
+                Ok(())
             }
             ["release", token] => {
                 let token: u64 = token.parse().map_err(|_| Errno::EINVAL)?;
@@ -201,7 +217,10 @@ impl OpenRequest {
             _ => None,
         };
         let id = |v: &str| v.parse::<u32>().ok();
-        let comm = String::from_utf8(hex::decode(comm).ok()?).ok()?;
+        let comm = match *comm {
+            "-" => String::new(),
+            hex_comm => String::from_utf8(hex::decode(hex_comm).ok()?).ok()?,
+        };
         Some(OpenRequest {
             token: token.parse().ok()?,
             node: node.parse().ok()?,
@@ -240,6 +259,11 @@ mod tests {
         );
         assert_eq!(r.caller.comm, "cat");
         assert!(r.caller.has_cap(21));
+        let unread: Vec<&str> = "7 1 0 0 0 0 0 0 0 0 0 0 0 -".split(' ').collect();
+        assert_eq!(
+            OpenRequest::parse(&unread).map(|r| r.caller.comm),
+            Some(String::new())
+        );
         for bad in [
             "",
             "7 1234 32768 1 0 42 0 0 0 0 0 0 1fffff",

@@ -14,6 +14,10 @@
 //!   own parent in turn; the write fails with the errno that refuses the open (EACCES from
 //!   appraisal), and the child refuses it too. COMM is hex.
 //! - `release TOKEN`: that open was closed.
+//! - `overlay DEV`: the device number of the child's own overlay (once): the parent's
+//!   seccomp listener leaves execs of its files to the child, which forwards them.
+//!
+//! A COMM the child could not read is `-`.
 //!
 //! The parent measures none of the registered daemon's own opens of its lower files: they
 //! are the daemon reading on behalf of its container, and arrive as forwarded events
@@ -41,6 +45,8 @@ pub const CONTROL_PATH: &str = "/sys/kernel/security/imafs/nest";
 #[derive(Default)]
 pub struct ChildDaemons {
     tgids: RwLock<HashMap<u32, usize>>,
+    /// Device numbers of their own overlays.
+    overlays: RwLock<HashMap<u64, usize>>,
 }
 
 impl ChildDaemons {
@@ -52,6 +58,26 @@ impl ChildDaemons {
         }
         let tgid = thread_group_of(pid);
         tgid.is_some_and(|t| self.tgids.read().contains_key(&t))
+    }
+
+    /// Whether `dev` is the overlay of a registered child daemon (whose execs and opens of
+    /// this namespace's files arrive forwarded).
+    pub fn is_child_overlay(&self, dev: u64) -> bool {
+        self.overlays.read().contains_key(&dev)
+    }
+
+    pub(super) fn add_overlay(&self, dev: u64) {
+        *self.overlays.write().entry(dev).or_default() += 1;
+    }
+
+    pub(super) fn remove_overlay(&self, dev: u64) {
+        let mut o = self.overlays.write();
+        if let Some(n) = o.get_mut(&dev) {
+            *n -= 1;
+            if *n == 0 {
+                o.remove(&dev);
+            }
+        }
     }
 
     pub(super) fn add(&self, tgid: u32) {
