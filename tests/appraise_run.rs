@@ -20,49 +20,6 @@ fn missing_tools() -> Option<&'static str> {
         .find(|t| !common::have_tool(t))
 }
 
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A key pair: `pem` holds the private key followed by the certificate (evmctl then takes the
-/// key id from the certificate's SKI); the DER certificate is written to `certs`.
-fn make_key(dir: &Path, certs: Option<&Path>, name: &str, newkey: &[&str]) -> PathBuf {
-    let priv_pem = dir.join(format!("{name}.priv.pem"));
-    let cert = dir.join(format!("{name}.crt"));
-    run_ok(
-        Command::new("openssl")
-            .args(["req", "-x509", "-nodes", "-days", "2"])
-            .args(["-subj", &format!("/CN=imafs {name} test")])
-            .args(newkey)
-            .arg("-keyout")
-            .arg(&priv_pem)
-            .arg("-out")
-            .arg(&cert),
-    );
-    let pem = dir.join(format!("{name}.pem"));
-    let mut both = std::fs::read(&priv_pem).expect("key");
-    both.extend(std::fs::read(&cert).expect("cert"));
-    std::fs::write(&pem, both).expect("write");
-    std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    if let Some(certs) = certs {
-        run_ok(
-            Command::new("openssl")
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&cert)
-                .arg("-out")
-                .arg(certs.join(format!("{name}.der"))),
-        );
-    }
-    pem
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     /// Host id owning the tree, and the id the container sees for it (policy `fowner=`).
@@ -91,7 +48,7 @@ impl Setup {
         if self.stored == "user.ima" {
             cmd.arg("--xattr-user");
         }
-        run_ok(cmd.arg(self.tree(file)));
+        common::run_ok(cmd.arg(self.tree(file)));
     }
     fn hash(&self, file: &str) {
         let mut cmd = Command::new("evmctl");
@@ -99,7 +56,7 @@ impl Setup {
         if self.stored == "user.ima" {
             cmd.arg("--xattr-user");
         }
-        run_ok(cmd.arg(self.tree(file)));
+        common::run_ok(cmd.arg(self.tree(file)));
     }
     /// The stored IMA xattr of a lower file, as `getfattr -e hex` prints it.
     fn stored_xattr(&self, file: &str) -> Option<Vec<u8>> {
@@ -194,14 +151,14 @@ fn setup(test: &str, unprivileged: bool) -> Option<Setup> {
     }
     let keys = root.join("keys");
     let certs = root.join("certs");
-    let rsa = make_key(&keys, Some(&certs), "rsa", &["-newkey", "rsa:2048"]);
-    let ec = make_key(
+    let rsa = common::signing_key(&keys, Some(&certs), "rsa", &["-newkey", "rsa:2048"]);
+    let ec = common::signing_key(
         &keys,
         Some(&certs),
         "p256",
         &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
     );
-    let other = make_key(&keys, None, "unknown", &["-newkey", "rsa:2048"]);
+    let other = common::signing_key(&keys, None, "unknown", &["-newkey", "rsa:2048"]);
     let s = Setup {
         dir,
         owner,

@@ -313,8 +313,11 @@ fn enter_and_exec(
     // in the user namespace, or no_new_privs, which would break setuid programs): from here
     // on, the command's every exec and executable mapping waits for the daemon's answer.
     if let Some(socket) = listener {
-        let installed = crate::seccomp::install()
-            .map_err(|e| annotate(e, "installing the seccomp filter for exec mappings"));
+        // EBUSY (an outer listener) goes as it is: the daemon tells it from a failure.
+        let installed = crate::seccomp::install().map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => e,
+            _ => annotate(e, "installing the seccomp filter for exec mappings"),
+        });
         if let Err(e) = crate::seccomp::send_listener(socket.as_fd(), &installed) {
             fail(
                 &mut errors,

@@ -44,6 +44,8 @@ pub struct Mounts {
     pub user_ns: bool,
     /// The overlay's mount point in the daemon's view.
     pub overlay_root: PathBuf,
+    /// The directory the overlay shows (`--rootfs`, canonical).
+    pub rootfs: PathBuf,
     /// The socket on which the container hands over its seccomp listener
     /// ([`RunOptions::exec_listener`]), served by [`crate::fs::mappings`].
     pub listener: Option<OwnedFd>,
@@ -149,6 +151,7 @@ pub fn run_container(
             tpm_fd,
             user_ns: namespaces.user_ns,
             overlay_root: root.clone(),
+            rootfs: rootfs.clone(),
             listener,
         })
     });
@@ -363,7 +366,9 @@ pub fn start_namespace(
     if let Some(parent) = &parent {
         // Served now: the stat is answered by the session just started.
         match std::fs::metadata(&mounts.overlay_root) {
-            Ok(meta) => parent.announce_overlay(std::os::unix::fs::MetadataExt::dev(&meta)),
+            Ok(meta) => {
+                parent.announce_overlay(std::os::unix::fs::MetadataExt::dev(&meta), &mounts.rootfs)
+            }
             Err(e) => log::warn!("stat {}: {e}", mounts.overlay_root.display()),
         }
     }

@@ -358,6 +358,21 @@ impl ImaHooks {
         rustix::fs::fstat(&file).ok().map(|st| file_id(&st))
     }
 
+    /// The lower file at `path` of the container (absolute), read-only, resolved in the
+    /// container's root as the daemon reads it.
+    pub fn open_in_root(&self, path: &[u8]) -> Option<File> {
+        let root = self.lower_root.as_ref()?;
+        let fd = rustix::fs::openat2(
+            root,
+            std::ffi::OsStr::from_bytes(path),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            rustix::fs::ResolveFlags::IN_ROOT,
+        )
+        .ok()?;
+        Some(File::from(fd))
+    }
+
     /// Resolve `PT_INTERP` paths in `root` (the container's `/` as the daemon reads it).
     pub fn with_lower_root(mut self, root: &std::path::Path) -> ImaHooks {
         self.lower_root = rustix::fs::open(

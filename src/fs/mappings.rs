@@ -161,12 +161,14 @@ impl Server {
     }
 
     fn answer(&self, n: Notification) {
+        log::debug!("seccomp: pid {}: {:?}", n.pid, n.call);
         let verdict = match n.call {
             Call::Mmap { fd, prot, .. } => self.mmap(&n, fd, prot),
             Call::Mprotect { addr, len, .. } => self.mprotect(&n, addr, len),
             Call::Exec { dirfd, path, flags } => self.exec(&n, dirfd, path, flags),
             Call::Other => Ok(()),
         };
+        log::debug!("seccomp: pid {}: {verdict:?}", n.pid);
         let sent = match verdict {
             Ok(()) => self.listener.allow(n.id),
             Err(errno) => self.listener.refuse(n.id, errno.0),
@@ -182,6 +184,7 @@ impl Server {
         let file = match task.descriptor(fd) {
             Ok(file) => file,
             Err(e) => {
+                log::debug!("seccomp: pidfd_getfd {} {fd}: {e}", n.pid);
                 if e.raw_os_error() != Some(libc::EBADF) && e.raw_os_error() != Some(libc::ESRCH) {
                     log::warn!(
                         "seccomp: cannot take descriptor {fd} of pid {}: {e}; its mapping is \
@@ -201,8 +204,12 @@ impl Server {
 
     /// `ima_file_mmap` with PROT_EXEC requested (the filter sends no other mapping).
     fn mmap(&self, n: &Notification, fd: i32, prot: u32) -> Result<(), Errno> {
-        let Ok(task) = Task::open(n.pid) else {
-            return Ok(());
+        let task = match Task::open(n.pid) {
+            Ok(task) => task,
+            Err(e) => {
+                log::debug!("seccomp: pidfd_open {}: {e}", n.pid);
+                return Ok(());
+            }
         };
         let Some(file) = self.task_file(n, &task, fd) else {
             return Ok(());
@@ -327,27 +334,84 @@ impl Server {
     }
 
     /// Run `hook` on `file` as IMA knows it: for a file of the overlay, its lower file and
-    /// the container's path of it; else the file itself and its path.
+    /// the container's path of it; for a file of a nested namespace's overlay (whose files
+    /// this daemon may not even stat: FUSE serves a user namespace's mount to that namespace
+    /// only), this container's file under the directory that overlay shows; else the file
+    /// itself and its path.
     fn on_file(
         &self,
         n: &Notification,
         file: &File,
         hook: impl Fn(&File, &[u8]) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
-        let Ok(meta) = rustix::fs::fstat(file) else {
-            return Ok(());
+        let dev = match rustix::fs::fstat(file) {
+            Ok(meta) if meta.st_dev == self.overlay_dev => {
+                return match self.overlay.open_node(meta.st_ino) {
+                    Ok((lower, path)) => hook(&lower, &path),
+                    Err(e) => {
+                        log::warn!("seccomp: node {} mapped by pid {}: {e}", meta.st_ino, n.pid);
+                        Ok(())
+                    }
+                };
+            }
+            Ok(meta) => Some(meta.st_dev),
+            Err(_) => mount_device(n.pid, file),
         };
-        if meta.st_dev == self.overlay_dev {
-            return match self.overlay.open_node(meta.st_ino) {
-                Ok((lower, path)) => hook(&lower, &path),
-                Err(e) => {
-                    log::warn!("seccomp: node {} mapped by pid {}: {e}", meta.st_ino, n.pid);
+        let path = path_of(file);
+        let children = self.hooks.child_daemons();
+        if let Some(shown) = dev.and_then(|d| children.child_overlay_root(d)) {
+            let ours = [without_trailing_slash(&shown), path.as_slice()].concat();
+            return match self.hooks.open_in_root(&ours) {
+                Some(lower) => hook(&lower, &ours),
+                None => {
+                    log::warn!(
+                        "seccomp: {} mapped by pid {} in a nested namespace: not found here",
+                        String::from_utf8_lossy(&ours),
+                        n.pid
+                    );
                     Ok(())
                 }
             };
         }
-        hook(file, &path_of(file))
+        if dev.is_none() {
+            log::warn!(
+                "seccomp: {} mapped by pid {}: cannot identify its file system",
+                String::from_utf8_lossy(&path),
+                n.pid
+            );
+            return Ok(());
+        }
+        hook(file, &path)
     }
+}
+
+/// `path` without trailing slashes (`/` becomes empty, so that joining works).
+fn without_trailing_slash(mut path: &[u8]) -> &[u8] {
+    while let Some(rest) = path.strip_suffix(b"/") {
+        path = rest;
+    }
+    path
+}
+
+/// The device number of the mount holding `file` (our copy of task `pid`'s descriptor),
+/// without asking its file system: `mnt_id` of `/proc/self/fdinfo` (fs/proc/fd.c:
+/// `seq_show`) looked up in the task's `/proc/<pid>/mountinfo`.
+fn mount_device(pid: u32, file: &File) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).ok()?;
+    let mnt_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))?
+        .trim()
+        .to_owned();
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').next() == Some(mnt_id.as_str()))?;
+    let (major, minor) = line.split(' ').nth(2)?.split_once(':')?;
+    Some(rustix::fs::makedev(
+        major.parse().ok()?,
+        minor.parse().ok()?,
+    ))
 }
 
 /// The overflow id (65534) standing for ids of a task gone before they were read.

@@ -225,6 +225,51 @@ pub fn busybox_rootfs(test: &str, applets: &[&str]) -> Option<tempfile::TempDir>
 }
 pub mod daemon;
 
+/// Run `cmd`, which must succeed; its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An `openssl req -x509` key pair for `evmctl ima_sign`: `pem` holds the private key followed by the certificate (evmctl then takes the
+/// key id from the certificate's SKI); the DER certificate is written to `certs`.
+pub fn signing_key(dir: &Path, certs: Option<&Path>, name: &str, newkey: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let priv_pem = dir.join(format!("{name}.priv.pem"));
+    let cert = dir.join(format!("{name}.crt"));
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-nodes", "-days", "2"])
+            .args(["-subj", &format!("/CN=imafs {name} test")])
+            .args(newkey)
+            .arg("-keyout")
+            .arg(&priv_pem)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let pem = dir.join(format!("{name}.pem"));
+    let mut both = std::fs::read(&priv_pem).expect("key");
+    both.extend(std::fs::read(&cert).expect("cert"));
+    std::fs::write(&pem, both).expect("write");
+    std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    if let Some(certs) = certs {
+        run_ok(
+            Command::new("openssl")
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(&cert)
+                .arg("-out")
+                .arg(certs.join(format!("{name}.der"))),
+        );
+    }
+    pem
+}
+
 /// Whether the test can mount FUSE file systems with `allow_other` (root, `/dev/fuse`);
 /// records the skip otherwise.
 pub fn can_mount_as_root(test: &str) -> bool {

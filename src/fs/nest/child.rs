@@ -151,11 +151,14 @@ impl ParentLink {
         Ok(token)
     }
 
-    /// Tell the parent the device number of this daemon's own overlay: execs of its files
-    /// reach the parent as this daemon's forwarded opens, so the parent's seccomp listener
-    /// leaves them alone.
-    pub fn announce_overlay(&self, dev: u64) {
-        if let Err(e) = self.send(format!("overlay {dev}\n").as_bytes()) {
+    /// Tell the parent the device number of this daemon's own overlay and the directory it
+    /// shows (a path of the parent's container): execs of its files reach the parent as this
+    /// daemon's forwarded opens, so the parent's seccomp listener leaves them alone, and a
+    /// mapping of one is the parent's file under that directory.
+    pub fn announce_overlay(&self, dev: u64, rootfs: &std::path::Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let rootfs = hex::encode(rootfs.as_os_str().as_bytes());
+        if let Err(e) = self.send(format!("overlay {dev} {rootfs}\n").as_bytes()) {
             log::warn!("nest: announcing the overlay to the parent: {e}");
         }
     }

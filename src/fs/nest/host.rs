@@ -100,14 +100,18 @@ impl NestHost {
                 })?;
                 self.forwarded_open(id, req)
             }
-            ["overlay", dev] => {
+            ["overlay", dev, rootfs] => {
                 let dev: u64 = dev.parse().map_err(|_| Errno::EINVAL)?;
+                let rootfs = hex::decode(rootfs).map_err(|_| Errno::EINVAL)?;
+                if !rootfs.starts_with(b"/") {
+                    return Err(Errno::EINVAL);
+                }
                 let mut registrations = self.registrations.lock();
                 let reg = registrations.get_mut(&id).ok_or(Errno::EINVAL)?;
                 if reg.overlay.replace(dev).is_some() {
                     return Err(Errno::EINVAL);
                 }
-                self.hooks.child_daemons().add_overlay(dev);
+                self.hooks.child_daemons().add_overlay(dev, rootfs);
                 Ok(())
             }
             ["release", token] => {

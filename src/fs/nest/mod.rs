@@ -14,8 +14,10 @@
 //!   own parent in turn; the write fails with the errno that refuses the open (EACCES from
 //!   appraisal), and the child refuses it too. COMM is hex.
 //! - `release TOKEN`: that open was closed.
-//! - `overlay DEV`: the device number of the child's own overlay (once): the parent's
-//!   seccomp listener leaves execs of its files to the child, which forwards them.
+//! - `overlay DEV ROOTFS`: the device number of the child's own overlay and the directory of
+//!   the parent's container it shows (hex), once: the parent's seccomp listener leaves execs
+//!   of its files to the child, which forwards them, and takes a mapping of one as a mapping
+//!   of the parent's file under ROOTFS.
 //!
 //! A COMM the child could not read is `-`.
 //!
@@ -45,8 +47,9 @@ pub const CONTROL_PATH: &str = "/sys/kernel/security/imafs/nest";
 #[derive(Default)]
 pub struct ChildDaemons {
     tgids: RwLock<HashMap<u32, usize>>,
-    /// Device numbers of their own overlays.
-    overlays: RwLock<HashMap<u64, usize>>,
+    /// Device numbers of their own overlays, and the directory (of this namespace's
+    /// container) each shows.
+    overlays: RwLock<HashMap<u64, (usize, Vec<u8>)>>,
 }
 
 impl ChildDaemons {
@@ -66,13 +69,18 @@ impl ChildDaemons {
         self.overlays.read().contains_key(&dev)
     }
 
-    pub(super) fn add_overlay(&self, dev: u64) {
-        *self.overlays.write().entry(dev).or_default() += 1;
+    /// The directory of this namespace's container that the child overlay `dev` shows.
+    pub fn child_overlay_root(&self, dev: u64) -> Option<Vec<u8>> {
+        self.overlays.read().get(&dev).map(|(_, root)| root.clone())
+    }
+
+    pub(super) fn add_overlay(&self, dev: u64, rootfs: Vec<u8>) {
+        self.overlays.write().entry(dev).or_insert((0, rootfs)).0 += 1;
     }
 
     pub(super) fn remove_overlay(&self, dev: u64) {
         let mut o = self.overlays.write();
-        if let Some(n) = o.get_mut(&dev) {
+        if let Some((n, _)) = o.get_mut(&dev) {
             *n -= 1;
             if *n == 0 {
                 o.remove(&dev);
