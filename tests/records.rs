@@ -88,9 +88,10 @@ fn an_invalid_policy_line_fails_at_write() {
         return;
     };
     let policy = "/sys/kernel/security/ima/policy";
+    // Privileged: the policy is read back, which needs CAP_SYS_ADMIN (ima_open_policy).
     let out = common::run_sh_in(
         root.path(),
-        &[],
+        &["--privileged"],
         &format!(
             "echo 'dnt_measure fsmagic=0x73636673' > {policy}; echo \"status $?\"; \
              echo 'measure func=BPRM_CHECK' > {policy}; echo \"status $?\"; cat {policy}"
@@ -200,9 +201,14 @@ fn reads_of_the_ima_files_are_measured_unless_excluded() {
         ),
     ] {
         std::fs::write(r.join("etc/policy"), policy).expect("write");
+        // Privileged: reading `policy` needs CAP_SYS_ADMIN (ima_fs.c: ima_open_policy).
         let out = common::run_sh_in(
             r,
-            &["--policy", r.join("etc/policy").to_str().expect("utf-8")],
+            &[
+                "--privileged",
+                "--policy",
+                r.join("etc/policy").to_str().expect("utf-8"),
+            ],
             &script,
         );
         assert_ok(&out);

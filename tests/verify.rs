@@ -409,8 +409,9 @@ fn check_inside_a_container(test: &str, prefix: &[&str]) {
         }
         None => Command::new(&bin),
     };
+    // Privileged: `imafs status` shows the policy, which only CAP_SYS_ADMIN may read.
     let out = cmd
-        .args(["run", "--", "sh", "-c", &script])
+        .args(["run", "--privileged", "--", "sh", "-c", &script])
         .output()
         .expect("imafs run");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -133,6 +133,11 @@ impl ImaHooks {
         self
     }
 
+    /// The parent namespace's link, for a nested daemon.
+    pub fn parent(&self) -> Option<&Arc<ParentLink>> {
+        self.parent.as_ref()
+    }
+
     /// The registered child daemons (shared with [`crate::fs::nest::NestHost`]).
     pub fn child_daemons(&self) -> &Arc<ChildDaemons> {
         &self.children

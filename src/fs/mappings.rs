@@ -373,9 +373,12 @@ impl Server {
                 }
             };
         }
-        if dev.is_none() {
+        // A file this daemon cannot even stat (another user namespace's FUSE mount that no
+        // nested namespace announced) cannot be measured here: said, not refused.
+        if dev.is_none() || rustix::fs::fstat(file).is_err() {
             log::warn!(
-                "seccomp: {} mapped by pid {}: cannot identify its file system",
+                "seccomp: {} mapped by pid {}: its file system does not let this daemon \
+                 read it; not measured",
                 String::from_utf8_lossy(&path),
                 n.pid
             );

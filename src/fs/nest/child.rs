@@ -49,6 +49,8 @@ pub struct ParentLink {
     /// The daemon entered a new user namespace: only its root maps to `outer_ids`.
     in_user_ns: AtomicBool,
     next_token: AtomicU64,
+    /// The directory this daemon's overlay shows, once announced.
+    rootfs: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl ParentLink {
@@ -82,6 +84,7 @@ impl ParentLink {
             ),
             in_user_ns: AtomicBool::new(false),
             next_token: AtomicU64::new(1),
+            rootfs: std::sync::OnceLock::new(),
         };
         log::info!("nest: registered with the parent namespace (overlay device {parent_dev:#x})");
         Ok(Some((link, config)))
@@ -157,9 +160,30 @@ impl ParentLink {
     /// mapping of one is the parent's file under that directory.
     pub fn announce_overlay(&self, dev: u64, rootfs: &std::path::Path) {
         use std::os::unix::ffi::OsStrExt;
-        let rootfs = hex::encode(rootfs.as_os_str().as_bytes());
-        if let Err(e) = self.send(format!("overlay {dev} {rootfs}\n").as_bytes()) {
-            log::warn!("nest: announcing the overlay to the parent: {e}");
+        let rootfs = rootfs.as_os_str().as_bytes().to_vec();
+        let _ = self.rootfs.set(rootfs.clone());
+        self.send_overlay(dev, &rootfs);
+    }
+
+    /// Pass on a nested namespace's announcement (its overlay `dev` shows `rootfs` of this
+    /// namespace's container): for the parent, it shows that directory of this daemon's
+    /// rootfs.
+    pub fn relay_overlay(&self, dev: u64, rootfs: &[u8]) {
+        let Some(own) = self.rootfs.get() else {
+            return;
+        };
+        let mut joined = own.clone();
+        while joined.last() == Some(&b'/') {
+            joined.pop();
+        }
+        joined.extend_from_slice(rootfs);
+        self.send_overlay(dev, &joined);
+    }
+
+    fn send_overlay(&self, dev: u64, rootfs: &[u8]) {
+        let line = format!("overlay {dev} {}\n", hex::encode(rootfs));
+        if let Err(e) = self.send(line.as_bytes()) {
+            log::warn!("nest: announcing an overlay to the parent: {e}");
         }
     }
 

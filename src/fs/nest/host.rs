@@ -27,8 +27,8 @@ struct ForwardedOpen {
 struct Registration {
     tgid: u32,
     opens: HashMap<u64, ForwardedOpen>,
-    /// The device number of the child's own overlay, once announced.
-    overlay: Option<u64>,
+    /// The device numbers of the child's own overlay and of those nested in it.
+    overlays: Vec<u64>,
 }
 
 /// The parent side of nesting: registrations and the forwarded events they send.
@@ -65,7 +65,7 @@ impl NestHost {
             Registration {
                 tgid,
                 opens: HashMap::new(),
-                overlay: None,
+                overlays: Vec::new(),
             },
         );
         let config = self.hooks.ima().take_child_config();
@@ -79,7 +79,7 @@ impl NestHost {
             return;
         };
         self.hooks.child_daemons().remove(reg.tgid);
-        if let Some(dev) = reg.overlay {
+        for dev in reg.overlays {
             self.hooks.child_daemons().remove_overlay(dev);
         }
         for (_, open) in reg.opens {
@@ -106,12 +106,19 @@ impl NestHost {
                 if !rootfs.starts_with(b"/") {
                     return Err(Errno::EINVAL);
                 }
-                let mut registrations = self.registrations.lock();
-                let reg = registrations.get_mut(&id).ok_or(Errno::EINVAL)?;
-                if reg.overlay.replace(dev).is_some() {
-                    return Err(Errno::EINVAL);
+                {
+                    let mut registrations = self.registrations.lock();
+                    let reg = registrations.get_mut(&id).ok_or(Errno::EINVAL)?;
+                    if reg.overlays.contains(&dev) {
+                        return Err(Errno::EINVAL);
+                    }
+                    reg.overlays.push(dev);
                 }
-                self.hooks.child_daemons().add_overlay(dev, rootfs);
+                self.hooks.child_daemons().add_overlay(dev, rootfs.clone());
+                // The ancestors' listener sees this overlay's mappings too.
+                if let Some(parent) = self.hooks.parent() {
+                    parent.relay_overlay(dev, &rootfs);
+                }
                 Ok(())
             }
             ["release", token] => {

@@ -15,9 +15,10 @@
 //!   appraisal), and the child refuses it too. COMM is hex.
 //! - `release TOKEN`: that open was closed.
 //! - `overlay DEV ROOTFS`: the device number of the child's own overlay and the directory of
-//!   the parent's container it shows (hex), once: the parent's seccomp listener leaves execs
-//!   of its files to the child, which forwards them, and takes a mapping of one as a mapping
-//!   of the parent's file under ROOTFS.
+//!   the parent's container it shows (hex): the parent's seccomp listener leaves execs of its
+//!   files to the child, which forwards them, and takes a mapping of one as a mapping of the
+//!   parent's file under ROOTFS. A child passes on its own children's announcements (with
+//!   their directories under its ROOTFS), so every ancestor knows every overlay below it.
 //!
 //! A COMM the child could not read is `-`.
 //!
