@@ -547,3 +547,50 @@ fn a_root_container_gets_a_container_s_privileges() {
         "{privileged}"
     );
 }
+
+/// The files `ldd` says `program` loads (libraries and the loader), canonical.
+fn loaded_files(program: &str) -> Vec<PathBuf> {
+    let out = common::run_ok(Command::new("ldd").arg(program));
+    let mut files: Vec<PathBuf> = out
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=> ") {
+                Some((_, rest)) => rest.split(' ').next()?,
+                None => l.split(' ').next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    files.push(std::fs::canonicalize(program).expect("program"));
+    files
+}
+
+/// The kernel's own expectation under `tcb` (LTP's ima_measurements pattern): a dynamically
+/// linked program run as root, and as a user, gives the program, each of its libraries and
+/// the loader in the list, each exactly once.
+#[test]
+fn a_dynamic_program_records_each_file_once_as_root_and_as_a_user() {
+    let test = "a_dynamic_program_records_each_file_once_as_root_and_as_a_user";
+    if !host_root(test) || !common::have_tool("setpriv") || !common::have_tool("ldd") {
+        return;
+    }
+    let files = loaded_files("/usr/bin/ls");
+    assert!(files.len() >= 3, "{files:?}");
+    for (who, run) in [
+        ("root", "/usr/bin/ls / > /dev/null"),
+        (
+            "uid 1000",
+            "setpriv --reuid 1000 --regid 1000 --clear-groups /usr/bin/ls / > /dev/null",
+        ),
+    ] {
+        let list = ok(&run_host(&[], &format!("{run} && cat {LIST}")));
+        let recorded = paths(&list);
+        for file in &files {
+            let name = file.display().to_string();
+            let n = recorded.iter().filter(|p| **p == name).count();
+            assert_eq!(n, 1, "{who}: {name} recorded {n} times:\n{list}");
+        }
+    }
+}
