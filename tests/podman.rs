@@ -17,6 +17,11 @@ struct Env {
 }
 
 fn setup(test: &str) -> Option<Env> {
+    setup_with(test, &[])
+}
+
+/// [`setup`] with host files copied into the image at the same paths.
+fn setup_with(test: &str, host_files: &[&str]) -> Option<Env> {
     if !common::is_root() || !common::have_tool("podman") || !common::have_tool("runc") {
         common::skip(
             test,
@@ -33,6 +38,14 @@ fn setup(test: &str) -> Option<Env> {
         return None;
     }
     let rootfs = common::busybox_rootfs(test, &["sh", "cat", "echo", "test", "ls"])?;
+    for file in host_files {
+        let to = rootfs.path().join(file.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        if std::fs::copy(file, &to).is_err() {
+            common::skip(test, &format!("{file} missing (not x86-64 Debian)"));
+            return None;
+        }
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let tar = dir.path().join("rootfs.tar");
     let ok = Command::new("tar")
@@ -105,6 +118,48 @@ fn daemons_of_containers() -> usize {
         .output()
         .expect("pgrep");
     String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// The hook merges the container's exec mappings into its seccomp profile (runc's
+/// `listenerPath`, to the daemon's socket): the loader's mapping of libc, which no open of a
+/// measuring rule covers, is recorded under `measure func=MMAP_CHECK`.
+#[test]
+fn podman_container_s_exec_mappings_reach_the_daemon_through_runc() {
+    let test = "podman_container_s_exec_mappings_reach_the_daemon_through_runc";
+    let libc = "/lib/x86_64-linux-gnu/libc.so.6";
+    let Some(env) = setup_with(
+        test,
+        &["/usr/bin/true", "/lib64/ld-linux-x86-64.so.2", libc],
+    ) else {
+        return;
+    };
+    let policy = env._dir.path().join("policy");
+    std::fs::write(
+        &policy,
+        "dont_measure fsmagic=0x73636673\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n",
+    )
+    .expect("write");
+    let out = podman_run(
+        &env,
+        &[
+            "io.imafs.enable=true",
+            &format!("io.imafs.policy={}", policy.display()),
+        ],
+        "/usr/bin/true && cat /sys/kernel/security/imafs/exec_watch \
+         /sys/kernel/security/integrity/ima/ascii_runtime_measurements_sha256",
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("measured\n"), "{text}");
+    let want = format!(
+        "sha256:{} {libc}",
+        hex::encode(Sha256::digest(std::fs::read(libc).expect("read")))
+    );
+    assert!(text.lines().any(|l| l.ends_with(&want)), "{want}: {text}");
 }
 
 #[test]

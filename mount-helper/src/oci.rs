@@ -127,8 +127,28 @@ pub fn rewrite_config(mut config: Value, dir: &Path) -> Result<Value, HookError>
         DIR.into(),
         Value::String(dir.to_string_lossy().into_owned()),
     );
+    // The container's exec mappings and execs go to the daemon's listener socket too
+    // (runc's `linux.seccomp.listenerPath`), on top of the container's own profile.
+    let socket = dir.join(SECCOMP_SOCKET).to_string_lossy().into_owned();
+    let linux = obj
+        .entry("linux")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| input("config linux is not an object"))?;
+    match crate::seccomp::merge_into_oci_profile(linux.get("seccomp"), &socket) {
+        Some(profile) => {
+            linux.insert("seccomp".into(), profile);
+        }
+        None => log::warn!(
+            "the container's seccomp profile allows no exec or mapping call unconditionally: \
+             its exec mappings are not measured"
+        ),
+    }
     Ok(config)
 }
+
+/// The daemon's socket for the runtime's seccomp listener, in its directory.
+const SECCOMP_SOCKET: &str = "seccomp.sock";
 
 /// The `imafs` binary: `$IMAFS`, else next to this program, else on PATH.
 fn imafs_program() -> PathBuf {
@@ -239,6 +259,8 @@ fn start_daemon(config: Value) -> Result<Value, HookError> {
         .arg(dir.join("root"))
         .arg("--securityfs")
         .arg(dir.join("securityfs"))
+        .arg("--seccomp-listener")
+        .arg(dir.join(SECCOMP_SOCKET))
         .args(&options)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

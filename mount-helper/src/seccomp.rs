@@ -173,6 +173,139 @@ pub fn program() -> Vec<libc::sock_filter> {
     prog
 }
 
+/// The calls of [`program`] as an OCI runtime spec names them (`linux.seccomp.syscalls`).
+const OCI_CALLS: [&str; 6] = [
+    "mmap",
+    "mmap2",
+    "mprotect",
+    "pkey_mprotect",
+    "execve",
+    "execveat",
+];
+
+/// A `linux.seccomp.syscalls` entry.
+fn oci_rule(names: &[&str], action: &str, args: &[(u32, u32, u32)]) -> serde_json::Value {
+    let args: Vec<serde_json::Value> = args
+        .iter()
+        .map(|&(index, mask, value)| {
+            serde_json::json!({
+                "index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"
+            })
+        })
+        .collect();
+    serde_json::json!({ "names": names, "action": action, "args": args })
+}
+
+/// [`program`] merged into a container's OCI seccomp profile (`linux.seccomp`, `None` for
+/// an unconfined container), its listener to be handed to `listener_path` (runc's
+/// `listenerPath`). Only calls the profile allows unconditionally are sent to the listener
+/// (rules of the profile's own for them are taken out and replaced by the same conditions
+/// as [`program`]'s, with complementary allow rules); the profile is otherwise unchanged.
+/// `None` when the profile allows none of them unconditionally.
+pub fn merge_into_oci_profile(
+    profile: Option<&serde_json::Value>,
+    listener_path: &str,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let mut profile = profile.cloned().unwrap_or_else(
+        || serde_json::json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [] }),
+    );
+    let default_allows =
+        profile.get("defaultAction").and_then(Value::as_str) == Some("SCMP_ACT_ALLOW");
+    let mut allowed: Vec<&str> = if default_allows {
+        OCI_CALLS.to_vec()
+    } else {
+        Vec::new()
+    };
+    let syscalls = profile
+        .as_object_mut()?
+        .entry("syscalls")
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()?;
+    for rule in syscalls.iter_mut() {
+        let unconditional = rule
+            .get("args")
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty());
+        let allows = rule.get("action").and_then(Value::as_str) == Some("SCMP_ACT_ALLOW");
+        let Some(names) = rule.get_mut("names").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let ours = |n: &Value| n.as_str().is_some_and(|n| OCI_CALLS.contains(&n));
+        if allows && unconditional {
+            for n in names.iter().filter_map(Value::as_str) {
+                if let Some(c) = OCI_CALLS.iter().find(|c| **c == n) {
+                    if !allowed.contains(c) {
+                        allowed.push(c);
+                    }
+                }
+            }
+            names.retain(|n| !ours(n));
+        } else if names.iter().any(ours) && default_allows {
+            // The profile restricts one of them itself: keep its rule, not ours.
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .for_each(|n| allowed.retain(|c| *c != n));
+        }
+    }
+    syscalls.retain(|r| {
+        r.get("names")
+            .and_then(Value::as_array)
+            .is_none_or(|n| !n.is_empty())
+    });
+    if allowed.is_empty() {
+        return None;
+    }
+    let pick = |names: &[&'static str]| -> Vec<&'static str> {
+        names
+            .iter()
+            .copied()
+            .filter(|n| allowed.contains(n))
+            .collect()
+    };
+    let (exec, map, protect) = (
+        pick(&["execve", "execveat"]),
+        pick(&["mmap", "mmap2"]),
+        pick(&["mprotect", "pkey_mprotect"]),
+    );
+    let mut add = Vec::new();
+    if !exec.is_empty() {
+        add.push(oci_rule(&exec, "SCMP_ACT_NOTIFY", &[]));
+    }
+    if !map.is_empty() {
+        add.push(oci_rule(
+            &map,
+            "SCMP_ACT_NOTIFY",
+            &[(2, PROT_EXEC, PROT_EXEC), (3, MAP_ANONYMOUS, 0)],
+        ));
+        if !default_allows {
+            add.push(oci_rule(&map, "SCMP_ACT_ALLOW", &[(2, PROT_EXEC, 0)]));
+            add.push(oci_rule(
+                &map,
+                "SCMP_ACT_ALLOW",
+                &[(3, MAP_ANONYMOUS, MAP_ANONYMOUS)],
+            ));
+        }
+    }
+    if !protect.is_empty() {
+        add.push(oci_rule(
+            &protect,
+            "SCMP_ACT_NOTIFY",
+            &[(2, PROT_EXEC, PROT_EXEC)],
+        ));
+        if !default_allows {
+            add.push(oci_rule(&protect, "SCMP_ACT_ALLOW", &[(2, PROT_EXEC, 0)]));
+        }
+    }
+    syscalls.extend(add);
+    profile.as_object_mut()?.insert(
+        "listenerPath".into(),
+        Value::String(listener_path.to_owned()),
+    );
+    Some(profile)
+}
+
 /// Install the filter on the calling thread (inherited by its children and kept across
 /// exec) and return its listener.
 pub fn install() -> io::Result<OwnedFd> {
@@ -448,9 +581,83 @@ pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, NoListener> 
     }
 }
 
+/// A listener a container runtime hands over (runc's `linux.seccomp.listenerPath`: one
+/// message on a connection to that socket, carrying the container's state as JSON and the
+/// listener as SCM_RIGHTS; libcontainer/seccomp: `sendContainerProcessState`). Returns the
+/// listener and the state text.
+pub fn receive_runtime_listener(socket: BorrowedFd<'_>) -> Result<(Listener, String), NoListener> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = vec![0u8; 1 << 16];
+    let received = rustix::net::recvmsg(
+        socket,
+        &mut [io::IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .map_err(|e| NoListener::Failed(format!("receiving the runtime's seccomp listener: {e}")))?;
+    let state = String::from_utf8_lossy(&buf[..received.bytes]).into_owned();
+    let mut fd = None;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            fd = fd.or(fds.into_iter().next());
+        }
+    }
+    match fd {
+        Some(fd) => Ok((Listener::new(fd), state)),
+        None => Err(NoListener::Failed(
+            "the runtime sent no seccomp listener".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oci_profile_sends_what_it_allowed_and_keeps_the_rest() {
+        let podman_like = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["read", "mmap", "execve", "mprotect"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
+            ]
+        });
+        let merged = merge_into_oci_profile(Some(&podman_like), "/run/x.sock").expect("merged");
+        assert_eq!(merged["listenerPath"], "/run/x.sock");
+        let rules = merged["syscalls"].as_array().expect("rules");
+        assert_eq!(rules[0]["names"], serde_json::json!(["read"]));
+        let notify: Vec<_> = rules
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_NOTIFY")
+            .map(|r| r["names"].clone())
+            .collect();
+        assert_eq!(
+            notify,
+            [
+                serde_json::json!(["execve"]),
+                serde_json::json!(["mmap"]),
+                serde_json::json!(["mprotect"])
+            ],
+            "only what the profile allowed: {merged}"
+        );
+        // Complementary allows for the calls the listener is not sent.
+        assert_eq!(
+            rules
+                .iter()
+                .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+                .count(),
+            5
+        );
+        let unconfined = merge_into_oci_profile(None, "/s").expect("merged");
+        assert_eq!(unconfined["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(unconfined["syscalls"].as_array().map(Vec::len), Some(3));
+        let none = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []});
+        assert!(merge_into_oci_profile(Some(&none), "/s").is_none());
+    }
 
     #[test]
     fn every_jump_stays_inside_the_program() {

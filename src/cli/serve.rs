@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::engine::hash::HashAlgo;
 use crate::fs::caller::OpenInfo;
 use crate::fs::ima_hooks::ImaHooks;
+use crate::fs::mappings::{self, Coverage};
 use crate::fs::nest::NestHost;
 use crate::fs::overlay::{Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
@@ -66,6 +67,11 @@ pub struct ServeArgs {
     /// Serve file data through the daemon instead of kernel FUSE passthrough.
     #[arg(long)]
     pub no_passthrough: bool,
+    /// Listen on this Unix socket for a container runtime's seccomp listener (runc's
+    /// `linux.seccomp.listenerPath`, which the OCI hook sets) and measure the container's
+    /// exec mappings and execs outside the overlay through it.
+    #[arg(long, value_name = "PATH", requires = "mount")]
+    pub seccomp_listener: Option<PathBuf>,
     #[command(flatten)]
     pub tuning: OverlayTuning,
 }
@@ -177,6 +183,9 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
     if let Some(parent) = parent {
         hooks = hooks.with_parent(parent);
     }
+    if let Some(rootfs) = &args.rootfs {
+        hooks = hooks.with_lower_root(rootfs);
+    }
     let hooks = Arc::new(hooks);
     if let Some(events) = &args.events {
         if !is_live_source(events) {
@@ -208,7 +217,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
     let nest = overlay
         .as_ref()
         .map(|o| Arc::new(NestHost::new(hooks.clone(), Some(o.status().clone()))));
-    let fs = SecurityFs::with_nest(
+    let mut fs = SecurityFs::with_nest(
         ima,
         SecurityFsOptions {
             threads: args.threads,
@@ -218,6 +227,20 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         },
         nest,
     );
+    if let (Some(path), Some(overlay), Some(mount)) =
+        (&args.seccomp_listener, &overlay, &args.mount)
+    {
+        let coverage = Coverage::default();
+        mappings::serve_runtime(
+            path,
+            hooks.clone(),
+            overlay.status().clone(),
+            mount.clone(),
+            coverage.clone(),
+        )
+        .map_err(|e| format!("--seccomp-listener {}: {e}", path.display()))?;
+        fs = fs.with_exec_watch(coverage);
+    }
     // A kill -9 of this daemon must not leave dead mounts (ENOTCONN) behind.
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let mut watchdogs = Vec::new();

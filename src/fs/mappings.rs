@@ -80,15 +80,16 @@ pub fn serve(
     std::thread::Builder::new()
         .name("imafs-seccomp".into())
         .spawn(move || {
-            let listener = match mount_helper::seccomp::receive_listener(socket.as_fd()) {
-                Ok(listener) => listener,
+            let received = mount_helper::seccomp::receive_listener(socket.as_fd());
+            drop(socket);
+            match received {
+                Ok(listener) => run(listener, hooks, overlay, &overlay_root, &coverage),
                 Err(NoListener::Outer) => {
                     log::info!(
                         "seccomp: exec mappings and execs outside the overlay reach the \
                          ancestor namespaces' listener, not this namespace"
                     );
                     coverage.set(Err(NoListener::Outer.to_string()));
-                    return;
                 }
                 Err(NoListener::Failed(reason)) => {
                     log::warn!(
@@ -96,28 +97,82 @@ pub fn serve(
                          container: {reason}"
                     );
                     coverage.set(Err(reason));
-                    return;
                 }
-            };
-            drop(socket);
-            let overlay_dev = match std::fs::metadata(&overlay_root) {
-                Ok(meta) => meta.dev(),
-                Err(e) => {
-                    log::warn!("stat {}: {e}", overlay_root.display());
-                    u64::MAX
-                }
-            };
-            coverage.set(Ok(()));
-            log::info!("seccomp: exec mappings and execs are measured");
-            let server = Arc::new(Server {
-                listener,
-                hooks,
-                overlay,
-                overlay_dev,
-            });
-            server.run();
+            }
         })?;
     Ok(())
+}
+
+/// [`serve`] for a container that a runtime makes (runc's `linux.seccomp.listenerPath`):
+/// listen on the Unix socket `path` (made now, mode 0600) for the runtime's hand-over.
+pub fn serve_runtime(
+    path: &Path,
+    hooks: Arc<ImaHooks>,
+    overlay: OverlayStatus,
+    overlay_root: PathBuf,
+    coverage: Coverage,
+) -> io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let socket = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::thread::Builder::new()
+        .name("imafs-seccomp".into())
+        .spawn(move || {
+            // One container per daemon; a runtime that restarts it connects again.
+            for conn in socket.incoming() {
+                let conn = match conn {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        log::warn!("seccomp: accept: {e}");
+                        continue;
+                    }
+                };
+                match mount_helper::seccomp::receive_runtime_listener(conn.as_fd()) {
+                    Ok((listener, _state)) => {
+                        let (hooks, overlay, coverage) =
+                            (hooks.clone(), overlay.clone(), coverage.clone());
+                        let root = overlay_root.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name("imafs-seccomp".into())
+                            .spawn(move || run(listener, hooks, overlay, &root, &coverage));
+                        if let Err(e) = spawned {
+                            log::warn!("seccomp: thread: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("exec mappings are NOT measured in this container: {e}");
+                        coverage.set(Err(e.to_string()));
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Answer `listener`'s notifications until the container's last task has exited.
+fn run(
+    listener: Listener,
+    hooks: Arc<ImaHooks>,
+    overlay: OverlayStatus,
+    overlay_root: &Path,
+    coverage: &Coverage,
+) {
+    let overlay_dev = match std::fs::metadata(overlay_root) {
+        Ok(meta) => meta.dev(),
+        Err(e) => {
+            log::warn!("stat {}: {e}", overlay_root.display());
+            u64::MAX
+        }
+    };
+    coverage.set(Ok(()));
+    log::info!("seccomp: exec mappings and execs are measured");
+    let server = Arc::new(Server {
+        listener,
+        hooks,
+        overlay,
+        overlay_dev,
+    });
+    server.run();
 }
 
 impl Server {

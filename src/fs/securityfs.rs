@@ -453,7 +453,10 @@ impl Inner {
             Node::ExecWatch => match self.exec_watch.as_ref().and_then(Coverage::get) {
                 Some(Ok(())) => "measured\n".to_owned(),
                 Some(Err(reason)) => format!("not measured: {reason}\n"),
-                None => "not started\n".to_owned(),
+                None if self.exec_watch.is_some() => "not started\n".to_owned(),
+                None => "not measured: no seccomp listener (imafs serve; an OCI hook \
+                         container without a runtime listener)\n"
+                    .to_owned(),
             }
             .into_bytes(),
             Node::Dir | Node::List { .. } | Node::ForChildren(_) | Node::Nest => Vec::new(),
