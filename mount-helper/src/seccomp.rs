@@ -397,26 +397,10 @@ impl Listener {
         Listener { fd }
     }
 
-    /// The next call, or `None` once no task uses the filter any more (all have exited).
-    pub fn next(&self) -> io::Result<Option<Notification>> {
+    /// The next call (blocking: a receiver waits here until one comes, even once no task
+    /// uses the filter any more; see [`Listener::wait_unused`]).
+    pub fn receive(&self) -> io::Result<Notification> {
         loop {
-            let mut pfd = [rustix::event::PollFd::new(
-                &self.fd,
-                rustix::event::PollFlags::IN,
-            )];
-            match rustix::event::poll(&mut pfd, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            let revents = pfd[0].revents();
-            if !revents.contains(rustix::event::PollFlags::IN) {
-                if revents.intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::ERR)
-                {
-                    return Ok(None);
-                }
-                continue;
-            }
             match sys::seccomp_notif_recv(self.fd.as_fd()) {
                 Ok(n) => {
                     let nr = n.data.nr as u32;
@@ -429,15 +413,37 @@ impl Listener {
                         Some(kind) => Call::decode(kind, &n.data.args, n.pid),
                         None => Call::Other,
                     };
-                    return Ok(Some(Notification {
+                    return Ok(Notification {
                         id: n.id,
                         pid: n.pid,
                         call,
-                    }));
+                    });
                 }
-                // The task was killed between poll and receive, or a signal came.
+                // The task was killed before it was received, or a signal came.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {}
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wait until no task uses the filter any more (all have exited: `EPOLLHUP`,
+    /// kernel/seccomp.c: `seccomp_notify_poll`).
+    pub fn wait_unused(&self) -> io::Result<()> {
+        loop {
+            let mut pfd = [rustix::event::PollFd::new(
+                &self.fd,
+                rustix::event::PollFlags::empty(),
+            )];
+            match rustix::event::poll(&mut pfd, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if pfd[0]
+                .revents()
+                .intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::ERR)
+            {
+                return Ok(());
             }
         }
     }

@@ -34,8 +34,8 @@ use crate::fs::caller::LazyCaller;
 use crate::fs::ima_hooks::{ImaHooks, Mapping};
 use crate::fs::overlay::OverlayStatus;
 
-/// Threads answering notifications: one hash of a large file must not hold up every other
-/// exec of the container.
+/// Threads receiving and answering notifications: one hash of a large file must not hold up
+/// every other exec of the container.
 const WORKERS: usize = 2;
 
 /// What a container's exec mappings are to its daemon: `imafs status` and the log say it.
@@ -176,42 +176,33 @@ fn run(
 }
 
 impl Server {
+    /// Receivers that answer what they receive themselves (no hand-over between threads:
+    /// each costs a context switch per call), until the container's last task has exited.
     fn run(self: Arc<Self>) {
-        let (send, receive) = std::sync::mpsc::channel::<Notification>();
-        let receive = Arc::new(Mutex::new(receive));
         for n in 0..WORKERS {
             let server = self.clone();
-            let receive = receive.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("imafs-seccomp-{n}"))
                 .spawn(move || loop {
-                    let next = receive.lock().recv();
-                    match next {
+                    match server.listener.receive() {
                         Ok(notification) => server.answer(notification),
-                        Err(_) => return,
+                        Err(e) => {
+                            log::warn!(
+                                "seccomp: listener: {e}; exec mappings are no longer measured"
+                            );
+                            return;
+                        }
                     }
                 });
             if let Err(e) = spawned {
-                log::warn!("seccomp: worker thread: {e}");
+                log::warn!("seccomp: receiver thread: {e}");
             }
         }
-        loop {
-            match self.listener.next() {
-                Ok(Some(notification)) => {
-                    if let Err(e) = send.send(notification) {
-                        // No worker left: answer here.
-                        self.answer(e.0);
-                    }
-                }
-                Ok(None) => {
-                    log::debug!("seccomp: the container's last task exited");
-                    return;
-                }
-                Err(e) => {
-                    log::warn!("seccomp: listener: {e}; exec mappings are no longer measured");
-                    return;
-                }
-            }
+        // The receivers stay blocked once the container is gone (the kernel does not wake
+        // them); the daemon ends with its container.
+        match self.listener.wait_unused() {
+            Ok(()) => log::debug!("seccomp: the container's last task exited"),
+            Err(e) => log::warn!("seccomp: listener: {e}"),
         }
     }
 

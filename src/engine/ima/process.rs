@@ -88,7 +88,7 @@ impl Ima {
             fs_subtype: "",
             fsuuid: ev.fsuuid,
         };
-        let subject = if policy.tests_subject() {
+        let subject = if policy.tests_subject_for(ev.func) {
             ev.task.subject()
         } else {
             Subject::default()
@@ -300,7 +300,9 @@ impl Ima {
             fs_subtype: "",
             fsuuid: ev.fsuuid,
         };
-        let subject = if policy.tests_subject() {
+        let subject = if policy.tests_subject_for(Func::MmapCheck)
+            || policy.tests_subject_for(Func::MmapCheckReqprot)
+        {
             ev.task.subject()
         } else {
             Subject::default()

@@ -708,6 +708,8 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Some rule has a `uid`/`euid`/`gid`/`egid` condition (kept with the rules).
     tests_subject: bool,
+    /// The hooks of such rules (`None`: a rule for any hook).
+    subject_funcs: Vec<Option<Func>>,
 }
 
 impl Policy {
@@ -723,7 +725,12 @@ impl Policy {
 
     /// Append rules (a later successful policy write session).
     pub fn extend(&mut self, rules: Vec<Rule>) {
-        self.tests_subject |= rules.iter().any(|r| r.uid.is_some() || r.gid.is_some());
+        for rule in rules.iter().filter(|r| r.uid.is_some() || r.gid.is_some()) {
+            self.tests_subject = true;
+            if !self.subject_funcs.contains(&rule.func) {
+                self.subject_funcs.push(rule.func);
+            }
+        }
         self.rules.extend(rules);
     }
 
@@ -731,6 +738,15 @@ impl Policy {
     /// caller need not find out the task's credentials.
     pub fn tests_subject(&self) -> bool {
         self.tests_subject
+    }
+
+    /// [`Policy::tests_subject`] for an event of hook `func`: whether a rule that can match
+    /// it has a subject condition (an `uid=0` FILE_CHECK rule does not make a mapping read
+    /// the task's credentials).
+    pub fn tests_subject_for(&self, func: Func) -> bool {
+        self.subject_funcs
+            .iter()
+            .any(|f| f.is_none_or(|f| f == func))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -825,3 +825,19 @@ fn flags_accumulate_from_every_matching_rule() {
     assert!(d.modsig_allowed && d.check_blacklist && !d.sigv3_required);
     assert_eq!(p.actions_used(), Actions::APPRAISE);
 }
+
+#[test]
+fn only_rules_that_can_match_a_hook_make_it_read_the_subject() {
+    let tcb = policy(
+        "measure func=MMAP_CHECK mask=MAY_EXEC\n\
+         measure func=BPRM_CHECK mask=MAY_EXEC\n\
+         measure func=FILE_CHECK mask=MAY_READ uid=0\n",
+    );
+    assert!(tcb.tests_subject());
+    assert!(tcb.tests_subject_for(Func::FileCheck));
+    assert!(!tcb.tests_subject_for(Func::MmapCheck));
+    assert!(!tcb.tests_subject_for(Func::BprmCheck));
+    let any = policy("measure euid=1000\n");
+    assert!(any.tests_subject_for(Func::MmapCheck));
+    assert!(!policy("measure func=BPRM_CHECK\n").tests_subject_for(Func::BprmCheck));
+}
