@@ -213,8 +213,73 @@ fn a_script_interpreter_is_bprm_check_and_ld_linux_is_not() {
     );
 }
 
-/// A rootfs of static busybox plus `/usr/bin/true` with its loader and libc (copies), and a
-/// signing key whose certificate the daemon is given.
+/// A rootfs of static busybox plus `/usr/bin/true` with its loader and libc (copies).
+fn dynamic_rootfs(test: &str) -> Option<tempfile::TempDir> {
+    let root = common::busybox_rootfs(test, &["sh", "echo", "cat"])?;
+    let files = [
+        ("/usr/bin/true", "usr/bin/true"),
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "lib/x86_64-linux-gnu/libc.so.6",
+        ),
+    ];
+    for (host, inside) in files {
+        if !Path::new(host).exists() {
+            common::skip(test, &format!("{host} missing (not x86-64 Debian)"));
+            return None;
+        }
+        let to = root.path().join(inside);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(host, &to).expect("copy");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    Some(root)
+}
+
+/// An unprivileged `imafs run` (uid 65534, a user namespace) installs the filter too (it
+/// holds CAP_SYS_ADMIN in its user namespace until the command's exec) and serves it: the
+/// loader's mapping of libc is recorded under `measure func=MMAP_CHECK`.
+#[test]
+fn an_unprivileged_run_measures_exec_mappings() {
+    let test = "an_unprivileged_run_measures_exec_mappings";
+    if !common::can_run_as_nobody(test) {
+        return;
+    }
+    let Some(root) = dynamic_rootfs(test) else {
+        return;
+    };
+    let policy = policy(root.path(), "measure func=MMAP_CHECK mask=MAY_EXEC\n");
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = Command::new(common::NOBODY[0])
+        .args(&common::NOBODY[1..])
+        .arg(common::imafs_bin())
+        .arg("run")
+        .arg("--rootfs")
+        .arg(root.path())
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "/usr/bin/true && cat /sys/kernel/security/imafs/exec_watch {LIST}"
+        ))
+        .env("PATH", "/bin")
+        .output()
+        .expect("imafs run");
+    let text = ok(&out);
+    assert!(text.starts_with("measured\n"), "{text}");
+    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+    let record = format!(
+        "sha256:{} /lib/x86_64-linux-gnu/libc.so.6",
+        sha256_hex(libc)
+    );
+    assert!(
+        text.lines().any(|l| l.ends_with(&record)),
+        "{record}: {text}"
+    );
+}
+
+/// A signing key whose certificate the daemon is given, over [`dynamic_rootfs`].
 struct SignedTree {
     root: tempfile::TempDir,
     keys: tempfile::TempDir,
@@ -234,24 +299,7 @@ impl SignedTree {
             common::skip(test, &format!("{tool} not installed"));
             return None;
         }
-        let root = common::busybox_rootfs(test, &["sh", "echo"])?;
-        let files = [
-            ("/usr/bin/true", "usr/bin/true"),
-            ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
-            (
-                "/lib/x86_64-linux-gnu/libc.so.6",
-                "lib/x86_64-linux-gnu/libc.so.6",
-            ),
-        ];
-        for (host, inside) in files {
-            if !Path::new(host).exists() {
-                common::skip(test, &format!("{host} missing (not x86-64 Debian)"));
-                return None;
-            }
-            let to = root.path().join(inside);
-            std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-            std::fs::copy(host, &to).expect("copy");
-        }
+        let root = dynamic_rootfs(test)?;
         let keys = tempfile::tempdir().expect("temp");
         let certs = keys.path().join("certs");
         std::fs::create_dir(&certs).expect("mkdir");
