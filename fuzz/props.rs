@@ -79,3 +79,18 @@ pub fn child_config(data: &[u8]) {
     };
     assert_eq!(ChildConfig::decode(&cfg.encode()).expect("re-decodes"), cfg);
 }
+
+/// An exec'd file's headers (`load_elf_binary`'s view): never panics; a `PT_INTERP` found
+/// is a path the kernel would accept (no NUL, shorter than PATH_MAX).
+pub fn exec_format(data: &[u8]) {
+    if let imafs::fs::elf::ExecFormat::Elf { interp: Some(path) } =
+        imafs::fs::elf::probe_bytes(data)
+    {
+        assert!(!path.contains(&0), "a NUL in the interpreter path");
+        assert!(
+            path.len() < 4096,
+            "interpreter path of {} bytes",
+            path.len()
+        );
+    }
+}

@@ -642,3 +642,34 @@ fn a_dynamic_program_records_each_file_once_as_root_and_as_a_user() {
         }
     }
 }
+
+/// Bad calls keep the kernel's own errnos through the listener (a closed descriptor, a NULL
+/// or too long path, a directory, a missing file): the same as natively, and the daemon
+/// keeps serving.
+#[test]
+fn bad_calls_get_the_kernel_s_errnos() {
+    let test = "bad_calls_get_the_kernel_s_errnos";
+    if !host_root(test) || !Path::new("/usr/bin/python3").exists() {
+        return;
+    }
+    let probe = "import ctypes, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        libc.mmap.restype = ctypes.c_void_p\n\
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]\n\
+        libc.execve.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p]\n\
+        def errno(f):\n    ctypes.set_errno(0); f(); return ctypes.get_errno()\n\
+        print('mmap-badfd', errno(lambda: libc.mmap(None, 4096, 5, 2, 999, 0)))\n\
+        print('mprotect-unmapped', errno(lambda: libc.mprotect(4096, 4096, 5)))\n\
+        print('execve-null', errno(lambda: libc.execve(None, None, None)))\n\
+        print('execve-missing', errno(lambda: libc.execve(b'/nonexistent/x', None, None)))\n\
+        print('execve-dir', errno(lambda: libc.execve(b'/tmp', None, None)))\n\
+        print('execve-long', errno(lambda: libc.execve(b'/' + b'x' * 5000, None, None)))\n";
+    let native = common::run_ok(Command::new("/usr/bin/python3").args(["-c", probe]));
+    let contained = ok(&run_host(
+        &[],
+        &format!("/usr/bin/python3 -c \"{probe}\" && /usr/bin/true && echo served"),
+    ));
+    assert!(native.contains("mmap-badfd 9"), "{native}");
+    assert_eq!(contained, format!("{native}served\n"));
+}

@@ -176,3 +176,15 @@ fn child_config_decoding() {
         props::child_config,
     );
 }
+
+#[test]
+fn exec_format_probing() {
+    let mut seeds = vec![b"#!/bin/sh\necho\n".to_vec()];
+    for program in ["/bin/sh", "/usr/bin/true", "/bin/busybox"] {
+        if let Ok(data) = std::fs::read(program) {
+            // The headers and the start of the program headers are what the parser reads.
+            seeds.push(data[..data.len().min(4096)].to_vec());
+        }
+    }
+    exercise("exec_format", &seeds, 20_000, props::exec_format);
+}

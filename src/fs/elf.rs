@@ -30,18 +30,37 @@ pub enum ExecFormat {
 
 /// Read the headers of `file` as `load_elf_binary` does (pread only).
 pub fn probe(file: &File) -> ExecFormat {
+    probe_with(&|buf, offset| file.read_at(buf, offset).unwrap_or(0))
+}
+
+/// [`probe`] of a file's content in memory.
+pub fn probe_bytes(data: &[u8]) -> ExecFormat {
+    probe_with(&|buf, offset| {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        n
+    })
+}
+
+/// `read_at(buf, offset)`: the number of bytes read (short at the end, 0 on error).
+type ReadAt<'a> = dyn Fn(&mut [u8], u64) -> usize + 'a;
+
+fn probe_with(read_at: &ReadAt<'_>) -> ExecFormat {
     let mut head = [0u8; 64];
-    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    let n = read_at(&mut head, 0);
     if n >= 2 && head[..2] == *b"#!" {
         return ExecFormat::Script;
     }
     if n < 52 || head[..4] != *b"\x7fELF" {
         return ExecFormat::Other;
     }
-    elf(file, &head[..n]).unwrap_or(ExecFormat::Other)
+    elf(read_at, &head[..n]).unwrap_or(ExecFormat::Other)
 }
 
-fn elf(file: &File, head: &[u8]) -> Option<ExecFormat> {
+fn elf(read_at: &ReadAt<'_>, head: &[u8]) -> Option<ExecFormat> {
     let class64 = match head[4] {
         1 => false,
         2 => true,
@@ -96,7 +115,7 @@ fn elf(file: &File, head: &[u8]) -> Option<ExecFormat> {
         return None;
     }
     let mut table = vec![0u8; entsize * usize::from(phnum)];
-    if file.read_at(&mut table, phoff).ok()? != table.len() {
+    if read_at(&mut table, phoff) != table.len() {
         return None;
     }
     for ph in table.chunks_exact(entsize) {
@@ -113,8 +132,12 @@ fn elf(file: &File, head: &[u8]) -> Option<ExecFormat> {
             return None;
         }
         let mut path = vec![0u8; filesz as usize];
-        if file.read_at(&mut path, offset).ok()? != path.len() || path.pop() != Some(0) {
+        if read_at(&mut path, offset) != path.len() || path.pop() != Some(0) {
             return None;
+        }
+        // `open_exec` takes it as a C string: it ends at the first NUL.
+        if let Some(end) = path.iter().position(|&b| b == 0) {
+            path.truncate(end);
         }
         return Some(ExecFormat::Elf { interp: Some(path) });
     }
