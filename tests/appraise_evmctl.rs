@@ -56,17 +56,6 @@ fn run_ok(cmd: &mut Command) -> bool {
     cmd.output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A signing key: `key` holds the private key followed by the certificate (so evmctl takes
 /// the key id from the certificate's SKI), `cert` the PEM certificate alone.
 struct TestKey {
@@ -80,24 +69,28 @@ struct TestKey {
 fn make_key(dir: &Path, name: &str, newkey: &[&str], subject: &str, extra: &[&str]) -> TestKey {
     let priv_pem = dir.join(format!("{name}.priv.pem"));
     let cert = dir.join(format!("{name}.crt"));
-    run(Command::new("openssl")
-        .args(["req", "-x509", "-nodes", "-days", "2", "-subj", subject])
-        .args(newkey)
-        .args(extra)
-        .arg("-keyout")
-        .arg(&priv_pem)
-        .arg("-out")
-        .arg(&cert));
+    common::run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-nodes", "-days", "2", "-subj", subject])
+            .args(newkey)
+            .args(extra)
+            .arg("-keyout")
+            .arg(&priv_pem)
+            .arg("-out")
+            .arg(&cert),
+    );
     let key = dir.join(format!("{name}.pem"));
     let mut both = std::fs::read(&priv_pem).unwrap();
     both.extend(std::fs::read(&cert).unwrap());
     std::fs::write(&key, both).unwrap();
     let der = dir.join(format!("{name}.der"));
-    run(Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-in"])
-        .arg(&cert)
-        .arg("-out")
-        .arg(&der));
+    common::run_ok(
+        Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .arg("-out")
+            .arg(&der),
+    );
     TestKey {
         key,
         cert,
@@ -150,12 +143,14 @@ fn read_ima(file: &Path) -> Option<Vec<u8>> {
 }
 
 fn ima_sign(key: &Path, algo: &str, file: &Path, extra: &[&str]) -> Vec<u8> {
-    run(Command::new("evmctl")
-        .args(["ima_sign", "--key"])
-        .arg(key)
-        .args(["-a", algo])
-        .args(extra)
-        .arg(file));
+    common::run_ok(
+        Command::new("evmctl")
+            .args(["ima_sign", "--key"])
+            .arg(key)
+            .args(["-a", algo])
+            .args(extra)
+            .arg(file),
+    );
     read_ima(file).expect("evmctl wrote security.ima")
 }
 
@@ -292,9 +287,11 @@ fn evmctl_hashes_and_missing_xattr() {
     let ring = Keyring::new();
     for (algo, kind) in [("sha1", 0x01u8), ("sha256", 0x04), ("sha512", 0x04)] {
         let file = write_file(d, algo, b"hashed content\n");
-        run(Command::new("evmctl")
-            .args(["ima_hash", "-a", algo])
-            .arg(&file));
+        common::run_ok(
+            Command::new("evmctl")
+                .args(["ima_hash", "-a", algo])
+                .arg(&file),
+        );
         let value = read_ima(&file).expect("evmctl ima_hash wrote security.ima");
         assert_eq!(value[0], kind, "{algo}");
         assert_eq!(
@@ -344,18 +341,22 @@ fn fix_mode_value_matches_evmctl_ima_hash() {
     let d = dir.path();
     for algo in [HashAlgo::Sha1, HashAlgo::Sha256, HashAlgo::Sha384] {
         let file = write_file(d, algo.name(), b"fix me\n");
-        run(Command::new("evmctl")
-            .args(["ima_hash", "-a", algo.name()])
-            .arg(&file));
+        common::run_ok(
+            Command::new("evmctl")
+                .args(["ima_hash", "-a", algo.name()])
+                .arg(&file),
+        );
         let by_evmctl = read_ima(&file).unwrap();
         let digest = algo.digest(b"fix me\n").unwrap();
         let ours = imafs::engine::xattr::encode_digest_xattr(&digest);
         assert_eq!(ours, by_evmctl, "{algo}");
         // What we would write is accepted back by setfattr/getfattr unchanged.
         let hexval = format!("0x{}", hex::encode(&ours));
-        run(Command::new("setfattr")
-            .args(["-n", "security.ima", "-v", &hexval])
-            .arg(&file));
+        common::run_ok(
+            Command::new("setfattr")
+                .args(["-n", "security.ima", "-v", &hexval])
+                .arg(&file),
+        );
         assert_eq!(read_ima(&file).unwrap(), ours);
     }
 }
@@ -406,9 +407,11 @@ fn keyring_loads_der_pem_bundles_and_directories() {
     );
 
     // The key id is the SKI's last 4 bytes, as openssl prints it.
-    let text = run(Command::new("openssl")
-        .args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"])
-        .arg(&rsa.cert));
+    let text = common::run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"])
+            .arg(&rsa.cert),
+    );
     let ski_hex: String = text
         .lines()
         .nth(1)
@@ -484,9 +487,11 @@ fn certificate_without_ski_uses_kernel_id_matching() {
             "authorityKeyIdentifier=none",
         ],
     );
-    let noext = run(Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(&key.cert));
+    let noext = common::run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&key.cert),
+    );
     if noext.contains("Subject Key Identifier") {
         common::skip(
             "certificate_without_ski_uses_kernel_id_matching",
@@ -529,11 +534,13 @@ fn evmctl_sigfile_value_verifies() {
     let key = rsa2048(d);
     let ring = keyring(&[&key.cert]);
     let file = write_file(d, "f", b"sigfile\n");
-    run(Command::new("evmctl")
-        .args(["ima_sign", "--sigfile", "--key"])
-        .arg(&key.key)
-        .args(["-a", "sha256"])
-        .arg(&file));
+    common::run_ok(
+        Command::new("evmctl")
+            .args(["ima_sign", "--sigfile", "--key"])
+            .arg(&key.key)
+            .args(["-a", "sha256"])
+            .arg(&file),
+    );
     let mut sigfile = file.clone().into_os_string();
     sigfile.push(".sig");
     let value = std::fs::read(&sigfile).unwrap();
@@ -618,34 +625,40 @@ fn self_signed_certificates_must_verify_ca_issued_need_not() {
     let plain = d.join("c.key");
     let compressed = d.join("c.compressed.key");
     let cert = d.join("c.crt");
-    run(Command::new("openssl")
-        .args([
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-        ])
-        .arg(&plain));
-    run(Command::new("openssl")
-        .args(["ec", "-conv_form", "compressed", "-in"])
-        .arg(&plain)
-        .arg("-out")
-        .arg(&compressed));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=imafs compressed",
-            "-key",
-        ])
-        .arg(&compressed)
-        .arg("-out")
-        .arg(&cert));
+    common::run_ok(
+        Command::new("openssl")
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(&plain),
+    );
+    common::run_ok(
+        Command::new("openssl")
+            .args(["ec", "-conv_form", "compressed", "-in"])
+            .arg(&plain)
+            .arg("-out")
+            .arg(&compressed),
+    );
+    common::run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=imafs compressed",
+                "-key",
+            ])
+            .arg(&compressed)
+            .arg("-out")
+            .arg(&cert),
+    );
     let err = Keyring::new().load_path(&cert).unwrap_err();
     assert_eq!(err.errno().0, libc::ENOPKG, "{err}");
 
@@ -659,20 +672,22 @@ fn self_signed_certificates_must_verify_ca_issued_need_not() {
     );
     let leaf_key = d.join("leaf.priv.pem");
     let csr = d.join("leaf.csr");
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "rsa:2048",
-            "-subj",
-            "/CN=imafs leaf",
-        ])
-        .arg("-keyout")
-        .arg(&leaf_key)
-        .arg("-out")
-        .arg(&csr));
+    common::run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "rsa:2048",
+                "-subj",
+                "/CN=imafs leaf",
+            ])
+            .arg("-keyout")
+            .arg(&leaf_key)
+            .arg("-out")
+            .arg(&csr),
+    );
     let leaf_cert = d.join("leaf.crt");
     let ext = d.join("leaf.ext");
     std::fs::write(
@@ -680,18 +695,20 @@ fn self_signed_certificates_must_verify_ca_issued_need_not() {
         "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
     )
     .unwrap();
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "2", "-in"])
-        .arg(&csr)
-        .arg("-CA")
-        .arg(&ca.cert)
-        .arg("-CAkey")
-        .arg(&ca.priv_only)
-        .arg("-CAcreateserial")
-        .arg("-extfile")
-        .arg(&ext)
-        .arg("-out")
-        .arg(&leaf_cert));
+    common::run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca.cert)
+            .arg("-CAkey")
+            .arg(&ca.priv_only)
+            .arg("-CAcreateserial")
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&leaf_cert),
+    );
     let ring = keyring(&[&leaf_cert]);
     assert_eq!(ring.list().len(), 1);
     assert!(

@@ -65,6 +65,27 @@ fn host_root(test: &str) -> bool {
     true
 }
 
+/// [`host_root`], and the host's Python to run in the container.
+fn host_python(test: &str) -> bool {
+    if !host_root(test) {
+        return false;
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        common::skip(test, "needs /usr/bin/python3");
+        return false;
+    }
+    true
+}
+
+/// A directory for a test's files, on the build tree's file system (not a tmpfs, which the
+/// policies used here may treat apart).
+fn work_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("imafs-test")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp")
+}
+
 /// The canonical path of the libselinux `ls` maps (a skip when there is none).
 fn libselinux(test: &str) -> Option<PathBuf> {
     let found = [
@@ -122,7 +143,7 @@ fn a_user_s_libraries_are_measured_when_mapped() {
 #[test]
 fn programs_outside_the_overlay_are_measured_and_appraised() {
     let test = "programs_outside_the_overlay_are_measured_and_appraised";
-    if !host_root(test) || !Path::new("/usr/bin/python3").exists() {
+    if !host_python(test) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp");
@@ -189,10 +210,7 @@ fn a_script_interpreter_is_bprm_check_and_ld_linux_is_not() {
     if !host_root(test) || !Path::new("/usr/bin/dash").exists() {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("imafs-test")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp");
+    let dir = work_dir();
     let script_file = dir.path().join("hello.sh");
     std::fs::write(&script_file, "#!/usr/bin/dash\nexit 0\n").expect("write");
     std::fs::set_permissions(&script_file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -406,13 +424,10 @@ fn a_signed_program_runs_with_an_unsigned_loader() {
 #[test]
 fn mprotect_to_exec_follows_ima_file_mprotect() {
     let test = "mprotect_to_exec_follows_ima_file_mprotect";
-    if !host_root(test) || !Path::new("/usr/bin/python3").exists() {
+    if !host_python(test) {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("imafs-test")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp");
+    let dir = work_dir();
     for (name, owner) in [("covered", 4242), ("other", 4243)] {
         let p = dir.path().join(name);
         std::fs::write(&p, vec![0xc3u8; 8192]).expect("write");
@@ -480,13 +495,10 @@ fn mprotect_to_exec_follows_ima_file_mprotect() {
 #[test]
 fn a_task_killed_while_its_call_waits_leaves_the_daemon_serving() {
     let test = "a_task_killed_while_its_call_waits_leaves_the_daemon_serving";
-    if !host_root(test) || !Path::new("/usr/bin/python3").exists() {
+    if !host_python(test) {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("imafs-test")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp");
+    let dir = work_dir();
     let big = dir.path().join("big");
     let f = std::fs::File::create(&big).expect("create");
     f.set_len(512 << 20).expect("size");
@@ -649,7 +661,7 @@ fn a_dynamic_program_records_each_file_once_as_root_and_as_a_user() {
 #[test]
 fn bad_calls_get_the_kernel_s_errnos() {
     let test = "bad_calls_get_the_kernel_s_errnos";
-    if !host_root(test) || !Path::new("/usr/bin/python3").exists() {
+    if !host_python(test) {
         return;
     }
     let probe = "import ctypes, os\n\

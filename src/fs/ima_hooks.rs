@@ -105,9 +105,6 @@ pub struct Mapping<'a> {
     pub caller: &'a LazyCaller,
     /// The file as the container names it.
     pub path: &'a [u8],
-    /// PROT_EXEC in the requested, and in the applied, protection.
-    pub reqprot_exec: bool,
-    pub prot_exec: bool,
     /// The task's descriptor was opened for write (FMODE_WRITE).
     pub opened_for_write: bool,
 }
@@ -351,31 +348,30 @@ impl ImaHooks {
 
     /// The identity of `path` (absolute, as a `PT_INTERP`) in the container's root.
     fn resolve_in_root(&self, path: &[u8]) -> Option<FileId> {
-        let root = self.lower_root.as_ref()?;
-        let file = rustix::fs::openat2(
-            root,
-            std::ffi::OsStr::from_bytes(path),
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-            rustix::fs::ResolveFlags::IN_ROOT,
-        )
-        .ok()?;
+        let file = self.openat_in_root(path, rustix::fs::OFlags::PATH)?;
         rustix::fs::fstat(&file).ok().map(|st| file_id(&st))
     }
 
     /// The lower file at `path` of the container (absolute), read-only, resolved in the
     /// container's root as the daemon reads it.
     pub fn open_in_root(&self, path: &[u8]) -> Option<File> {
-        let root = self.lower_root.as_ref()?;
-        let fd = rustix::fs::openat2(
-            root,
+        self.openat_in_root(path, rustix::fs::OFlags::RDONLY)
+            .map(File::from)
+    }
+
+    fn openat_in_root(
+        &self,
+        path: &[u8],
+        flags: rustix::fs::OFlags,
+    ) -> Option<std::os::fd::OwnedFd> {
+        rustix::fs::openat2(
+            self.lower_root.as_ref()?,
             std::ffi::OsStr::from_bytes(path),
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            flags | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
             rustix::fs::ResolveFlags::IN_ROOT,
         )
-        .ok()?;
-        Some(File::from(fd))
+        .ok()
     }
 
     /// Resolve `PT_INTERP` paths in `root` (the container's `/` as the daemon reads it).
@@ -389,25 +385,34 @@ impl ImaHooks {
         self
     }
 
-    /// A mapping of `file` with an executable protection (`ima_file_mmap`): MMAP_CHECK_REQPROT
-    /// when the requested protection has PROT_EXEC, then MMAP_CHECK when the applied one
-    /// has. `file`: a readable descriptor of the file (the overlay's lower file for a file
-    /// of the overlay); `path`: the file as the container names it.
+    /// A mapping of `file` with PROT_EXEC requested, so applied too (`ima_file_mmap`):
+    /// MMAP_CHECK_REQPROT, then MMAP_CHECK. `file`: a readable descriptor of the file (the
+    /// overlay's lower file for a file of the overlay); `path`: the file as the container
+    /// names it.
     pub fn mapping(&self, m: &Mapping<'_>, file: &File) -> Result<(), Errno> {
+        let hooks = [
+            (Func::MmapCheckReqprot, MAY_EXEC),
+            (Func::MmapCheck, MAY_EXEC),
+        ];
+        self.task_file_hooks(m, file, |_| hooks.to_vec())
+            .map(|_| ())
+    }
+
+    /// The hooks `hooks(meta)` for a file a task named (a regular file: its metadata).
+    fn task_file_hooks(
+        &self,
+        m: &Mapping<'_>,
+        file: &File,
+        hooks: impl FnOnce(&Stat) -> Vec<(Func, u32)>,
+    ) -> Result<Option<Stat>, Errno> {
         let meta = rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?;
         if !is_regular(&meta) {
-            return Ok(());
+            return Ok(None);
         }
         let fs = self
             .lower_fs
             .get_seen_by(file.as_fd(), meta.st_dev, &m.pid.to_string());
-        let mut hooks = Vec::with_capacity(2);
-        if m.reqprot_exec {
-            hooks.push((Func::MmapCheckReqprot, MAY_EXEC));
-        }
-        if m.prot_exec {
-            hooks.push((Func::MmapCheck, MAY_EXEC));
-        }
+        let hooks = hooks(&meta);
         let access = Access {
             pid: m.pid,
             caller: m.caller,
@@ -417,7 +422,8 @@ impl ImaHooks {
             opened_for_write: m.opened_for_write,
             created: false,
         };
-        self.run_hooks(&hooks, &access, file)
+        self.run_hooks(&hooks, &access, file)?;
+        Ok(Some(meta))
     }
 
     /// `mprotect` making a mapping of `file` executable (`ima_file_mprotect`).
@@ -454,26 +460,11 @@ impl ImaHooks {
     /// container mounted): the program's hooks as at an exec open (`do_open_execat`,
     /// `bprm_execve`); the open is not kept (no release will come for it).
     pub fn exec_elsewhere(&self, m: &Mapping<'_>, file: &File) -> Result<(), Errno> {
-        let meta = rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?;
-        if !is_regular(&meta) {
-            return Ok(());
+        let program = self.task_file_hooks(m, file, |meta| self.exec_hooks(m.pid, file, meta))?;
+        if let Some(meta) = program {
+            self.ima
+                .file_closed(file_id(&meta), false, file_version(&meta));
         }
-        let fs = self
-            .lower_fs
-            .get_seen_by(file.as_fd(), meta.st_dev, &m.pid.to_string());
-        let hooks = self.exec_hooks(m.pid, file, &meta);
-        let access = Access {
-            pid: m.pid,
-            caller: m.caller,
-            meta: &meta,
-            fs: &fs,
-            path: m.path,
-            opened_for_write: false,
-            created: false,
-        };
-        self.run_hooks(&hooks, &access, file)?;
-        self.ima
-            .file_closed(file_id(&meta), false, file_version(&meta));
         Ok(())
     }
 

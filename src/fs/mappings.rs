@@ -209,7 +209,7 @@ impl Server {
     fn answer(&self, n: Notification) {
         log::debug!("seccomp: pid {}: {:?}", n.pid, n.call);
         let verdict = match n.call {
-            Call::Mmap { fd, prot, .. } => self.mmap(&n, fd, prot),
+            Call::Mmap { fd, .. } => self.mmap(&n, fd),
             Call::Mprotect { addr, len, .. } => self.mprotect(&n, addr, len),
             Call::Exec { dirfd, path, flags } => self.exec(&n, dirfd, path, flags),
             Call::Other => Ok(()),
@@ -249,7 +249,7 @@ impl Server {
     }
 
     /// `ima_file_mmap` with PROT_EXEC requested (the filter sends no other mapping).
-    fn mmap(&self, n: &Notification, fd: i32, prot: u32) -> Result<(), Errno> {
+    fn mmap(&self, n: &Notification, fd: i32) -> Result<(), Errno> {
         let task = match Task::open(n.pid) {
             Ok(task) => task,
             Err(e) => {
@@ -264,14 +264,11 @@ impl Server {
             .map(|f| f.contains(rustix::fs::OFlags::RDWR) || f.contains(rustix::fs::OFlags::WRONLY))
             .unwrap_or(false);
         let caller = Self::caller(n);
-        let exec = prot & libc::PROT_EXEC as u32 != 0;
         self.on_file(n, &file, |target, path| {
             let m = Mapping {
                 pid: n.pid,
                 caller: &caller,
                 path,
-                reqprot_exec: exec,
-                prot_exec: exec,
                 opened_for_write: for_write,
             };
             self.hooks.mapping(&m, target)
@@ -309,8 +306,6 @@ impl Server {
                     pid: n.pid,
                     caller: &caller,
                     path,
-                    reqprot_exec: true,
-                    prot_exec: true,
                     opened_for_write: false,
                 };
                 self.hooks.mprotect(&m, target)
@@ -372,8 +367,6 @@ impl Server {
             pid: n.pid,
             caller: &caller,
             path: &path,
-            reqprot_exec: true,
-            prot_exec: true,
             opened_for_write: false,
         };
         self.hooks.exec_elsewhere(&m, &readable)

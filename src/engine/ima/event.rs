@@ -4,7 +4,7 @@
 
 use crate::engine::audit::{AuditInode, AuditTask};
 use crate::engine::measure::{FileId, FileVersion};
-use crate::engine::policy::{Func, Subject};
+use crate::engine::policy::{Func, Object, Subject};
 
 /// The task behind a file event. Its credentials and comm cost a `/proc` read to find out,
 /// so the engine asks for them only when a rule tests the subject or a record names the task.
@@ -85,6 +85,18 @@ impl FileEvent<'_> {
         AuditInode {
             dev: self.fs_id,
             ino: self.id.ino,
+        }
+    }
+
+    /// The file's attributes that rules test (`ima_match_rules`' inode conditions).
+    pub(super) fn object(&self) -> Object<'_> {
+        Object {
+            uid: self.owner,
+            gid: self.group,
+            fsmagic: self.fsmagic,
+            fsname: self.fsname,
+            fs_subtype: "",
+            fsuuid: self.fsuuid,
         }
     }
 

@@ -8,9 +8,7 @@ use crate::engine::appraise::{self};
 use crate::engine::audit::{self, AUDIT_INTEGRITY_DATA, AUDIT_INTEGRITY_RULE};
 use crate::engine::hash::HashAlgo;
 use crate::engine::measure::{AppraisalStatus, AppraiseClass, FileId, FileState, FileVersion};
-use crate::engine::policy::{
-    Actions, Decision, Func, MatchInput, Object, Subject, MAY_EXEC, MAY_WRITE,
-};
+use crate::engine::policy::{Actions, Decision, Func, MatchInput, Subject, MAY_EXEC, MAY_WRITE};
 use crate::engine::template::EventData;
 use crate::engine::xattr;
 use crate::engine::Errno;
@@ -80,14 +78,7 @@ impl Ima {
         if wanted.is_empty() {
             return Ok(());
         }
-        let object = Object {
-            uid: ev.owner,
-            gid: ev.group,
-            fsmagic: ev.fsmagic,
-            fsname: ev.fsname,
-            fs_subtype: "",
-            fsuuid: ev.fsuuid,
-        };
+        let object = ev.object();
         let subject = if policy.tests_subject_for(ev.func) {
             ev.task.subject()
         } else {
@@ -292,14 +283,7 @@ impl Ima {
         if !wanted.contains(Actions::APPRAISE) {
             return Ok(());
         }
-        let object = Object {
-            uid: ev.owner,
-            gid: ev.group,
-            fsmagic: ev.fsmagic,
-            fsname: ev.fsname,
-            fs_subtype: "",
-            fsuuid: ev.fsuuid,
-        };
+        let object = ev.object();
         let subject = if policy.tests_subject_for(Func::MmapCheck)
             || policy.tests_subject_for(Func::MmapCheckReqprot)
         {
