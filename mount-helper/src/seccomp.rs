@@ -471,6 +471,15 @@ fn gone_is_ok(r: io::Result<()>) -> io::Result<()> {
     }
 }
 
+/// A task's descriptor as the daemon holds it.
+#[derive(Debug)]
+pub enum Descriptor {
+    /// The task's open file description itself.
+    Copy(OwnedFd),
+    /// An `O_PATH` descriptor of the same file (it cannot be read).
+    Path(OwnedFd),
+}
+
 /// A task a notification came from: its descriptors and memory.
 #[derive(Debug)]
 pub struct Task {
@@ -490,21 +499,53 @@ impl Task {
         self.pid
     }
 
-    /// A copy of the task's descriptor `fd` (`pidfd_getfd`).
-    pub fn descriptor(&self, fd: i32) -> io::Result<OwnedFd> {
-        sys::pidfd_getfd(self.pidfd.as_fd(), fd)
+    /// A copy of the task's descriptor `fd` (`pidfd_getfd`); where a seccomp profile
+    /// refuses that call (a daemon in a container without CAP_SYS_PTRACE), an `O_PATH`
+    /// descriptor of the same file through `/proc/<pid>/fd` (no open of the file itself:
+    /// `Descriptor::Path`).
+    pub fn descriptor(&self, fd: i32) -> io::Result<Descriptor> {
+        match sys::pidfd_getfd(self.pidfd.as_fd(), fd) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) => {
+                rustix::fs::open(
+                    format!("/proc/{}/fd/{fd}", self.pid),
+                    rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map(Descriptor::Path)
+                .map_err(|_| e)
+            }
+            r => r.map(Descriptor::Copy),
+        }
     }
 
     /// The NUL-terminated string at `addr` (at most `max` bytes; ENAMETOOLONG beyond, as
-    /// the kernel's `strncpy_from_user` for a path).
+    /// the kernel's `strncpy_from_user` for a path). Read with `process_vm_readv`, or through
+    /// `/proc/<pid>/mem` where a seccomp profile refuses that call (a daemon in a container
+    /// without CAP_SYS_PTRACE).
     pub fn c_string(&self, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mem = std::cell::OnceCell::new();
+        let read = |at: u64, buf: &mut [u8]| -> io::Result<usize> {
+            match sys::read_task_memory(self.pid, at, buf) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) => {
+                    let file = match mem.get() {
+                        Some(f) => f,
+                        None => {
+                            let f = std::fs::File::open(format!("/proc/{}/mem", self.pid))?;
+                            mem.get_or_init(|| f)
+                        }
+                    };
+                    std::os::unix::fs::FileExt::read_at(file, buf, at)
+                }
+                r => r,
+            }
+        };
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < max {
             // Read up to the end of the page, so no read crosses into an unmapped one.
             let room = 4096 - (at % 4096) as usize;
             let mut chunk = vec![0u8; room.min(max - out.len())];
-            let n = sys::read_task_memory(self.pid, at, &mut chunk)?;
+            let n = read(at, &mut chunk)?;
             if n == 0 {
                 return Err(io::Error::from_raw_os_error(libc::EFAULT));
             }

@@ -24,9 +24,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use mount_helper::seccomp::{Call, Listener, NoListener, Notification, Task, AT_FDCWD};
+use mount_helper::seccomp::{Call, Descriptor, Listener, NoListener, Notification, Task, AT_FDCWD};
 use parking_lot::Mutex;
 
 use crate::engine::Errno;
@@ -40,12 +41,22 @@ const WORKERS: usize = 2;
 
 /// What a container's exec mappings are to its daemon: `imafs status` and the log say it.
 #[derive(Clone, Debug, Default)]
-pub struct Coverage(Arc<Mutex<Option<Result<(), String>>>>);
+pub struct Coverage(Arc<Mutex<Option<Result<(), String>>>>, Arc<AtomicU64>);
 
 impl Coverage {
     /// `None` while the container has not started; then measured, or why not.
     pub fn get(&self) -> Option<Result<(), String>> {
         self.0.lock().clone()
+    }
+
+    /// How many calls reached the listener but could not be checked (a task the daemon may
+    /// not inspect); each is in the log.
+    pub fn missed(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
+    }
+
+    fn miss(&self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The container was started without a listener: why.
@@ -61,6 +72,7 @@ impl Coverage {
 /// Serves one container's listener.
 struct Server {
     listener: Listener,
+    coverage: Coverage,
     hooks: Arc<ImaHooks>,
     overlay: OverlayStatus,
     /// The overlay's device number as the daemon sees its files.
@@ -168,6 +180,7 @@ fn run(
     log::info!("seccomp: exec mappings and execs are measured");
     let server = Arc::new(Server {
         listener,
+        coverage: coverage.clone(),
         hooks,
         overlay,
         overlay_dev,
@@ -226,22 +239,34 @@ impl Server {
 
     /// The task's descriptor `fd`, once the call is known still to be pending; `None` when
     /// the task or descriptor is gone (the kernel fails or ends the call itself).
-    fn task_file(&self, n: &Notification, task: &Task, fd: i32) -> Option<File> {
-        let file = match task.descriptor(fd) {
-            Ok(file) => file,
+    fn task_file(&self, n: &Notification, task: &Task, fd: i32) -> Option<TaskFile> {
+        let (file, readable) = match task.descriptor(fd) {
+            Ok(Descriptor::Copy(file)) => (File::from(file), true),
+            Ok(Descriptor::Path(file)) => (File::from(file), false),
             Err(e) => {
-                log::debug!("seccomp: pidfd_getfd {} {fd}: {e}", n.pid);
                 if e.raw_os_error() != Some(libc::EBADF) && e.raw_os_error() != Some(libc::ESRCH) {
+                    self.coverage.miss();
                     log::warn!(
                         "seccomp: cannot take descriptor {fd} of pid {}: {e}; its mapping is \
-                         not measured",
+                         not measured (a daemon inside a container needs CAP_SYS_PTRACE for \
+                         tasks that changed ids)",
                         n.pid
                     );
                 }
                 return None;
             }
         };
-        self.listener.still_waiting(n.id).then(|| File::from(file))
+        let for_write = if readable {
+            rustix::fs::fcntl_getfl(&file).ok()
+        } else {
+            fdinfo_flags(n.pid, fd)
+        }
+        .is_some_and(|f| f.intersects(rustix::fs::OFlags::RDWR | rustix::fs::OFlags::WRONLY));
+        self.listener.still_waiting(n.id).then_some(TaskFile {
+            file,
+            readable,
+            for_write,
+        })
     }
 
     fn caller(n: &Notification) -> LazyCaller {
@@ -260,16 +285,13 @@ impl Server {
         let Some(file) = self.task_file(n, &task, fd) else {
             return Ok(());
         };
-        let for_write = rustix::fs::fcntl_getfl(&file)
-            .map(|f| f.contains(rustix::fs::OFlags::RDWR) || f.contains(rustix::fs::OFlags::WRONLY))
-            .unwrap_or(false);
         let caller = Self::caller(n);
         self.on_file(n, &file, |target, path| {
             let m = Mapping {
                 pid: n.pid,
                 caller: &caller,
                 path,
-                opened_for_write: for_write,
+                opened_for_write: file.for_write,
             };
             self.hooks.mapping(&m, target)
         })
@@ -288,15 +310,31 @@ impl Server {
                 continue;
             }
             let link = format!("/proc/{}/map_files/{:x}-{:x}", n.pid, vma.start, vma.end);
-            let file = File::open(&link)
-                .or_else(|_| File::open(format!("/proc/{}/root{}", n.pid, vma.path)));
+            // O_PATH: no open of the file itself (an open of an overlay file by the daemon
+            // would be an event of its own).
+            let path_only = |p: &str| {
+                rustix::fs::open(
+                    p,
+                    rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map(File::from)
+            };
+            let file = path_only(&link)
+                .or_else(|_| path_only(&format!("/proc/{}/root{}", n.pid, vma.path)));
             let Ok(file) = file else {
+                self.coverage.miss();
                 log::warn!(
                     "seccomp: cannot open {} mapped by pid {}: its mprotect is not checked",
                     vma.path,
                     n.pid
                 );
                 continue;
+            };
+            let file = TaskFile {
+                file,
+                readable: false,
+                for_write: false,
             };
             if !self.listener.still_waiting(n.id) {
                 return Ok(());
@@ -321,12 +359,30 @@ impl Server {
         let Ok(task) = Task::open(n.pid) else {
             return Ok(());
         };
-        let Ok(name) = task.c_string(path, libc::PATH_MAX as usize) else {
-            return Ok(());
+        let name = match task.c_string(path, libc::PATH_MAX as usize) {
+            Ok(name) => name,
+            // The kernel fails the call itself (EFAULT, ENAMETOOLONG).
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EFAULT) | Some(libc::ENAMETOOLONG)
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => {
+                self.coverage.miss();
+                log::warn!(
+                    "seccomp: cannot read the path pid {} executes: {e}; not measured unless \
+                     on the overlay",
+                    n.pid
+                );
+                return Ok(());
+            }
         };
         let file = if name.is_empty() && flags & libc::AT_EMPTY_PATH as u32 != 0 {
             match self.task_file(n, &task, dirfd) {
-                Some(file) => file,
+                Some(task_file) => task_file.file,
                 None => return Ok(()),
             }
         } else {
@@ -380,9 +436,10 @@ impl Server {
     fn on_file(
         &self,
         n: &Notification,
-        file: &File,
+        task_file: &TaskFile,
         hook: impl Fn(&File, &[u8]) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
+        let file = &task_file.file;
         let dev = match rustix::fs::fstat(file) {
             Ok(meta) if meta.st_dev == self.overlay_dev => {
                 return match self.overlay.open_node(meta.st_ino) {
@@ -414,7 +471,13 @@ impl Server {
         }
         // A file this daemon cannot even stat (another user namespace's FUSE mount that no
         // nested namespace announced) cannot be measured here: said, not refused.
-        if dev.is_none() || rustix::fs::fstat(file).is_err() {
+        let readable = match dev.map(|_| rustix::fs::fstat(file)) {
+            Some(Ok(_)) if task_file.readable => None,
+            Some(Ok(_)) => File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok(),
+            _ => None,
+        };
+        if dev.is_none() || (!task_file.readable && readable.is_none()) {
+            self.coverage.miss();
             log::warn!(
                 "seccomp: {} mapped by pid {}: its file system does not let this daemon \
                  read it; not measured",
@@ -423,7 +486,7 @@ impl Server {
             );
             return Ok(());
         }
-        hook(file, &path)
+        hook(readable.as_ref().unwrap_or(file), &path)
     }
 }
 
@@ -454,6 +517,25 @@ fn mount_device(pid: u32, file: &File) -> Option<u64> {
         major.parse().ok()?,
         minor.parse().ok()?,
     ))
+}
+
+/// A task's file as the listener holds it.
+struct TaskFile {
+    file: File,
+    /// `file` can be read (a copy of the task's descriptor, not an `O_PATH` one).
+    readable: bool,
+    /// The task's descriptor was opened for write (FMODE_WRITE).
+    for_write: bool,
+}
+
+/// The open flags of task `pid`'s descriptor `fd` (`flags:` of `/proc/<pid>/fdinfo/<fd>`,
+/// octal; fs/proc/fd.c: `seq_show`).
+fn fdinfo_flags(pid: u32, fd: i32) -> Option<rustix::fs::OFlags> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let octal = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+    u32::from_str_radix(octal, 8)
+        .ok()
+        .map(rustix::fs::OFlags::from_bits_retain)
 }
 
 /// The overflow id (65534) standing for ids of a task gone before they were read.

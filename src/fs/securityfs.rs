@@ -451,7 +451,10 @@ impl Inner {
                 .to_vec(),
             Node::Symlink(target) => target.clone().into_bytes(),
             Node::ExecWatch => match self.exec_watch.as_ref().and_then(Coverage::get) {
-                Some(Ok(())) => "measured\n".to_owned(),
+                Some(Ok(())) => match self.exec_watch.as_ref().map_or(0, Coverage::missed) {
+                    0 => "measured\n".to_owned(),
+                    n => format!("measured, but {n} calls could not be checked (see the log)\n"),
+                },
                 Some(Err(reason)) => format!("not measured: {reason}\n"),
                 None if self.exec_watch.is_some() => "not started\n".to_owned(),
                 None => "not measured: no seccomp listener (imafs serve; an OCI hook \
