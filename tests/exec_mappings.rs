@@ -685,3 +685,33 @@ fn bad_calls_get_the_kernel_s_errnos() {
     assert!(native.contains("mmap-badfd 9"), "{native}");
     assert_eq!(contained, format!("{native}served\n"));
 }
+
+/// A mapping made by a thread that is not its process's leader (`pidfd_open` refuses a
+/// thread id before Linux 6.9) is measured like any other.
+#[test]
+fn a_thread_s_mapping_is_measured() {
+    let test = "a_thread_s_mapping_is_measured";
+    if !host_python(test) {
+        return;
+    }
+    let dir = work_dir();
+    let lib = dir.path().join("code.bin");
+    std::fs::write(&lib, b"\xc3 thread-mapped code\n").expect("write");
+    let rules = policy(dir.path(), "measure func=MMAP_CHECK mask=MAY_EXEC\n");
+    let probe = format!(
+        "import mmap, os, threading\n\
+         def map_it():\n\
+         \x20   fd = os.open('{lib}', os.O_RDONLY)\n\
+         \x20   mmap.mmap(fd, 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)\n\
+         t = threading.Thread(target=map_it)\n\
+         t.start()\n\
+         t.join()\n",
+        lib = lib.display()
+    );
+    let out = ok(&run_host(
+        &["--policy", rules.to_str().expect("utf-8")],
+        &format!("/usr/bin/python3 -c \"{probe}\" && cat {LIST}"),
+    ));
+    let record = format!("sha256:{} {}", sha256_hex(&lib), lib.display());
+    assert!(out.lines().any(|l| l.ends_with(&record)), "{record}: {out}");
+}

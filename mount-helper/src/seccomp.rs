@@ -488,11 +488,26 @@ pub struct Task {
 }
 
 impl Task {
+    /// The task `pid` (a thread id, as notifications carry): a pidfd of its thread group,
+    /// whose descriptor table and memory the thread shares (`pidfd_open` takes only a
+    /// group leader before Linux 6.9).
     pub fn open(pid: u32) -> io::Result<Task> {
-        Ok(Task {
-            pid,
-            pidfd: sys::pidfd_open(pid)?,
-        })
+        let pidfd = match sys::pidfd_open(pid) {
+            // A thread that is not the leader: EINVAL on older kernels, ENOENT on newer ones.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
+                // No such task any more: it exited while its call waited.
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+                let tgid = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Tgid:"))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .ok_or(e)?;
+                sys::pidfd_open(tgid)?
+            }
+            r => r?,
+        };
+        Ok(Task { pid, pidfd })
     }
 
     pub fn pid(&self) -> u32 {

@@ -269,18 +269,27 @@ impl Server {
         })
     }
 
+    /// The task of `n`; `None` when it is gone (or cannot be reached: logged, counted).
+    fn task(&self, n: &Notification) -> Option<Task> {
+        match Task::open(n.pid) {
+            Ok(task) => Some(task),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
+            Err(e) => {
+                self.coverage.miss();
+                log::warn!("seccomp: pid {}: {e}; its call is not checked", n.pid);
+                None
+            }
+        }
+    }
+
     fn caller(n: &Notification) -> LazyCaller {
         LazyCaller::new(n.pid, OVERFLOW_ID, OVERFLOW_ID)
     }
 
     /// `ima_file_mmap` with PROT_EXEC requested (the filter sends no other mapping).
     fn mmap(&self, n: &Notification, fd: i32) -> Result<(), Errno> {
-        let task = match Task::open(n.pid) {
-            Ok(task) => task,
-            Err(e) => {
-                log::debug!("seccomp: pidfd_open {}: {e}", n.pid);
-                return Ok(());
-            }
+        let Some(task) = self.task(n) else {
+            return Ok(());
         };
         let Some(file) = self.task_file(n, &task, fd) else {
             return Ok(());
@@ -356,7 +365,7 @@ impl Server {
     /// are measured where they are made).
     fn exec(&self, n: &Notification, dirfd: i32, path: u64, flags: u32) -> Result<(), Errno> {
         self.hooks.exec_started(n.pid);
-        let Ok(task) = Task::open(n.pid) else {
+        let Some(task) = self.task(n) else {
             return Ok(());
         };
         let name = match task.c_string(path, libc::PATH_MAX as usize) {
