@@ -624,9 +624,7 @@ pub fn mount_private_dev(dev: &Path) -> io::Result<()> {
             .map_err(|e| annotate(e, "symlink /dev/ptmx"))?,
         Err(e) => log::warn!("no devpts in the container's /dev: {e}"),
     }
-    for dir in ["shm", "mqueue"] {
-        std::fs::create_dir(at(dir)).map_err(|e| annotate(e, &format!("mkdir /dev/{dir}")))?;
-    }
+    std::fs::create_dir(at("shm")).map_err(|e| annotate(e, "mkdir /dev/shm"))?;
     rustix::mount::mount(
         "shm",
         at("shm"),
