@@ -403,14 +403,12 @@ impl Server {
             }
             file
         };
-        let Ok(meta) = rustix::fs::fstat(&file) else {
+        let Some(dev) = device_of(n.pid, &file) else {
             return Ok(());
         };
         // The overlay's exec opens, and a nested namespace's (which forwards them here), are
         // measured where they are made.
-        if meta.st_dev == self.overlay_dev
-            || self.hooks.child_daemons().is_child_overlay(meta.st_dev)
-        {
+        if dev == self.overlay_dev || self.hooks.child_daemons().is_child_overlay(dev) {
             return Ok(());
         }
         // An O_PATH descriptor cannot be read: open the file itself (not through FUSE of
@@ -449,19 +447,23 @@ impl Server {
         hook: impl Fn(&File, &[u8]) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let file = &task_file.file;
-        let dev = match rustix::fs::fstat(file) {
-            Ok(meta) if meta.st_dev == self.overlay_dev => {
-                return match self.overlay.open_node(meta.st_ino) {
-                    Ok((lower, path)) => hook(&lower, &path),
-                    Err(e) => {
-                        log::warn!("seccomp: node {} mapped by pid {}: {e}", meta.st_ino, n.pid);
-                        Ok(())
-                    }
-                };
-            }
-            Ok(meta) => Some(meta.st_dev),
-            Err(_) => mount_device(n.pid, file),
-        };
+        let dev = device_of(n.pid, file);
+        if dev == Some(self.overlay_dev) {
+            // The node id is the inode number; a cached one will do (no FUSE request).
+            let ino =
+                rustix::fs::statx(file, "", CACHED, rustix::fs::StatxFlags::INO).map(|x| x.stx_ino);
+            return match ino.map(|ino| (ino, self.overlay.open_node(ino))) {
+                Ok((_, Ok((lower, path)))) => hook(&lower, &path),
+                Ok((ino, Err(e))) => {
+                    log::warn!("seccomp: node {ino} mapped by pid {}: {e}", n.pid);
+                    Ok(())
+                }
+                Err(e) => {
+                    log::warn!("seccomp: a file mapped by pid {}: {e}", n.pid);
+                    Ok(())
+                }
+            };
+        }
         let path = path_of(file);
         let children = self.hooks.child_daemons();
         if let Some(shown) = dev.and_then(|d| children.child_overlay_root(d)) {
@@ -507,9 +509,23 @@ fn without_trailing_slash(mut path: &[u8]) -> &[u8] {
     path
 }
 
-/// The device number of the mount holding `file` (our copy of task `pid`'s descriptor),
-/// without asking its file system: `mnt_id` of `/proc/self/fdinfo` (fs/proc/fd.c:
-/// `seq_show`) looked up in the task's `/proc/<pid>/mountinfo`.
+/// `statx` flags for what the kernel has cached: no request to a FUSE daemon (ours would
+/// answer, but a round trip per call is what this avoids).
+const CACHED: rustix::fs::AtFlags =
+    rustix::fs::AtFlags::EMPTY_PATH.union(rustix::fs::AtFlags::STATX_DONT_SYNC);
+
+/// The device number of the file system holding `file` (our copy of task `pid`'s
+/// descriptor), without asking the file system: `statx` for nothing (FUSE answers it even
+/// to a process it serves no files, fs/fuse/dir.c: `fuse_getattr`), else the mount's
+/// `mnt_id` of `/proc/self/fdinfo` (fs/proc/fd.c: `seq_show`) in the task's mountinfo.
+fn device_of(pid: u32, file: &File) -> Option<u64> {
+    match rustix::fs::statx(file, "", CACHED, rustix::fs::StatxFlags::empty()) {
+        Ok(x) => Some(rustix::fs::makedev(x.stx_dev_major, x.stx_dev_minor)),
+        Err(_) => mount_device(pid, file),
+    }
+}
+
+/// [`device_of`] through `/proc`.
 fn mount_device(pid: u32, file: &File) -> Option<u64> {
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).ok()?;
     let mnt_id = info
