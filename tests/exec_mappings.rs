@@ -715,3 +715,81 @@ fn a_thread_s_mapping_is_measured() {
     let record = format!("sha256:{} {}", sha256_hex(&lib), lib.display());
     assert!(out.lines().any(|l| l.ends_with(&record)), "{record}: {out}");
 }
+
+/// `mmap_violation_check`: a signed file passes `appraise func=MMAP_CHECK`, but not while it
+/// is mapped writable and shared (EACCES under enforce, a `mmapped_writers` audit record);
+/// the pattern of ima-evm-utils' MMAP_CHECK tests.
+#[test]
+fn an_exec_mapping_of_a_writably_mapped_file_is_refused() {
+    let test = "an_exec_mapping_of_a_writably_mapped_file_is_refused";
+    if !host_python(test) {
+        return;
+    }
+    if let Some(tool) = ["evmctl", "openssl"]
+        .into_iter()
+        .find(|t| !common::have_tool(t))
+    {
+        common::skip(test, &format!("{tool} not installed"));
+        return;
+    }
+    let dir = work_dir();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).expect("mkdir");
+    let pem = common::signing_key(
+        dir.path(),
+        Some(&certs),
+        "map",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+    );
+    let code = dir.path().join("code.bin");
+    std::fs::write(&code, vec![0xc3u8; 4096]).expect("write");
+    std::os::unix::fs::chown(&code, Some(4242), Some(4242)).expect("chown");
+    common::run_ok(
+        Command::new("evmctl")
+            .args(["ima_sign", "-a", "sha256", "--key"])
+            .arg(&pem)
+            .arg(&code),
+    );
+    let audit = dir.path().join("audit");
+    let rules = policy(
+        dir.path(),
+        "appraise func=MMAP_CHECK fowner=4242 appraise_type=imasig\n",
+    );
+    let probe = format!(
+        "import ctypes, mmap, os\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.mmap.restype = ctypes.c_void_p\n\
+         libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+         def exec_map():\n\
+         \x20   fd = os.open('{f}', os.O_RDONLY)\n\
+         \x20   ctypes.set_errno(0)\n\
+         \x20   p = libc.mmap(None, 4096, 5, 2, fd, 0)\n\
+         \x20   os.close(fd)\n\
+         \x20   return 'ok' if p not in (None, 2**64 - 1) else 'errno %d' % ctypes.get_errno()\n\
+         print('alone', exec_map())\n\
+         w = os.open('{f}', os.O_RDWR)\n\
+         shared = mmap.mmap(w, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)\n\
+         print('while-shared', exec_map())\n",
+        f = code.display()
+    );
+    let out = ok(&run_host(
+        &[
+            "--appraise",
+            "enforce",
+            "--keys",
+            certs.join("map.der").to_str().expect("utf-8"),
+            "--policy",
+            rules.to_str().expect("utf-8"),
+            "--audit",
+            audit.to_str().expect("utf-8"),
+        ],
+        &format!("/usr/bin/python3 -c \"{probe}\""),
+    ));
+    assert!(out.contains("alone ok"), "{out}");
+    assert!(
+        out.contains(&format!("while-shared errno {}", libc::EACCES)),
+        "{out}"
+    );
+    let audit = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(audit.contains("mmapped_writers"), "{audit}");
+}

@@ -97,6 +97,9 @@ struct Access<'a> {
     path: &'a [u8],
     opened_for_write: bool,
     created: bool,
+    /// For an executable mapping: whether the file is mapped writable and shared somewhere
+    /// (`mmap_violation_check`).
+    writably_mapped: Option<&'a dyn Fn() -> bool>,
 }
 
 /// A mapping (or exec) a container's task asked for, seen by the seccomp listener.
@@ -107,6 +110,8 @@ pub struct Mapping<'a> {
     pub path: &'a [u8],
     /// The task's descriptor was opened for write (FMODE_WRITE).
     pub opened_for_write: bool,
+    /// The file's device and inode numbers as tasks see them (`/proc/<pid>/maps`).
+    pub mapped_as: (u64, u64),
 }
 
 impl ImaHooks {
@@ -256,6 +261,7 @@ impl ImaHooks {
             path: info.path,
             opened_for_write: opened_for_write(info.flags),
             created: info.created,
+            writably_mapped: None,
         };
         self.run_hooks(&hooks, &access, file)?;
         Ok(Some(meta))
@@ -289,7 +295,16 @@ impl ImaHooks {
                 opened_for_write: a.opened_for_write,
                 created: a.created,
             };
-            match self.ima.process_file_with(&ev, file) {
+            let outcome =
+                self.ima
+                    .process_file_with(&ev, file)
+                    .and_then(|outcome| match a.writably_mapped {
+                        Some(mapped) => {
+                            self.ima.mmap_violation_check(&ev, mapped).map(|()| outcome)
+                        }
+                        None => Ok(outcome),
+                    });
+            match outcome {
                 Ok(outcome) => {
                     // Fix mode repaired the hash (`ima_fix_xattr`).
                     if let Some(value) = outcome.set_ima_xattr {
@@ -394,7 +409,17 @@ impl ImaHooks {
             (Func::MmapCheckReqprot, MAY_EXEC),
             (Func::MmapCheck, MAY_EXEC),
         ];
-        self.task_file_hooks(m, file, |_| hooks.to_vec())
+        let mapped = |meta: &Stat| {
+            // A writable shared mapping keeps its file open for write (the overlay sends
+            // O_RDWR opens through the page cache): no writer, no such mapping.
+            let writer = self
+                .ima
+                .cache()
+                .find(file_id(meta))
+                .is_some_and(|s| s.lock().writers() > 0);
+            writer && writably_mapped(m.mapped_as)
+        };
+        self.task_file_hooks(m, file, Some(&mapped), |_| hooks.to_vec())
             .map(|_| ())
     }
 
@@ -403,6 +428,7 @@ impl ImaHooks {
         &self,
         m: &Mapping<'_>,
         file: &File,
+        writably_mapped: Option<&dyn Fn(&Stat) -> bool>,
         hooks: impl FnOnce(&Stat) -> Vec<(Func, u32)>,
     ) -> Result<Option<Stat>, Errno> {
         let meta = rustix::fs::fstat(file).map_err(|e| Errno(e.raw_os_error()))?;
@@ -413,6 +439,7 @@ impl ImaHooks {
             .lower_fs
             .get_seen_by(file.as_fd(), meta.st_dev, &m.pid.to_string());
         let hooks = hooks(&meta);
+        let mapped = writably_mapped.map(|f| move || f(&meta));
         let access = Access {
             pid: m.pid,
             caller: m.caller,
@@ -421,6 +448,7 @@ impl ImaHooks {
             path: m.path,
             opened_for_write: m.opened_for_write,
             created: false,
+            writably_mapped: mapped.as_ref().map(|f| f as &dyn Fn() -> bool),
         };
         self.run_hooks(&hooks, &access, file)?;
         Ok(Some(meta))
@@ -460,7 +488,8 @@ impl ImaHooks {
     /// container mounted): the program's hooks as at an exec open (`do_open_execat`,
     /// `bprm_execve`); the open is not kept (no release will come for it).
     pub fn exec_elsewhere(&self, m: &Mapping<'_>, file: &File) -> Result<(), Errno> {
-        let program = self.task_file_hooks(m, file, |meta| self.exec_hooks(m.pid, file, meta))?;
+        let program =
+            self.task_file_hooks(m, file, None, |meta| self.exec_hooks(m.pid, file, meta))?;
         if let Some(meta) = program {
             self.ima
                 .file_closed(file_id(&meta), false, file_version(&meta));
@@ -536,6 +565,38 @@ impl ImaHooks {
                 .file_closed(file_id(meta), opened_for_write(flags), file_version(meta));
         }
     }
+}
+
+/// Whether some task maps the file `(dev, ino)` (as `/proc/<pid>/maps` shows it) writable
+/// and shared (the kernel's `mapping_writably_mapped`): a `rw?s` line of any process this
+/// daemon can see.
+fn writably_mapped((dev, ino): (u64, u64)) -> bool {
+    let want_dev = format!(
+        "{:02x}:{:02x}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("maps")).ok())
+        .any(|maps| {
+            maps.lines().any(|l| {
+                let f: Vec<&str> = l.split_ascii_whitespace().take(5).collect();
+                matches!(f[..], [_, perms, _, d, i]
+                    if perms.as_bytes().get(1) == Some(&b'w')
+                        && perms.as_bytes().get(3) == Some(&b's')
+                        && d == want_dev
+                        && i.parse() == Ok(ino))
+            })
+        })
 }
 
 /// How long an open served from an io_uring queue waits for the release of a conflicting

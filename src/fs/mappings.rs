@@ -295,12 +295,13 @@ impl Server {
             return Ok(());
         };
         let caller = Self::caller(n);
-        self.on_file(n, &file, |target, path| {
+        self.on_file(n, &file, |target, path, mapped_as| {
             let m = Mapping {
                 pid: n.pid,
                 caller: &caller,
                 path,
                 opened_for_write: file.for_write,
+                mapped_as,
             };
             self.hooks.mapping(&m, target)
         })
@@ -348,12 +349,13 @@ impl Server {
             if !self.listener.still_waiting(n.id) {
                 return Ok(());
             }
-            self.on_file(n, &file, |target, path| {
+            self.on_file(n, &file, |target, path, mapped_as| {
                 let m = Mapping {
                     pid: n.pid,
                     caller: &caller,
                     path,
                     opened_for_write: false,
+                    mapped_as,
                 };
                 self.hooks.mprotect(&m, target)
             })?;
@@ -431,6 +433,7 @@ impl Server {
             caller: &caller,
             path: &path,
             opened_for_write: false,
+            mapped_as: (dev, 0),
         };
         self.hooks.exec_elsewhere(&m, &readable)
     }
@@ -444,7 +447,7 @@ impl Server {
         &self,
         n: &Notification,
         task_file: &TaskFile,
-        hook: impl Fn(&File, &[u8]) -> Result<(), Errno>,
+        hook: impl Fn(&File, &[u8], (u64, u64)) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let file = &task_file.file;
         let dev = device_of(n.pid, file);
@@ -453,7 +456,7 @@ impl Server {
             let ino =
                 rustix::fs::statx(file, "", CACHED, rustix::fs::StatxFlags::INO).map(|x| x.stx_ino);
             return match ino.map(|ino| (ino, self.overlay.open_node(ino))) {
-                Ok((_, Ok((lower, path)))) => hook(&lower, &path),
+                Ok((ino, Ok((lower, path)))) => hook(&lower, &path, (self.overlay_dev, ino)),
                 Ok((ino, Err(e))) => {
                     log::warn!("seccomp: node {ino} mapped by pid {}: {e}", n.pid);
                     Ok(())
@@ -468,8 +471,10 @@ impl Server {
         let children = self.hooks.child_daemons();
         if let Some(shown) = dev.and_then(|d| children.child_overlay_root(d)) {
             let ours = [without_trailing_slash(&shown), path.as_slice()].concat();
+            // Its inode number is the child's to tell (0: never found in a task's maps).
+            let mapped_as = (dev.unwrap_or(0), 0);
             return match self.hooks.open_in_root(&ours) {
-                Some(lower) => hook(&lower, &ours),
+                Some(lower) => hook(&lower, &ours, mapped_as),
                 None => {
                     log::warn!(
                         "seccomp: {} mapped by pid {} in a nested namespace: not found here",
@@ -497,7 +502,13 @@ impl Server {
             );
             return Ok(());
         }
-        hook(readable.as_ref().unwrap_or(file), &path)
+        let ino = rustix::fs::statx(file, "", CACHED, rustix::fs::StatxFlags::INO)
+            .map_or(0, |x| x.stx_ino);
+        hook(
+            readable.as_ref().unwrap_or(file),
+            &path,
+            (dev.unwrap_or(0), ino),
+        )
     }
 }
 

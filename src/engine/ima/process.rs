@@ -275,34 +275,7 @@ impl Ima {
     /// measure or appraise the file: an audit record (`failed-mprotect`), and EPERM when it
     /// would appraise. Nothing is measured: the kernel cannot, the mapping being made already.
     pub fn file_mprotect(&self, ev: &FileEvent<'_>) -> Result<(), Errno> {
-        if !self.is_active() {
-            return Ok(());
-        }
-        let policy = self.active_policy();
-        let wanted = self.wanted_actions(&policy);
-        if !wanted.contains(Actions::APPRAISE) {
-            return Ok(());
-        }
-        let object = ev.object();
-        let subject = if policy.tests_subject_for(Func::MmapCheck)
-            || policy.tests_subject_for(Func::MmapCheckReqprot)
-        {
-            ev.task.subject()
-        } else {
-            Subject::default()
-        };
-        let mut action = Actions::empty();
-        for func in [Func::MmapCheck, Func::MmapCheckReqprot] {
-            let input = MatchInput {
-                func,
-                mask: MAY_EXEC,
-                subject: &subject,
-                object: Some(&object),
-                keyring: None,
-                label: None,
-            };
-            action |= policy.evaluate(&input, wanted).actions;
-        }
+        let action = self.appraising_actions(ev, &[Func::MmapCheck, Func::MmapCheckReqprot]);
         if !action.intersects(Actions::MEASURE | Actions::APPRAISE) {
             return Ok(());
         }
@@ -322,6 +295,69 @@ impl Ima {
             false,
         );
         result
+    }
+
+    /// `mmap_violation_check` (ima_main.c): an executable mapping (`ev.func` MMAP_CHECK or
+    /// MMAP_CHECK_REQPROT) of a file an appraise rule covers, while the file is mapped
+    /// writable and shared somewhere (`writably_mapped`, asked only then): an audit record
+    /// (`mmapped_writers`, -ETXTBSY), and EACCES when appraisal enforces. Call it after the
+    /// hook itself passed.
+    pub fn mmap_violation_check(
+        &self,
+        ev: &FileEvent<'_>,
+        writably_mapped: &dyn Fn() -> bool,
+    ) -> Result<(), Errno> {
+        let action = self.appraising_actions(ev, &[ev.func]);
+        if !action.contains(Actions::APPRAISE) || !writably_mapped() {
+            return Ok(());
+        }
+        self.audit.integrity(
+            AUDIT_INTEGRITY_DATA,
+            &|| ev.task(),
+            "mmap_file",
+            "mmapped_writers",
+            Some(ev.path),
+            Some(ev.inode()),
+            -libc::ETXTBSY,
+            false,
+        );
+        if self.cfg.appraise == AppraiseMode::Enforce {
+            Err(Errno::EACCES)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// What the policy does for `ev`'s file under any of `funcs` (mask MAY_EXEC), when it
+    /// appraises at all (`ima_policy_flag & IMA_APPRAISE`); nothing otherwise.
+    fn appraising_actions(&self, ev: &FileEvent<'_>, funcs: &[Func]) -> Actions {
+        if !self.is_active() {
+            return Actions::empty();
+        }
+        let policy = self.active_policy();
+        let wanted = self.wanted_actions(&policy);
+        if !wanted.contains(Actions::APPRAISE) {
+            return Actions::empty();
+        }
+        let object = ev.object();
+        let subject = if funcs.iter().any(|f| policy.tests_subject_for(*f)) {
+            ev.task.subject()
+        } else {
+            Subject::default()
+        };
+        let mut action = Actions::empty();
+        for &func in funcs {
+            let input = MatchInput {
+                func,
+                mask: MAY_EXEC,
+                subject: &subject,
+                object: Some(&object),
+                keyring: None,
+                label: None,
+            };
+            action |= policy.evaluate(&input, wanted).actions;
+        }
+        action
     }
 
     /// Release of one open registered by a FILE_CHECK [`Ima::process_file`]
