@@ -793,3 +793,33 @@ fn an_exec_mapping_of_a_writably_mapped_file_is_refused() {
     let audit = std::fs::read_to_string(&audit).unwrap_or_default();
     assert!(audit.contains("mmapped_writers"), "{audit}");
 }
+
+/// READ_IMPLIES_EXEC makes later PROT_READ mappings executable with no call the filter can
+/// see: setting it is said (the log, `imafs/exec_watch`), not silent.
+#[test]
+fn read_implies_exec_is_reported() {
+    let test = "read_implies_exec_is_reported";
+    if !host_python(test) {
+        return;
+    }
+    let probe = "import ctypes\n\
+        libc = ctypes.CDLL(None)\n\
+        libc.personality(0xffffffff)\n\
+        libc.personality(0x0400000)\n";
+    let out = run_host(
+        &[],
+        &format!(
+            "cat /sys/kernel/security/imafs/exec_watch; /usr/bin/python3 -c \"{probe}\"; \
+             cat /sys/kernel/security/imafs/exec_watch"
+        ),
+    );
+    let text = ok(&out);
+    assert_eq!(
+        text,
+        "measured\nmeasured, but 1 calls could not be checked (see the log)\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("READ_IMPLIES_EXEC"),
+        "{out:?}"
+    );
+}

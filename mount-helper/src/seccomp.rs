@@ -8,7 +8,10 @@
 //!   (mm/util.c: `vm_mmap_pgoff`; mm/mmap.c: `ksys_mmap_pgoff`);
 //! - `mprotect` and `pkey_mprotect` adding `PROT_EXEC` (mm/mprotect.c: `do_mprotect_pkey`
 //!   calls `security_file_mprotect` for each VMA);
-//! - `execve` and `execveat` (fs/exec.c: `do_execveat_common`).
+//! - `execve` and `execveat` (fs/exec.c: `do_execveat_common`);
+//! - `personality` asking for READ_IMPLIES_EXEC (after which the kernel makes PROT_READ
+//!   mappings executable, mm/mmap.c: `do_mmap`), so that the daemon can say what it
+//!   cannot see.
 //!
 //! The filter knows the x86-64 (with x32) and i386 system call tables on x86-64 and the
 //! AArch64 table on AArch64; a call of another ABI passes (README "What is measured").
@@ -22,6 +25,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::sys;
 
 const PROT_EXEC: u32 = libc::PROT_EXEC as u32;
+/// include/uapi/linux/personality.h
+const READ_IMPLIES_EXEC: u32 = 0x0040_0000;
 const MAP_ANONYMOUS: u32 = libc::MAP_ANONYMOUS as u32;
 /// `AT_FDCWD` as an argument register carries it (an int, sign-extended or not).
 pub const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -50,6 +55,8 @@ enum Kind {
     Execve,
     /// execveat(dirfd, path, argv, envp, flags).
     Execveat,
+    /// personality(persona) asking for READ_IMPLIES_EXEC.
+    Personality,
 }
 
 /// One ABI's calls: its `AUDIT_ARCH_*` and (number, kind) pairs.
@@ -68,11 +75,13 @@ const ABIS: &[Abi] = &[
             (329, Kind::Mprotect),
             (59, Kind::Execve),
             (322, Kind::Execveat),
+            (135, Kind::Personality),
             (X32_SYSCALL_BIT | 9, Kind::Mmap),
             (X32_SYSCALL_BIT | 10, Kind::Mprotect),
             (X32_SYSCALL_BIT | 329, Kind::Mprotect),
             (X32_SYSCALL_BIT | 520, Kind::Execve),
             (X32_SYSCALL_BIT | 545, Kind::Execveat),
+            (X32_SYSCALL_BIT | 135, Kind::Personality),
         ],
     },
     Abi {
@@ -84,6 +93,7 @@ const ABIS: &[Abi] = &[
             (380, Kind::Mprotect),
             (11, Kind::Execve),
             (358, Kind::Execveat),
+            (136, Kind::Personality),
         ],
     },
 ];
@@ -97,6 +107,7 @@ const ABIS: &[Abi] = &[Abi {
         (288, Kind::Mprotect),
         (221, Kind::Execve),
         (281, Kind::Execveat),
+        (92, Kind::Personality),
     ],
 }];
 
@@ -135,6 +146,12 @@ fn decide(kind: Kind) -> Vec<libc::sock_filter> {
     let allow = stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW);
     match kind {
         Kind::OldMmap | Kind::Execve | Kind::Execveat => vec![notify],
+        Kind::Personality => vec![
+            stmt(BPF_LD_W_ABS, arg_low(0)),
+            jump(BPF_JSET_K, READ_IMPLIES_EXEC, 0, 1),
+            notify,
+            allow,
+        ],
         Kind::Mprotect => vec![
             stmt(BPF_LD_W_ABS, arg_low(2)),
             jump(BPF_JSET_K, PROT_EXEC, 0, 1),
@@ -336,6 +353,9 @@ pub enum Call {
     Mprotect { addr: u64, len: u64, prot: u32 },
     /// An exec of `path` (a string in the task's memory) relative to `dirfd`.
     Exec { dirfd: i32, path: u64, flags: u32 },
+    /// `personality(persona)` with READ_IMPLIES_EXEC in it: from then on the kernel makes
+    /// PROT_READ mappings executable, which the filter cannot see.
+    ReadImpliesExec { persona: u32 },
     /// An old_mmap whose argument block could not be read, or a call the filter does not
     /// send (left to the kernel).
     Other,
@@ -365,6 +385,9 @@ impl Call {
                 dirfd: int(args[0]),
                 path: args[1],
                 flags: args[4] as u32,
+            },
+            Kind::Personality => Call::ReadImpliesExec {
+                persona: args[0] as u32,
             },
         }
     }
