@@ -507,14 +507,27 @@ pub enum Descriptor {
 #[derive(Debug)]
 pub struct Task {
     pid: u32,
-    pidfd: OwnedFd,
+    /// A pidfd of its thread group, opened when a descriptor is first taken.
+    pidfd: std::cell::OnceCell<OwnedFd>,
 }
 
 impl Task {
-    /// The task `pid` (a thread id, as notifications carry): a pidfd of its thread group,
-    /// whose descriptor table and memory the thread shares (`pidfd_open` takes only a
-    /// group leader before Linux 6.9).
-    pub fn open(pid: u32) -> io::Result<Task> {
+    /// The task `pid` (a thread id, as notifications carry). Nothing is opened yet.
+    pub fn new(pid: u32) -> Task {
+        Task {
+            pid,
+            pidfd: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// A pidfd of the task's thread group, whose descriptor table and memory the thread
+    /// shares (`pidfd_open` takes only a group leader before Linux 6.9). ESRCH when the task
+    /// is gone.
+    fn pidfd(&self) -> io::Result<BorrowedFd<'_>> {
+        if let Some(fd) = self.pidfd.get() {
+            return Ok(fd.as_fd());
+        }
+        let pid = self.pid;
         let pidfd = match sys::pidfd_open(pid) {
             // A thread that is not the leader: EINVAL on older kernels, ENOENT on newer ones.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
@@ -530,7 +543,7 @@ impl Task {
             }
             r => r?,
         };
-        Ok(Task { pid, pidfd })
+        Ok(self.pidfd.get_or_init(|| pidfd).as_fd())
     }
 
     pub fn pid(&self) -> u32 {
@@ -542,7 +555,7 @@ impl Task {
     /// descriptor of the same file through `/proc/<pid>/fd` (no open of the file itself:
     /// `Descriptor::Path`).
     pub fn descriptor(&self, fd: i32) -> io::Result<Descriptor> {
-        match sys::pidfd_getfd(self.pidfd.as_fd(), fd) {
+        match sys::pidfd_getfd(self.pidfd()?, fd) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) => {
                 rustix::fs::open(
                     format!("/proc/{}/fd/{fd}", self.pid),

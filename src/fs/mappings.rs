@@ -282,28 +282,13 @@ impl Server {
         })
     }
 
-    /// The task of `n`; `None` when it is gone (or cannot be reached: logged, counted).
-    fn task(&self, n: &Notification) -> Option<Task> {
-        match Task::open(n.pid) {
-            Ok(task) => Some(task),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
-            Err(e) => {
-                self.coverage.miss();
-                log::warn!("seccomp: pid {}: {e}; its call is not checked", n.pid);
-                None
-            }
-        }
-    }
-
     fn caller(n: &Notification) -> LazyCaller {
         LazyCaller::new(n.pid, OVERFLOW_ID, OVERFLOW_ID)
     }
 
     /// `ima_file_mmap` with PROT_EXEC requested (the filter sends no other mapping).
     fn mmap(&self, n: &Notification, fd: i32) -> Result<(), Errno> {
-        let Some(task) = self.task(n) else {
-            return Ok(());
-        };
+        let task = Task::new(n.pid);
         let Some(file) = self.task_file(n, &task, fd) else {
             return Ok(());
         };
@@ -380,9 +365,7 @@ impl Server {
     /// are measured where they are made).
     fn exec(&self, n: &Notification, dirfd: i32, path: u64, flags: u32) -> Result<(), Errno> {
         self.hooks.exec_started(n.pid);
-        let Some(task) = self.task(n) else {
-            return Ok(());
-        };
+        let task = Task::new(n.pid);
         let name = match task.c_string(path, libc::PATH_MAX as usize) {
             Ok(name) => name,
             // The kernel fails the call itself (EFAULT, ENAMETOOLONG).
