@@ -823,3 +823,37 @@ fn read_implies_exec_is_reported() {
         "{out:?}"
     );
 }
+
+/// Under load (64 and 256 processes at once, each running a dynamically linked program as
+/// a user), every exec and mapping is answered in time, the programs all succeed, the
+/// library only their mappings measure is recorded once, and nothing is a violation.
+#[test]
+fn execs_and_mappings_under_load() {
+    let test = "execs_and_mappings_under_load";
+    if !host_python(test) || !common::have_tool("setpriv") {
+        return;
+    }
+    let Some(lib) = libselinux(test) else {
+        return;
+    };
+    for procs in [64, 256] {
+        let probe = format!(
+            "import subprocess\n\
+             user = ['setpriv', '--reuid', '1000', '--regid', '1000', '--clear-groups']\n\
+             cmds = [user + ['/usr/bin/ls', '/'] for i in range({procs})]\n\
+             ps = [subprocess.Popen(c, stdout=subprocess.DEVNULL) for c in cmds]\n\
+             print('failed', sum(p.wait() != 0 for p in ps))\n"
+        );
+        let out = ok(&run_host(
+            &[],
+            &format!(
+                "timeout 120 /usr/bin/python3 -c \"{probe}\" && \
+                 cat /sys/kernel/security/ima/violations {LIST}"
+            ),
+        ));
+        assert!(out.starts_with("failed 0\n0\n"), "{procs} processes: {out}");
+        let name = lib.display().to_string();
+        let n = paths(&out).iter().filter(|p| **p == name).count();
+        assert_eq!(n, 1, "{procs} processes: {name} recorded {n} times");
+    }
+}
