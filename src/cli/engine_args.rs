@@ -76,6 +76,12 @@ pub struct EngineArgs {
     /// `swtpm:host=H,port=P`, or a device (`/dev/tpmrm0`). Its banks replace --banks.
     #[arg(long, value_name = "SPEC")]
     pub tpm: Option<String>,
+    /// Share the --tpm TPM with an attestation agent: serve a swtpm-style socket at PATH
+    /// (and PATH.ctrl), or on TCP with `host=H,port=P` (and P+1), whose commands pass one at
+    /// a time with the daemon's own extends (TCTI `swtpm:path=PATH` or
+    /// `swtpm:host=H,port=P`). Changes of the IMA PCR by clients are refused.
+    #[arg(long, value_name = "PATH|host=H,port=P", requires = "tpm")]
+    pub tpm_share: Option<String>,
     /// Start the namespace inactive, as in the user-namespace IMA series: nothing of its
     /// own is measured, appraised or audited until `1` is written to
     /// `integrity/ima/active`; its policy and keys can be set before that.
@@ -292,6 +298,12 @@ impl EngineArgs {
         if let Some(spec) = &self.tpm {
             // The engine names the TPM; the user knows it as the option.
             let tpm = Tpm::open(spec).map_err(|e| format!("--tpm {}: {}", e.spec, e.reason))?;
+            if let Some(spec) = &self.tpm_share {
+                use crate::engine::tpm_share;
+                tpm_share::ShareAddr::parse(spec)
+                    .and_then(|addr| tpm_share::serve(&addr, tpm.link(), self.pcr))
+                    .map_err(|e| format!("--tpm-share {e}"))?;
+            }
             backing.tpm = Some(tpm);
         }
         Ok(backing)

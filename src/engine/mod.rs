@@ -14,6 +14,7 @@ pub mod pcr;
 pub mod policy;
 pub mod template;
 pub mod tpm;
+pub mod tpm_share;
 pub mod xattr;
 
 /// An errno value as the kernel would return it (positive, e.g. `Errno::EINVAL`).

@@ -8,16 +8,19 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::hash::{Digest, HashAlgo};
 
-const TPM_ST_NO_SESSIONS: u16 = 0x8001;
+pub(crate) const TPM_ST_NO_SESSIONS: u16 = 0x8001;
 const TPM_ST_SESSIONS: u16 = 0x8002;
 const TPM_CC_STARTUP: u32 = 0x0000_0144;
 const TPM_CC_GET_CAPABILITY: u32 = 0x0000_017a;
 const TPM_CC_PCR_READ: u32 = 0x0000_017e;
-const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
+pub(crate) const TPM_CC_PCR_EXTEND: u32 = 0x0000_0182;
 const TPM_SU_CLEAR: u16 = 0x0000;
 const TPM_CAP_PCRS: u32 = 0x0000_0005;
 const TPM_RS_PW: u32 = 0x4000_0009;
@@ -29,7 +32,7 @@ const PCR_SELECT_SIZE: u8 = 3;
 /// swtpm control channel: CMD_INIT (2) with init flags 0, big-endian.
 const SWTPM_CMD_INIT: [u8; 8] = [0, 0, 0, 2, 0, 0, 0, 0];
 /// Largest response accepted (TPM responses are at most a few KiB).
-const MAX_RESPONSE: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE: usize = 64 * 1024;
 
 /// TPM_ALG_ID of a hash algorithm the engine knows.
 pub fn alg_id(algo: HashAlgo) -> Option<u16> {
@@ -270,17 +273,108 @@ pub fn parse_pcr_read(resp: &[u8]) -> Result<Option<Vec<u8>>, TpmError> {
 // ---------------------------------------------------------------- transport
 
 /// Where commands go. swtpm serves one client connection at a time, so a socket is
-/// connected per command: `tpm2_pcrread` and others can use the TPM between our commands.
+/// connected per command (as tpm2-tss's swtpm TCTI does): `tpm2_pcrread` and others can use
+/// the TPM between our commands.
 enum Transport {
     Unix(std::path::PathBuf),
     Tcp(String, u16),
     Device(File),
 }
 
+/// The way to one TPM, shared by the engine's extends and by clients of
+/// [`super::tpm_share`]: each command and its whole response pass under one lock, so
+/// commands of different users never interleave.
+pub struct TpmLink {
+    spec: String,
+    transport: Mutex<Transport>,
+}
+
+impl std::fmt::Debug for TpmLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpmLink").field("spec", &self.spec).finish()
+    }
+}
+
+impl TpmLink {
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// Send one whole command, read its whole response, under the link's lock.
+    pub fn transact(&self, cmd: &[u8]) -> Result<Vec<u8>, TpmError> {
+        fn exchange(s: &mut (impl Read + Write), cmd: &[u8]) -> Result<Vec<u8>, TpmError> {
+            s.write_all(cmd)?;
+            s.flush()?;
+            let mut head = [0u8; 10];
+            s.read_exact(&mut head)?;
+            let size = u32::from_be_bytes([head[2], head[3], head[4], head[5]]) as usize;
+            if !(10..=MAX_RESPONSE).contains(&size) {
+                return Err(TpmError::Malformed(format!("response size {size}")));
+            }
+            let mut resp = head.to_vec();
+            resp.resize(size, 0);
+            s.read_exact(&mut resp[10..])?;
+            Ok(resp)
+        }
+        let mut transport = self.transport.lock();
+        match &mut *transport {
+            Transport::Unix(path) => {
+                let mut s = UnixStream::connect(&*path)?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                s.set_write_timeout(Some(IO_TIMEOUT))?;
+                exchange(&mut s, cmd)
+            }
+            Transport::Tcp(host, port) => {
+                let mut s = TcpStream::connect((host.as_str(), *port))?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                s.set_write_timeout(Some(IO_TIMEOUT))?;
+                s.set_nodelay(true)?;
+                exchange(&mut s, cmd)
+            }
+            Transport::Device(f) => {
+                // A TPM character device takes one write per command and returns the
+                // whole response to one read.
+                f.write_all(cmd)?;
+                let mut buf = vec![0u8; MAX_RESPONSE];
+                let n = f.read(&mut buf)?;
+                buf.truncate(n);
+                Ok(buf)
+            }
+        }
+    }
+
+    /// swtpm's CMD_INIT on its control channel (`PATH.ctrl`, or TCP port + 1).
+    fn swtpm_init(&self) -> Result<(), TpmError> {
+        fn exchange(s: &mut (impl Read + Write)) -> Result<(), TpmError> {
+            s.write_all(&SWTPM_CMD_INIT)?;
+            let mut res = [0u8; 4];
+            s.read_exact(&mut res)?;
+            match u32::from_be_bytes(res) {
+                0 => Ok(()),
+                rc => Err(TpmError::Rc(rc)),
+            }
+        }
+        match &*self.transport.lock() {
+            Transport::Unix(path) => {
+                let mut ctrl = path.clone().into_os_string();
+                ctrl.push(".ctrl");
+                let mut s = UnixStream::connect(ctrl)?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                exchange(&mut s)
+            }
+            Transport::Tcp(host, port) => {
+                let mut s = TcpStream::connect((host.as_str(), port.wrapping_add(1)))?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                exchange(&mut s)
+            }
+            Transport::Device(_) => Err(TpmError::Malformed("not a swtpm".to_string())),
+        }
+    }
+}
+
 /// A connection to a TPM.
 pub struct Tpm {
-    spec: String,
-    transport: Transport,
+    link: Arc<TpmLink>,
     /// Allocated banks (TPM_ALG_ID), in TPM order.
     banks: Vec<u16>,
 }
@@ -288,7 +382,7 @@ pub struct Tpm {
 impl std::fmt::Debug for Tpm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tpm")
-            .field("spec", &self.spec)
+            .field("spec", &self.link.spec)
             .field("banks", &self.banks)
             .finish()
     }
@@ -392,12 +486,14 @@ impl Tpm {
             return Err(fail(TpmOpenReason::UnknownSpec));
         };
         let mut tpm = Tpm {
-            spec: spec.to_string(),
-            transport,
+            link: Arc::new(TpmLink {
+                spec: spec.to_string(),
+                transport: Mutex::new(transport),
+            }),
             banks: Vec::new(),
         };
         let mut started = tpm.startup();
-        if started.is_err() && tpm.swtpm_init().is_ok() {
+        if started.is_err() && tpm.link.swtpm_init().is_ok() {
             // A swtpm started without `--flags not-need-init` waits for CMD_INIT on its
             // control channel (as the swtpm TCTI sends it) before it runs any command.
             started = tpm.startup();
@@ -419,36 +515,14 @@ impl Tpm {
         }
     }
 
-    /// swtpm's CMD_INIT on its control channel (`PATH.ctrl`, or TCP port + 1).
-    fn swtpm_init(&mut self) -> Result<(), TpmError> {
-        fn exchange(s: &mut (impl Read + Write)) -> Result<(), TpmError> {
-            s.write_all(&SWTPM_CMD_INIT)?;
-            let mut res = [0u8; 4];
-            s.read_exact(&mut res)?;
-            match u32::from_be_bytes(res) {
-                0 => Ok(()),
-                rc => Err(TpmError::Rc(rc)),
-            }
-        }
-        match &self.transport {
-            Transport::Unix(path) => {
-                let mut ctrl = path.clone().into_os_string();
-                ctrl.push(".ctrl");
-                let mut s = UnixStream::connect(ctrl)?;
-                s.set_read_timeout(Some(IO_TIMEOUT))?;
-                exchange(&mut s)
-            }
-            Transport::Tcp(host, port) => {
-                let mut s = TcpStream::connect((host.as_str(), port.wrapping_add(1)))?;
-                s.set_read_timeout(Some(IO_TIMEOUT))?;
-                exchange(&mut s)
-            }
-            Transport::Device(_) => Err(TpmError::Malformed("not a swtpm".to_string())),
-        }
+    pub fn spec(&self) -> &str {
+        &self.link.spec
     }
 
-    pub fn spec(&self) -> &str {
-        &self.spec
+    /// The link to this TPM, for [`super::tpm_share`]: its commands and the engine's
+    /// pass one at a time.
+    pub fn link(&self) -> Arc<TpmLink> {
+        Arc::clone(&self.link)
     }
 
     /// Allocated banks the engine can compute, in TPM order. (Banks of unknown algorithms
@@ -459,44 +533,7 @@ impl Tpm {
 
     /// Send one command, read its whole response.
     fn transact(&mut self, cmd: &[u8]) -> Result<Vec<u8>, TpmError> {
-        fn exchange(s: &mut (impl Read + Write), cmd: &[u8]) -> Result<Vec<u8>, TpmError> {
-            s.write_all(cmd)?;
-            s.flush()?;
-            let mut head = [0u8; 10];
-            s.read_exact(&mut head)?;
-            let size = u32::from_be_bytes([head[2], head[3], head[4], head[5]]) as usize;
-            if !(10..=MAX_RESPONSE).contains(&size) {
-                return Err(TpmError::Malformed(format!("response size {size}")));
-            }
-            let mut resp = head.to_vec();
-            resp.resize(size, 0);
-            s.read_exact(&mut resp[10..])?;
-            Ok(resp)
-        }
-        match &mut self.transport {
-            Transport::Unix(path) => {
-                let mut s = UnixStream::connect(&*path)?;
-                s.set_read_timeout(Some(IO_TIMEOUT))?;
-                s.set_write_timeout(Some(IO_TIMEOUT))?;
-                exchange(&mut s, cmd)
-            }
-            Transport::Tcp(host, port) => {
-                let mut s = TcpStream::connect((host.as_str(), *port))?;
-                s.set_read_timeout(Some(IO_TIMEOUT))?;
-                s.set_write_timeout(Some(IO_TIMEOUT))?;
-                s.set_nodelay(true)?;
-                exchange(&mut s, cmd)
-            }
-            Transport::Device(f) => {
-                // A TPM character device takes one write per command and returns the
-                // whole response to one read.
-                f.write_all(cmd)?;
-                let mut buf = vec![0u8; MAX_RESPONSE];
-                let n = f.read(&mut buf)?;
-                buf.truncate(n);
-                Ok(buf)
-            }
-        }
+        self.link.transact(cmd)
     }
 
     /// TPM2_PCR_Read of `pcr` in bank `algo`.
