@@ -529,33 +529,60 @@ fn a_task_killed_while_its_call_waits_leaves_the_daemon_serving() {
     assert!(paths(&out).iter().any(|p| p == "/usr/bin/echo"), "{out}");
 }
 
-/// Nested: the child container runs under the parent's listener (a task has one), so the
-/// parent records the child's mappings: libselinux, which only the child's `ls` maps.
+/// Nested, three levels: the innermost container runs under the outermost listener (a task
+/// has one), which records its mappings and passes them down, so each namespace's list has
+/// libselinux, which only the innermost `ls` maps, once, under its own name for the file
+/// (every level shows the host's `/`). Only mappings are measured here: the opens that
+/// reach every ancestor anyway would hide a missing record.
 #[test]
-fn the_parent_records_a_nested_container_s_mappings() {
-    let test = "the_parent_records_a_nested_container_s_mappings";
+fn every_namespace_records_a_nested_container_s_mappings() {
+    let test = "every_namespace_records_a_nested_container_s_mappings";
     if !host_root(test) {
         return;
     }
     let Some(lib) = libselinux(test) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp");
-    let outer = policy(dir.path(), "measure func=MMAP_CHECK mask=MAY_EXEC\n");
-    let inner = format!(
-        "{} run -- /usr/bin/ls / > /dev/null",
-        common::imafs_bin().display()
+    let dir = work_dir();
+    let rules = policy(dir.path(), "measure func=MMAP_CHECK mask=MAY_EXEC\n");
+    let run = format!(
+        "{} run --policy {}",
+        common::imafs_bin().display(),
+        rules.display()
     );
+    // A namespace's record of a nested mapping comes after the call was answered: wait
+    // for it (at most 10 s) before showing the list. One script per level.
+    let script = |name: &str, first: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nset -e\n{first}\n\
+                 for i in $(seq 200); do grep -q libselinux {LIST} && break; sleep 0.05; done\n\
+                 echo == {name}\ncat {LIST}\n"
+            ),
+        )
+        .expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    };
+    let grandchild = script("grandchild", "/usr/bin/ls / > /dev/null");
+    let child = script("child", &format!("{run} -- {grandchild}"));
+    let top = script("top", &format!("{run} -- {child}"));
     let out = ok(&run_host(
-        &["--policy", outer.to_str().expect("utf-8")],
-        &format!("{inner} && cat {LIST}"),
+        &["--policy", rules.to_str().expect("utf-8")],
+        &top,
     ));
-    // The parent's own file, as its opens name it: the child shows the parent's `/`.
     let record = format!("sha256:{} {}", sha256_hex(&lib), lib.display());
-    assert!(
-        out.lines().any(|l| l.ends_with(&record)),
-        "the child's mapping of libselinux, {record}: {out}"
-    );
+    for level in ["grandchild", "child", "top"] {
+        let list = out
+            .split(&format!("== {level}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("== ").next())
+            .unwrap_or_else(|| panic!("no {level} list: {out}"));
+        let n = list.lines().filter(|l| l.ends_with(&record)).count();
+        assert_eq!(n, 1, "{level}: {record} recorded {n} times:\n{out}");
+    }
 }
 
 /// `imafs run` as root gives the container what Podman gives by default: its capability set,

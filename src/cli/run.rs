@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use crate::engine::ima::Ima;
 use crate::fs::ima_hooks::ImaHooks;
-use crate::fs::mappings::{self, Coverage};
+use crate::fs::mappings::{self, Coverage, Watch};
 use crate::fs::nest::{NestHost, ParentLink};
 use crate::fs::overlay::{MountedOverlay, Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
@@ -372,20 +372,24 @@ pub fn start_namespace(
             Err(e) => log::warn!("stat {}: {e}", mounts.overlay_root.display()),
         }
     }
+    let nest = Arc::new(NestHost::new(hooks.clone(), Some(overlay.status().clone())));
     let coverage = Coverage::default();
-    if mounts.listener.is_none() {
-        coverage.off("no seccomp filter (imafs run --no-exec-watch)");
+    let watch = Watch {
+        hooks: hooks.clone(),
+        overlay: overlay.status().clone(),
+        overlay_root: mounts.overlay_root.clone(),
+        nest: Some(nest.clone()),
+        coverage: coverage.clone(),
+    };
+    match mounts.listener {
+        Some(socket) => mappings::serve(socket, watch.clone())?,
+        None => coverage.off("no seccomp filter (imafs run --no-exec-watch)"),
     }
-    if let Some(socket) = mounts.listener {
-        mappings::serve(
-            socket,
-            hooks.clone(),
-            overlay.status().clone(),
-            mounts.overlay_root.clone(),
-            coverage.clone(),
-        )?;
+    // Under an outer listener, the parent passes this namespace's mappings down.
+    if let Some(parent) = &parent {
+        let link = parent.clone();
+        parent.follow_events(move |ev| mappings::on_parent_event(&watch, &link, ev))?;
     }
-    let nest = Arc::new(NestHost::new(hooks, Some(overlay.status().clone())));
     let securityfs = match mounts.securityfs_fd {
         Some(fd) => Some(
             SecurityFs::with_nest(ima.clone(), SecurityFsOptions::default(), Some(nest))

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::engine::hash::HashAlgo;
 use crate::fs::caller::OpenInfo;
 use crate::fs::ima_hooks::ImaHooks;
-use crate::fs::mappings::{self, Coverage};
+use crate::fs::mappings::{self, Coverage, Watch};
 use crate::fs::nest::NestHost;
 use crate::fs::overlay::{Overlay, OverlayOptions};
 use crate::fs::securityfs::{SecurityFs, SecurityFsOptions};
@@ -217,6 +217,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
     let nest = overlay
         .as_ref()
         .map(|o| Arc::new(NestHost::new(hooks.clone(), Some(o.status().clone()))));
+    let nest_host = nest.clone();
     let mut fs = SecurityFs::with_nest(
         ima,
         SecurityFsOptions {
@@ -231,14 +232,15 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         (&args.seccomp_listener, &overlay, &args.mount)
     {
         let coverage = Coverage::default();
-        mappings::serve_runtime(
-            path,
-            hooks.clone(),
-            overlay.status().clone(),
-            mount.clone(),
-            coverage.clone(),
-        )
-        .map_err(|e| format!("--seccomp-listener {}: {e}", path.display()))?;
+        let watch = Watch {
+            hooks: hooks.clone(),
+            overlay: overlay.status().clone(),
+            overlay_root: mount.clone(),
+            nest: nest_host.clone(),
+            coverage: coverage.clone(),
+        };
+        mappings::serve_runtime(path, watch)
+            .map_err(|e| format!("--seccomp-listener {}: {e}", path.display()))?;
         fs = fs.with_exec_watch(coverage);
     }
     // A kill -9 of this daemon must not leave dead mounts (ENOTCONN) behind.

@@ -33,6 +33,7 @@ use parking_lot::Mutex;
 use crate::engine::Errno;
 use crate::fs::caller::LazyCaller;
 use crate::fs::ima_hooks::{ImaHooks, Mapping};
+use crate::fs::nest::{MapEvent, NestHost, ParentLink};
 use crate::fs::overlay::OverlayStatus;
 
 /// Threads receiving and answering notifications: one hash of a large file must not hold up
@@ -69,33 +70,38 @@ impl Coverage {
     }
 }
 
+/// What answering a container's calls needs of its namespace.
+#[derive(Clone)]
+pub struct Watch {
+    pub hooks: Arc<ImaHooks>,
+    pub overlay: OverlayStatus,
+    /// The overlay's mount point in the daemon's view (its device number identifies the
+    /// overlay's files).
+    pub overlay_root: PathBuf,
+    /// Nested namespaces, to pass their containers' mappings down to.
+    pub nest: Option<Arc<NestHost>>,
+    pub coverage: Coverage,
+}
+
 /// Serves one container's listener.
 struct Server {
     listener: Listener,
-    coverage: Coverage,
-    hooks: Arc<ImaHooks>,
-    overlay: OverlayStatus,
+    watch: Watch,
     /// The overlay's device number as the daemon sees its files.
     overlay_dev: u64,
 }
 
 /// Receive the container's listener on `socket` and answer its notifications until the
-/// container's last task has exited, on threads of their own. `overlay_root`: the overlay's
-/// mount point in the daemon's view (its device number identifies the overlay's files).
-pub fn serve(
-    socket: OwnedFd,
-    hooks: Arc<ImaHooks>,
-    overlay: OverlayStatus,
-    overlay_root: PathBuf,
-    coverage: Coverage,
-) -> io::Result<()> {
+/// container's last task has exited, on threads of their own.
+pub fn serve(socket: OwnedFd, watch: Watch) -> io::Result<()> {
     std::thread::Builder::new()
         .name("imafs-seccomp".into())
         .spawn(move || {
             let received = mount_helper::seccomp::receive_listener(socket.as_fd());
             drop(socket);
+            let coverage = watch.coverage.clone();
             match received {
-                Ok(listener) => run(listener, hooks, overlay, &overlay_root, &coverage),
+                Ok(listener) => run(listener, watch),
                 Err(NoListener::Outer) => {
                     log::info!(
                         "seccomp: exec mappings and execs outside the overlay reach the \
@@ -117,13 +123,7 @@ pub fn serve(
 
 /// [`serve`] for a container that a runtime makes (runc's `linux.seccomp.listenerPath`):
 /// listen on the Unix socket `path` (made now, mode 0600) for the runtime's hand-over.
-pub fn serve_runtime(
-    path: &Path,
-    hooks: Arc<ImaHooks>,
-    overlay: OverlayStatus,
-    overlay_root: PathBuf,
-    coverage: Coverage,
-) -> io::Result<()> {
+pub fn serve_runtime(path: &Path, watch: Watch) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let socket = std::os::unix::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -141,19 +141,17 @@ pub fn serve_runtime(
                 };
                 match mount_helper::seccomp::receive_runtime_listener(conn.as_fd()) {
                     Ok((listener, _state)) => {
-                        let (hooks, overlay, coverage) =
-                            (hooks.clone(), overlay.clone(), coverage.clone());
-                        let root = overlay_root.clone();
+                        let watch = watch.clone();
                         let spawned = std::thread::Builder::new()
                             .name("imafs-seccomp".into())
-                            .spawn(move || run(listener, hooks, overlay, &root, &coverage));
+                            .spawn(move || run(listener, watch));
                         if let Err(e) = spawned {
                             log::warn!("seccomp: thread: {e}");
                         }
                     }
                     Err(e) => {
                         log::warn!("exec mappings are NOT measured in this container: {e}");
-                        coverage.set(Err(e.to_string()));
+                        watch.coverage.set(Err(e.to_string()));
                     }
                 }
             }
@@ -162,27 +160,19 @@ pub fn serve_runtime(
 }
 
 /// Answer `listener`'s notifications until the container's last task has exited.
-fn run(
-    listener: Listener,
-    hooks: Arc<ImaHooks>,
-    overlay: OverlayStatus,
-    overlay_root: &Path,
-    coverage: &Coverage,
-) {
-    let overlay_dev = match std::fs::metadata(overlay_root) {
+fn run(listener: Listener, watch: Watch) {
+    let overlay_dev = match std::fs::metadata(&watch.overlay_root) {
         Ok(meta) => meta.dev(),
         Err(e) => {
-            log::warn!("stat {}: {e}", overlay_root.display());
+            log::warn!("stat {}: {e}", watch.overlay_root.display());
             u64::MAX
         }
     };
-    coverage.set(Ok(()));
+    watch.coverage.set(Ok(()));
     log::info!("seccomp: exec mappings and execs are measured");
     let server = Arc::new(Server {
         listener,
-        coverage: coverage.clone(),
-        hooks,
-        overlay,
+        watch,
         overlay_dev,
     });
     server.run();
@@ -228,7 +218,7 @@ impl Server {
             Call::ReadImpliesExec { persona } => {
                 // 0xffffffff only queries the persona.
                 if persona != u32::MAX {
-                    self.coverage.miss();
+                    self.watch.coverage.miss();
                     log::warn!(
                         "seccomp: pid {} sets READ_IMPLIES_EXEC (personality {persona:#x}): \
                          its PROT_READ file mappings become executable without a call the \
@@ -258,7 +248,7 @@ impl Server {
             Ok(Descriptor::Path(file)) => (File::from(file), false),
             Err(e) => {
                 if e.raw_os_error() != Some(libc::EBADF) && e.raw_os_error() != Some(libc::ESRCH) {
-                    self.coverage.miss();
+                    self.watch.coverage.miss();
                     log::warn!(
                         "seccomp: cannot take descriptor {fd} of pid {}: {e}; its mapping is \
                          not measured (a daemon inside a container needs CAP_SYS_PTRACE for \
@@ -301,13 +291,34 @@ impl Server {
                 opened_for_write: file.for_write,
                 mapped_as,
             };
-            self.hooks.mapping(&m, target)
-        })
+            self.watch.hooks.mapping(&m, target)
+        })?;
+        self.pass_down(n, &file, &caller);
+        Ok(())
+    }
+
+    /// A mapping of a nested namespace's file, answered here: queue it for that namespace.
+    fn pass_down(&self, n: &Notification, file: &TaskFile, caller: &LazyCaller) {
+        let Some(nest) = &self.watch.nest else {
+            return;
+        };
+        let Some(dev) = device_of(n.pid, &file.file)
+            .filter(|d| self.watch.hooks.child_daemons().is_child_overlay(*d))
+        else {
+            return;
+        };
+        nest.pass_down(&MapEvent {
+            dev,
+            path: path_of(&file.file),
+            nspids: nspids(n.pid),
+            caller: caller.get().clone(),
+            for_write: file.for_write,
+        });
     }
 
     /// `ima_file_mprotect` for each file mapping in `[addr, addr + len)` not executable yet.
     fn mprotect(&self, n: &Notification, addr: u64, len: u64) -> Result<(), Errno> {
-        if !self.hooks.ima().appraises() {
+        if !self.watch.hooks.ima().appraises() {
             return Ok(());
         }
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", n.pid)).unwrap_or_default();
@@ -331,7 +342,7 @@ impl Server {
             let file = path_only(&link)
                 .or_else(|_| path_only(&format!("/proc/{}/root{}", n.pid, vma.path)));
             let Ok(file) = file else {
-                self.coverage.miss();
+                self.watch.coverage.miss();
                 log::warn!(
                     "seccomp: cannot open {} mapped by pid {}: its mprotect is not checked",
                     vma.path,
@@ -355,7 +366,7 @@ impl Server {
                     opened_for_write: false,
                     mapped_as,
                 };
-                self.hooks.mprotect(&m, target)
+                self.watch.hooks.mprotect(&m, target)
             })?;
         }
         Ok(())
@@ -364,7 +375,7 @@ impl Server {
     /// `execve`/`execveat` of a file that is not on the overlay (the overlay's exec opens
     /// are measured where they are made).
     fn exec(&self, n: &Notification, dirfd: i32, path: u64, flags: u32) -> Result<(), Errno> {
-        self.hooks.exec_started(n.pid);
+        self.watch.hooks.exec_started(n.pid);
         let task = Task::new(n.pid);
         let name = match task.c_string(path, libc::PATH_MAX as usize) {
             Ok(name) => name,
@@ -378,7 +389,7 @@ impl Server {
                 return Ok(())
             }
             Err(e) => {
-                self.coverage.miss();
+                self.watch.coverage.miss();
                 log::warn!(
                     "seccomp: cannot read the path pid {} executes: {e}; not measured unless \
                      on the overlay",
@@ -406,7 +417,7 @@ impl Server {
         };
         // The overlay's exec opens, and a nested namespace's (which forwards them here), are
         // measured where they are made.
-        if dev == self.overlay_dev || self.hooks.child_daemons().is_child_overlay(dev) {
+        if dev == self.overlay_dev || self.watch.hooks.child_daemons().is_child_overlay(dev) {
             return Ok(());
         }
         // An O_PATH descriptor cannot be read: open the file itself (not through FUSE of
@@ -431,7 +442,7 @@ impl Server {
             opened_for_write: false,
             mapped_as: (dev, 0),
         };
-        self.hooks.exec_elsewhere(&m, &readable)
+        self.watch.hooks.exec_elsewhere(&m, &readable)
     }
 
     /// Run `hook` on `file` as IMA knows it: for a file of the overlay, its lower file and
@@ -451,7 +462,7 @@ impl Server {
             // The node id is the inode number; a cached one will do (no FUSE request).
             let ino =
                 rustix::fs::statx(file, "", CACHED, rustix::fs::StatxFlags::INO).map(|x| x.stx_ino);
-            return match ino.map(|ino| (ino, self.overlay.open_node(ino))) {
+            return match ino.map(|ino| (ino, self.watch.overlay.open_node(ino))) {
                 Ok((ino, Ok((lower, path)))) => hook(&lower, &path, (self.overlay_dev, ino)),
                 Ok((ino, Err(e))) => {
                     log::warn!("seccomp: node {ino} mapped by pid {}: {e}", n.pid);
@@ -464,12 +475,12 @@ impl Server {
             };
         }
         let path = path_of(file);
-        let children = self.hooks.child_daemons();
+        let children = self.watch.hooks.child_daemons();
         if let Some(shown) = dev.and_then(|d| children.child_overlay_root(d)) {
             let ours = [without_trailing_slash(&shown), path.as_slice()].concat();
             // Its inode number is the child's to tell (0: never found in a task's maps).
             let mapped_as = (dev.unwrap_or(0), 0);
-            return match self.hooks.open_in_root(&ours) {
+            return match self.watch.hooks.open_in_root(&ours) {
                 Some(lower) => hook(&lower, &ours, mapped_as),
                 None => {
                     log::warn!(
@@ -489,7 +500,7 @@ impl Server {
             _ => None,
         };
         if dev.is_none() || (!task_file.readable && readable.is_none()) {
-            self.coverage.miss();
+            self.watch.coverage.miss();
             log::warn!(
                 "seccomp: {} mapped by pid {}: its file system does not let this daemon \
                  read it; not measured",
@@ -549,6 +560,70 @@ fn mount_device(pid: u32, file: &File) -> Option<u64> {
         major.parse().ok()?,
         minor.parse().ok()?,
     ))
+}
+
+/// The pids of task `pid` from this daemon's pid namespace inward (`NSpid:` of
+/// `/proc/<pid>/status`, fs/proc/array.c: `task_state`).
+fn nspids(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("NSpid:")).map(|v| {
+                v.split_ascii_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_else(|| vec![pid])
+}
+
+/// A mapping event the parent namespace passed down (see [`crate::fs::nest`]): record it in
+/// this namespace, and pass it on when the file is a nested namespace's.
+pub fn on_parent_event(watch: &Watch, link: &ParentLink, ev: MapEvent) {
+    let own = link.own_overlay() == Some(ev.dev);
+    let children = watch.hooks.child_daemons();
+    let path = if own {
+        ev.path.clone()
+    } else if let Some(shown) = children.child_overlay_root(ev.dev) {
+        [without_trailing_slash(&shown), ev.path.as_slice()].concat()
+    } else {
+        return;
+    };
+    let caller = link.inner_caller(&ev.caller);
+    // The task's pid in this daemon's pid namespace (the parent's container's).
+    let pid = ev.nspids.get(1).copied().unwrap_or(0);
+    match watch.hooks.open_in_root(&path) {
+        Some(file) => {
+            let lazy = LazyCaller::known(pid, caller.clone());
+            let m = Mapping {
+                pid,
+                caller: &lazy,
+                path: &path,
+                opened_for_write: ev.for_write,
+                mapped_as: (ev.dev, 0),
+            };
+            if let Err(e) = watch.hooks.mapping(&m, &file) {
+                log::info!(
+                    "nest: {} mapped in a nested container: this namespace would refuse it \
+                     ({e}), the namespace that answered allowed it",
+                    String::from_utf8_lossy(&path)
+                );
+            }
+        }
+        None => log::warn!(
+            "nest: {} mapped in a nested container: not found here",
+            String::from_utf8_lossy(&path)
+        ),
+    }
+    if !own {
+        if let Some(nest) = &watch.nest {
+            nest.pass_down(&MapEvent {
+                nspids: ev.nspids.get(1..).map(<[u32]>::to_vec).unwrap_or_default(),
+                caller,
+                ..ev
+            });
+        }
+    }
 }
 
 /// A task's file as the listener holds it.

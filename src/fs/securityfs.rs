@@ -738,8 +738,17 @@ impl Inner {
                 Err(FuseErrno::EBADF)
             }
             Handle::ForChildren { .. } => Err(FuseErrno::EINVAL),
-            Handle::Nest { reply, .. } => {
-                let start = (offset as usize).min(reply.len());
+            Handle::Nest {
+                reply,
+                registration,
+            } => {
+                // The configuration, then the stream of mapping events (see nest's docs).
+                let len = reply.len() as u64;
+                if offset >= len {
+                    let host = self.nest.as_ref().ok_or(FuseErrno::EBADF)?;
+                    return Ok(host.events(*registration, offset - len, size as usize));
+                }
+                let start = offset as usize;
                 let end = start.saturating_add(size as usize).min(reply.len());
                 Ok(reply[start..end].to_vec())
             }

@@ -16,6 +16,9 @@ use super::CONTROL_PATH;
 /// `FUSE_SUPER_MAGIC`: the control file must be served by a FUSE daemon (ours).
 const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
 
+/// How long a child waits before it looks for new mapping events again.
+const EVENTS_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Uid and gid that stand for ids not mapped in the parent's view (`overflowuid`).
 const OVERFLOW_ID: u32 = 65534;
 
@@ -51,6 +54,11 @@ pub struct ParentLink {
     next_token: AtomicU64,
     /// The directory this daemon's overlay shows, once announced.
     rootfs: std::sync::OnceLock<Vec<u8>>,
+    /// This daemon's own overlay, once announced.
+    own_dev: std::sync::OnceLock<u64>,
+    /// Where the stream of mapping events starts on the control file (after the
+    /// configuration).
+    events_offset: u64,
 }
 
 impl ParentLink {
@@ -71,6 +79,7 @@ impl ParentLink {
             .map_err(NestError::Register)?;
         let mut staged = Vec::new();
         control.read_to_end(&mut staged).map_err(NestError::Read)?;
+        let events_offset = staged.len() as u64;
         let config = ChildConfig::decode(&staged).map_err(NestError::Reply)?;
         // The container's root is the parent's overlay (imafs run pivots into it; a bind
         // mount as a container's root is the same file system).
@@ -85,6 +94,8 @@ impl ParentLink {
             in_user_ns: AtomicBool::new(false),
             next_token: AtomicU64::new(1),
             rootfs: std::sync::OnceLock::new(),
+            own_dev: std::sync::OnceLock::new(),
+            events_offset,
         };
         log::info!("nest: registered with the parent namespace (overlay device {parent_dev:#x})");
         Ok(Some((link, config)))
@@ -162,7 +173,77 @@ impl ParentLink {
         use std::os::unix::ffi::OsStrExt;
         let rootfs = rootfs.as_os_str().as_bytes().to_vec();
         let _ = self.rootfs.set(rootfs.clone());
+        let _ = self.own_dev.set(dev);
         self.send_overlay(dev, &rootfs);
+    }
+
+    /// This daemon's own overlay, once announced.
+    pub fn own_overlay(&self) -> Option<u64> {
+        self.own_dev.get().copied()
+    }
+
+    /// `caller` as the parent saw it, as this daemon's user namespace sees it (the inverse
+    /// of what [`ParentLink::forward_open`] does).
+    pub fn inner_caller(&self, caller: &Caller) -> Caller {
+        let (ouid, ogid) = self.outer_ids;
+        let inner = |id: u32, outer: u32| {
+            if !self.in_user_ns.load(Ordering::SeqCst) {
+                id
+            } else if id == outer {
+                0
+            } else {
+                OVERFLOW_ID
+            }
+        };
+        let [uid, euid, suid, gid, egid, sgid] = caller.subject_ids;
+        Caller {
+            subject_ids: [
+                inner(uid, ouid),
+                inner(euid, ouid),
+                inner(suid, ouid),
+                inner(gid, ogid),
+                inner(egid, ogid),
+                inner(sgid, ogid),
+            ],
+            cap_effective: caller.cap_effective,
+            comm: caller.comm.clone(),
+        }
+    }
+
+    /// Read the parent's mapping events for this namespace, on a thread of their own, for
+    /// the daemon's life: each complete line is handed to `on_event`.
+    pub fn follow_events(
+        self: &std::sync::Arc<Self>,
+        on_event: impl Fn(super::MapEvent) + Send + 'static,
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let link = self.clone();
+        std::thread::Builder::new()
+            .name("imafs-nest-events".into())
+            .spawn(move || {
+                let mut offset = link.events_offset;
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match link.control.read_at(&mut buf, offset) {
+                        Ok(0) => std::thread::sleep(EVENTS_POLL),
+                        Ok(n) => {
+                            offset += n as u64;
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            for line in text.lines() {
+                                match super::MapEvent::parse(line) {
+                                    Some(ev) => on_event(ev),
+                                    None => log::warn!("nest: bad event {line:?}"),
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            log::warn!("nest: reading events from the parent: {e}");
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(())
     }
 
     /// Pass on a nested namespace's announcement (its overlay `dev` shows `rootfs` of this

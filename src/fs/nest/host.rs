@@ -13,7 +13,7 @@ use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo};
 use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::overlay::{EarlierReleases, OverlayStatus};
 
-use super::thread_group_of;
+use super::{thread_group_of, MapEvent};
 
 /// An open a child forwarded and has not released.
 struct ForwardedOpen {
@@ -29,7 +29,15 @@ struct Registration {
     opens: HashMap<u64, ForwardedOpen>,
     /// The device numbers of the child's own overlay and of those nested in it.
     overlays: Vec<u64>,
+    /// [`MapEvent`] lines not read yet, and the offset of their first byte in the stream
+    /// the child reads after its configuration.
+    events: Vec<u8>,
+    events_base: u64,
 }
+
+/// A child that stops reading its events keeps at most this many bytes of them queued;
+/// beyond, new ones are dropped (and logged).
+const EVENTS_MAX: usize = 1 << 20;
 
 /// The parent side of nesting: registrations and the forwarded events they send.
 pub struct NestHost {
@@ -66,11 +74,58 @@ impl NestHost {
                 tgid,
                 opens: HashMap::new(),
                 overlays: Vec::new(),
+                events: Vec::new(),
+                events_base: 0,
             },
         );
         let config = self.hooks.ima().take_child_config();
         log::info!("nest: child namespace registered (daemon pid {tgid})");
         Ok((id, config.encode()))
+    }
+
+    /// Queue `event` for the child whose overlay, or whose descendant's, is `event.dev`.
+    pub fn pass_down(&self, event: &MapEvent) {
+        let mut registrations = self.registrations.lock();
+        let Some(reg) = registrations
+            .values_mut()
+            .find(|r| r.overlays.contains(&event.dev))
+        else {
+            return;
+        };
+        let line = event.encode();
+        if reg.events.len() + line.len() > EVENTS_MAX {
+            log::warn!(
+                "nest: the child daemon (pid {}) does not read its mapping events; one dropped",
+                reg.tgid
+            );
+            return;
+        }
+        reg.events.extend_from_slice(line.as_bytes());
+    }
+
+    /// Up to `size` bytes of registration `id`'s events from stream offset `offset` (what
+    /// comes before it was read, and is forgotten).
+    pub fn events(&self, id: u64, offset: u64, size: usize) -> Vec<u8> {
+        let mut registrations = self.registrations.lock();
+        let Some(reg) = registrations.get_mut(&id) else {
+            return Vec::new();
+        };
+        if offset > reg.events_base {
+            let consumed = usize::try_from(offset - reg.events_base)
+                .unwrap_or(usize::MAX)
+                .min(reg.events.len());
+            reg.events.drain(..consumed);
+            reg.events_base += consumed as u64;
+        }
+        if offset != reg.events_base {
+            return Vec::new();
+        }
+        // Whole lines only, so that a reader never sees half an event.
+        let mut end = reg.events.len().min(size);
+        while end > 0 && reg.events[end - 1] != b'\n' {
+            end -= 1;
+        }
+        reg.events[..end].to_vec()
     }
 
     /// The release of a registration's control file: the child is gone; close what it left.

@@ -22,6 +22,15 @@
 //!
 //! A COMM the child could not read is `-`.
 //!
+//! **Events down.** A task has one seccomp listener among its filters, so the outermost
+//! namespace's daemon answers every nested container's executable mappings. It records them,
+//! and queues each one for the child whose overlay (or whose descendant's) holds the file.
+//! The child reads its control file past the configuration, as `tail -f` reads a log
+//! ([`MapEvent`] lines, one per mapping); a read with nothing new returns no bytes, and the
+//! child reads again a moment later. It records the mapping in its own namespace and queues
+//! it in turn for its own child when the file is that child's. These records come after the
+//! call was answered: a nested namespace's appraisal of a mapping is not enforced.
+//!
 //! The parent measures none of the registered daemon's own opens of its lower files: they
 //! are the daemon reading on behalf of its container, and arrive as forwarded events
 //! instead. Registering is therefore a policy-administration act, allowed to whoever may
@@ -111,4 +120,105 @@ fn thread_group_of(pid: u32) -> Option<u32> {
         .lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// An executable mapping in a nested container, passed down to the namespaces below the one
+/// that answered it: `map DEV PATH NSPIDS UID EUID SUID GID EGID SGID CAPEFF COMM WRITE`, with
+/// PATH and COMM in hex and NSPIDS the task's pids from the sender's pid namespace inward,
+/// comma-separated (`/proc/<pid>/status`: `NSpid`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapEvent {
+    /// The overlay holding the file (as announced), and the file's path in the container
+    /// that overlay is the root of.
+    pub dev: u64,
+    pub path: Vec<u8>,
+    pub nspids: Vec<u32>,
+    pub caller: crate::fs::caller::Caller,
+    pub for_write: bool,
+}
+
+impl MapEvent {
+    pub fn encode(&self) -> String {
+        let [uid, euid, suid, gid, egid, sgid] = self.caller.subject_ids;
+        let pids: Vec<String> = self.nspids.iter().map(u32::to_string).collect();
+        let comm = if self.caller.comm.is_empty() {
+            "-".to_owned()
+        } else {
+            hex::encode(self.caller.comm.as_bytes())
+        };
+        format!(
+            "map {} {} {} {uid} {euid} {suid} {gid} {egid} {sgid} {:x} {comm} {}\n",
+            self.dev,
+            hex::encode(&self.path),
+            pids.join(","),
+            self.caller.cap_effective,
+            u8::from(self.for_write)
+        )
+    }
+
+    pub fn parse(line: &str) -> Option<MapEvent> {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        let ["map", dev, path, pids, uid, euid, suid, gid, egid, sgid, cap, comm, write] = f[..]
+        else {
+            return None;
+        };
+        let id = |v: &str| v.parse::<u32>().ok();
+        Some(MapEvent {
+            dev: dev.parse().ok()?,
+            path: hex::decode(path).ok().filter(|p| p.starts_with(b"/"))?,
+            nspids: pids
+                .split(',')
+                .map(|p| p.parse().ok())
+                .collect::<Option<Vec<u32>>>()?,
+            caller: crate::fs::caller::Caller {
+                subject_ids: [
+                    id(uid)?,
+                    id(euid)?,
+                    id(suid)?,
+                    id(gid)?,
+                    id(egid)?,
+                    id(sgid)?,
+                ],
+                cap_effective: u64::from_str_radix(cap, 16).ok()?,
+                comm: match comm {
+                    "-" => String::new(),
+                    c => String::from_utf8(hex::decode(c).ok()?).ok()?,
+                },
+            },
+            for_write: match write {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_events_round_trip_and_parse_strictly() {
+        let ev = MapEvent {
+            dev: 0x2f,
+            path: b"/usr/lib/libx.so".to_vec(),
+            nspids: vec![4321, 12, 3],
+            caller: crate::fs::caller::Caller {
+                subject_ids: [1000, 1000, 1000, 1000, 1000, 1000],
+                cap_effective: 0,
+                comm: "ls".into(),
+            },
+            for_write: false,
+        };
+        assert_eq!(MapEvent::parse(&ev.encode()), Some(ev));
+        for bad in [
+            "",
+            "map 1",
+            "map x 2f 1 0 0 0 0 0 0 0 - 0",
+            "map 1 6162 1 0 0 0 0 0 0 0 - 0",
+        ] {
+            assert!(MapEvent::parse(bad).is_none(), "{bad:?}");
+        }
+    }
 }
