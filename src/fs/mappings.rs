@@ -15,8 +15,11 @@
 //! the process after the point of no return; the path of an exec is read from the task's
 //! memory, so a multi-threaded task that rewrites it between the check and the kernel's
 //! lookup can run another file than the one checked (a file of the overlay is measured at
-//! its open anyway); `READ_IMPLIES_EXEC` (a `personality(2)` flag) mappings without
-//! PROT_EXEC are not sent.
+//! its open anyway); after `personality(READ_IMPLIES_EXEC)` the kernel makes PROT_READ
+//! mappings executable with no call the filter sees (setting it is logged and counted).
+//!
+//! Nested namespaces run under the outermost listener (one per task): it records their
+//! mappings too and passes each down to them ([`on_parent_event`], `crate::fs::nest`).
 
 use std::fs::File;
 use std::io;
