@@ -559,7 +559,7 @@ fn every_namespace_records_a_nested_container_s_mappings() {
             format!(
                 "#!/bin/sh\nset -e\n{first}\n\
                  for i in $(seq 200); do grep -q libselinux {LIST} && break; sleep 0.05; done\n\
-                 echo == {name}\ncat {LIST}\n"
+                 echo == {name}\ncat /sys/kernel/security/imafs/exec_watch {LIST}\n"
             ),
         )
         .expect("script");
@@ -580,6 +580,7 @@ fn every_namespace_records_a_nested_container_s_mappings() {
             .nth(1)
             .and_then(|rest| rest.split("== ").next())
             .unwrap_or_else(|| panic!("no {level} list: {out}"));
+        assert!(list.starts_with("measured\n"), "{level}: {out}");
         let n = list.lines().filter(|l| l.ends_with(&record)).count();
         assert_eq!(n, 1, "{level}: {record} recorded {n} times:\n{out}");
     }

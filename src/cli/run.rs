@@ -379,6 +379,7 @@ pub fn start_namespace(
         overlay: overlay.status().clone(),
         overlay_root: mounts.overlay_root.clone(),
         nest: Some(nest.clone()),
+        passed_down: parent.is_some(),
         coverage: coverage.clone(),
     };
     match mounts.listener {

@@ -237,6 +237,7 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
             overlay: overlay.status().clone(),
             overlay_root: mount.clone(),
             nest: nest_host.clone(),
+            passed_down: false,
             coverage: coverage.clone(),
         };
         mappings::serve_runtime(path, watch)

@@ -83,6 +83,8 @@ pub struct Watch {
     pub overlay_root: PathBuf,
     /// Nested namespaces, to pass their containers' mappings down to.
     pub nest: Option<Arc<NestHost>>,
+    /// This namespace is a nested one whose parent passes its mappings down.
+    pub passed_down: bool,
     pub coverage: Coverage,
 }
 
@@ -105,10 +107,17 @@ pub fn serve(socket: OwnedFd, watch: Watch) -> io::Result<()> {
             let coverage = watch.coverage.clone();
             match received {
                 Ok(listener) => run(listener, watch),
-                Err(NoListener::Outer) => {
+                Err(NoListener::Outer) if watch.passed_down => {
                     log::info!(
-                        "seccomp: exec mappings and execs outside the overlay reach the \
-                         ancestor namespaces' listener, not this namespace"
+                        "seccomp: exec mappings are answered by the outermost namespace's \
+                         listener, which passes them down here"
+                    );
+                    coverage.set(Ok(()));
+                }
+                Err(NoListener::Outer) => {
+                    log::warn!(
+                        "seccomp: exec mappings and execs outside the overlay reach an outer \
+                         listener, not this namespace"
                     );
                     coverage.set(Err(NoListener::Outer.to_string()));
                 }
