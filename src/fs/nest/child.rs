@@ -147,19 +147,18 @@ impl ParentLink {
         } else {
             caller.cap_effective
         };
+        let outer = Caller {
+            subject_ids: ids,
+            cap_effective: cap,
+            comm: caller.comm.clone(),
+        };
         let line = format!(
-            "open {token} {node} {} {} {} {} {} {} {} {} {} {} {cap:x} {}\n",
+            "open {token} {node} {} {} {} {} {}\n",
             info.flags,
             u8::from(info.exec),
             u8::from(info.created),
             info.pid,
-            ids[0],
-            ids[1],
-            ids[2],
-            ids[3],
-            ids[4],
-            ids[5],
-            encode_comm(&caller.comm),
+            super::caller_fields(&outer),
         );
         self.send(line.as_bytes())?;
         Ok(token)
@@ -280,14 +279,5 @@ impl ParentLink {
             Ok(_) => Err(Errno::EIO),
             Err(e) => Err(Errno(e.raw_os_error().unwrap_or(libc::EIO))),
         }
-    }
-}
-
-/// A comm in a request: hex, or `-` for none (a task the daemon could not read).
-fn encode_comm(comm: &str) -> String {
-    if comm.is_empty() {
-        "-".to_owned()
-    } else {
-        hex::encode(comm.as_bytes())
     }
 }

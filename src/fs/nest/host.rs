@@ -13,7 +13,7 @@ use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo};
 use crate::fs::ima_hooks::ImaHooks;
 use crate::fs::overlay::{EarlierReleases, OverlayStatus};
 
-use super::{thread_group_of, MapEvent};
+use super::{parse_caller, thread_group_of, MapEvent};
 
 /// An open a child forwarded and has not released.
 struct ForwardedOpen {
@@ -272,20 +272,13 @@ struct OpenRequest {
 
 impl OpenRequest {
     fn parse(f: &[&str]) -> Option<OpenRequest> {
-        let [token, node, flags, exec, created, pid, uid, euid, suid, gid, egid, sgid, cap, comm] =
-            f
-        else {
+        let [token, node, flags, exec, created, pid, ref caller @ ..] = f[..] else {
             return None;
         };
         let flag = |v: &str| match v {
             "0" => Some(false),
             "1" => Some(true),
             _ => None,
-        };
-        let id = |v: &str| v.parse::<u32>().ok();
-        let comm = match *comm {
-            "-" => String::new(),
-            hex_comm => String::from_utf8(hex::decode(hex_comm).ok()?).ok()?,
         };
         Some(OpenRequest {
             token: token.parse().ok()?,
@@ -294,18 +287,7 @@ impl OpenRequest {
             exec: flag(exec)?,
             created: flag(created)?,
             pid: pid.parse().ok()?,
-            caller: Caller {
-                subject_ids: [
-                    id(uid)?,
-                    id(euid)?,
-                    id(suid)?,
-                    id(gid)?,
-                    id(egid)?,
-                    id(sgid)?,
-                ],
-                cap_effective: u64::from_str_radix(cap, 16).ok()?,
-                comm,
-            },
+            caller: parse_caller(caller)?,
         })
     }
 }

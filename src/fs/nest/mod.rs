@@ -43,6 +43,8 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
+use crate::fs::caller::Caller;
+
 pub mod child;
 pub mod host;
 
@@ -122,6 +124,44 @@ fn thread_group_of(pid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A task's credentials in a request or event: `UID EUID SUID GID EGID SGID CAPEFF COMM`,
+/// CAPEFF in hex, COMM in hex (`-` for none: a task the sender could not read).
+fn caller_fields(caller: &Caller) -> String {
+    let [uid, euid, suid, gid, egid, sgid] = caller.subject_ids;
+    let comm = if caller.comm.is_empty() {
+        "-".to_owned()
+    } else {
+        hex::encode(caller.comm.as_bytes())
+    };
+    format!(
+        "{uid} {euid} {suid} {gid} {egid} {sgid} {:x} {comm}",
+        caller.cap_effective
+    )
+}
+
+/// [`caller_fields`] back: exactly eight fields.
+fn parse_caller(f: &[&str]) -> Option<Caller> {
+    let [uid, euid, suid, gid, egid, sgid, cap, comm] = f else {
+        return None;
+    };
+    let id = |v: &str| v.parse::<u32>().ok();
+    Some(Caller {
+        subject_ids: [
+            id(uid)?,
+            id(euid)?,
+            id(suid)?,
+            id(gid)?,
+            id(egid)?,
+            id(sgid)?,
+        ],
+        cap_effective: u64::from_str_radix(cap, 16).ok()?,
+        comm: match *comm {
+            "-" => String::new(),
+            c => String::from_utf8(hex::decode(c).ok()?).ok()?,
+        },
+    })
+}
+
 /// An executable mapping in a nested container, passed down to the namespaces below the one
 /// that answered it: `map DEV PATH NSPIDS UID EUID SUID GID EGID SGID CAPEFF COMM WRITE`, with
 /// PATH and COMM in hex and NSPIDS the task's pids from the sender's pid namespace inward,
@@ -133,36 +173,28 @@ pub struct MapEvent {
     pub dev: u64,
     pub path: Vec<u8>,
     pub nspids: Vec<u32>,
-    pub caller: crate::fs::caller::Caller,
+    pub caller: Caller,
     pub for_write: bool,
 }
 
 impl MapEvent {
     pub fn encode(&self) -> String {
-        let [uid, euid, suid, gid, egid, sgid] = self.caller.subject_ids;
         let pids: Vec<String> = self.nspids.iter().map(u32::to_string).collect();
-        let comm = if self.caller.comm.is_empty() {
-            "-".to_owned()
-        } else {
-            hex::encode(self.caller.comm.as_bytes())
-        };
         format!(
-            "map {} {} {} {uid} {euid} {suid} {gid} {egid} {sgid} {:x} {comm} {}\n",
+            "map {} {} {} {} {}\n",
             self.dev,
             hex::encode(&self.path),
             pids.join(","),
-            self.caller.cap_effective,
+            caller_fields(&self.caller),
             u8::from(self.for_write)
         )
     }
 
     pub fn parse(line: &str) -> Option<MapEvent> {
         let f: Vec<&str> = line.split_ascii_whitespace().collect();
-        let ["map", dev, path, pids, uid, euid, suid, gid, egid, sgid, cap, comm, write] = f[..]
-        else {
+        let ["map", dev, path, pids, ref caller @ .., write] = f[..] else {
             return None;
         };
-        let id = |v: &str| v.parse::<u32>().ok();
         Some(MapEvent {
             dev: dev.parse().ok()?,
             path: hex::decode(path).ok().filter(|p| p.starts_with(b"/"))?,
@@ -170,21 +202,7 @@ impl MapEvent {
                 .split(',')
                 .map(|p| p.parse().ok())
                 .collect::<Option<Vec<u32>>>()?,
-            caller: crate::fs::caller::Caller {
-                subject_ids: [
-                    id(uid)?,
-                    id(euid)?,
-                    id(suid)?,
-                    id(gid)?,
-                    id(egid)?,
-                    id(sgid)?,
-                ],
-                cap_effective: u64::from_str_radix(cap, 16).ok()?,
-                comm: match comm {
-                    "-" => String::new(),
-                    c => String::from_utf8(hex::decode(c).ok()?).ok()?,
-                },
-            },
+            caller: parse_caller(caller)?,
             for_write: match write {
                 "0" => false,
                 "1" => true,
@@ -204,7 +222,7 @@ mod tests {
             dev: 0x2f,
             path: b"/usr/lib/libx.so".to_vec(),
             nspids: vec![4321, 12, 3],
-            caller: crate::fs::caller::Caller {
+            caller: Caller {
                 subject_ids: [1000, 1000, 1000, 1000, 1000, 1000],
                 cap_effective: 0,
                 comm: "ls".into(),
