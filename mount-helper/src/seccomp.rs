@@ -416,7 +416,12 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// The daemon's end of a filter; answered with synchronous wake-ups where the kernel
+    /// has them (6.6+; older kernels keep the default).
     pub fn new(fd: OwnedFd) -> Listener {
+        if let Err(e) = sys::seccomp_notif_sync_wake_up(fd.as_fd()) {
+            log::debug!("seccomp: no synchronous wake-ups ({e})");
+        }
         Listener { fd }
     }
 
