@@ -8,7 +8,8 @@
 //!   "Command/Response Structure": a 10-byte header whose `commandSize` counts the whole
 //!   command). One whole command is read, sent to the TPM over [`TpmLink::transact`], under
 //!   the lock the engine's own PCR extends take, and the whole response written back; a
-//!   connection may carry any number of commands (the TCTI connects once per command).
+//!   connection may carry any number of commands (the TCTI connects once per command). When
+//!   the TPM does not answer, the client gets `TPM_RC_FAILURE` and the daemon logs why.
 //! - `PATH.ctrl` (or TCP port P + 1), the control channel (swtpm's `docs/swtpm_ioctls` / `ptm_*` commands, one
 //!   per connection as the TCTI sends them): `CMD_SET_LOCALITY` to 0, which the TCTI sends at
 //!   init, is answered with success; everything else (another locality, `CMD_INIT`, ...)
@@ -36,6 +37,8 @@ const TPM_CC_PCR_EVENT: u32 = 0x0000_013c;
 const TPM_CC_PCR_RESET: u32 = 0x0000_013d;
 /// TPM_RC_LOCALITY (RC_WARN + 0x007; Part 2 "TPM_RC").
 pub const TPM_RC_LOCALITY: u32 = 0x0000_0907;
+/// TPM_RC_FAILURE (RC_VER1 + 0x001; Part 2 "TPM_RC"): the TPM is in failure mode.
+pub const TPM_RC_FAILURE: u32 = 0x0000_0101;
 /// swtpm control channel command codes (swtpm's `include/swtpm/tpm_ioctl.h`).
 const CMD_SET_LOCALITY: u32 = 0x05;
 /// libtpms's TPM_FAIL: the control command's result when imafs does not carry it out.
@@ -178,8 +181,6 @@ enum ClientEnd {
     Io(#[from] io::Error),
     #[error("command size {0} out of range")]
     BadSize(usize),
-    #[error("the TPM failed: {0}")]
-    Tpm(#[from] super::tpm::TpmError),
 }
 
 /// Read one whole command; `None` at a clean end of stream before a command.
@@ -210,7 +211,18 @@ fn serve_client(mut s: Box<dyn Stream>, link: &TpmLink, ima_pcr: u32) -> Result<
     s.set_timeouts(CLIENT_TIMEOUT)?;
     while let Some(cmd) = read_command(&mut s)? {
         let resp = match check_command(&cmd, ima_pcr) {
-            Verdict::Forward => link.transact(&cmd)?,
+            Verdict::Forward => match link.transact(&cmd) {
+                Ok(resp) => resp,
+                // The client hears what a TPM in failure mode answers, at once, rather than a
+                // dropped connection; the daemon's log says why.
+                Err(e) => {
+                    log::error!(
+                        "TPM share ({}): the TPM did not answer a client's command: {e}",
+                        link.spec()
+                    );
+                    error_response(TPM_RC_FAILURE)
+                }
+            },
             Verdict::Refuse(rc) => {
                 log::warn!(
                     "TPM share: a client's change of PCR {ima_pcr} refused (the list's PCR)"
