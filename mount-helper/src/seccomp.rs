@@ -425,9 +425,10 @@ impl Listener {
         Listener { fd }
     }
 
-    /// The next call (blocking: a receiver waits here until one comes, even once no task
-    /// uses the filter any more; see [`Listener::wait_unused`]).
-    pub fn receive(&self) -> io::Result<Notification> {
+    /// The next call, waiting for one; `None` once no task uses the filter any more (all
+    /// have exited: the kernel then ends a receiver's wait, kernel/seccomp.c:
+    /// `recv_wait_event`, or a poll says `EPOLLHUP`).
+    pub fn receive(&self) -> io::Result<Option<Notification>> {
         loop {
             match sys::seccomp_notif_recv(self.fd.as_fd()) {
                 Ok(n) => {
@@ -441,16 +442,38 @@ impl Listener {
                         Some(kind) => Call::decode(kind, &n.data.args, n.pid),
                         None => Call::Other,
                     };
-                    return Ok(Notification {
+                    return Ok(Some(Notification {
                         id: n.id,
                         pid: n.pid,
                         call,
-                    });
+                    }));
                 }
-                // The task was killed before it was received, or a signal came.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {}
+                // Nothing to receive: the task was killed before it was received, or no task
+                // uses the filter any more (then this would return at once, forever).
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    if self.unused()? {
+                        return Ok(None);
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Whether no task uses the filter any more (`EPOLLHUP` now).
+    fn unused(&self) -> io::Result<bool> {
+        let mut pfd = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::empty())];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut pfd, Some(&zero)) {
+            Ok(_) => Ok(pfd[0]
+                .revents()
+                .intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::ERR)),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -200,7 +200,9 @@ impl Server {
                 .name(format!("imafs-seccomp-{n}"))
                 .spawn(move || loop {
                     match server.listener.receive() {
-                        Ok(notification) => server.answer(notification),
+                        Ok(Some(notification)) => server.answer(notification),
+                        // The container's last task has exited.
+                        Ok(None) => return,
                         Err(e) => {
                             log::warn!(
                                 "seccomp: listener: {e}; exec mappings are no longer measured"
@@ -213,8 +215,8 @@ impl Server {
                 log::warn!("seccomp: receiver thread: {e}");
             }
         }
-        // The receivers stay blocked once the container is gone (the kernel does not wake
-        // them); the daemon ends with its container.
+        // The receivers end when the container's last task has exited (older kernels leave
+        // them waiting: the daemon ends with its container anyway).
         match self.listener.wait_unused() {
             Ok(()) => log::debug!("seccomp: the container's last task exited"),
             Err(e) => log::warn!("seccomp: listener: {e}"),
