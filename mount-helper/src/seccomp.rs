@@ -477,28 +477,6 @@ impl Listener {
         }
     }
 
-    /// Wait until no task uses the filter any more (all have exited: `EPOLLHUP`,
-    /// kernel/seccomp.c: `seccomp_notify_poll`).
-    pub fn wait_unused(&self) -> io::Result<()> {
-        loop {
-            let mut pfd = [rustix::event::PollFd::new(
-                &self.fd,
-                rustix::event::PollFlags::empty(),
-            )];
-            match rustix::event::poll(&mut pfd, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if pfd[0]
-                .revents()
-                .intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::ERR)
-            {
-                return Ok(());
-            }
-        }
-    }
-
     /// Let the call run as the task made it. A task gone meanwhile is not an error.
     pub fn allow(&self, id: u64) -> io::Result<()> {
         gone_is_ok(sys::seccomp_notif_send(self.fd.as_fd(), id, true, 0))

@@ -192,34 +192,33 @@ fn run(listener: Listener, watch: Watch) {
 
 impl Server {
     /// Receivers that answer what they receive themselves (no hand-over between threads:
-    /// each costs a context switch per call), until the container's last task has exited.
+    /// each costs a context switch per call): this thread and `WORKERS - 1` more, until the
+    /// container's last task has exited (older kernels leave them waiting: the daemon ends
+    /// with its container anyway).
     fn run(self: Arc<Self>) {
-        for n in 0..WORKERS {
+        for n in 1..WORKERS {
             let server = self.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("imafs-seccomp-{n}"))
-                .spawn(move || loop {
-                    match server.listener.receive() {
-                        Ok(Some(notification)) => server.answer(notification),
-                        // The container's last task has exited.
-                        Ok(None) => return,
-                        Err(e) => {
-                            log::warn!(
-                                "seccomp: listener: {e}; exec mappings are no longer measured"
-                            );
-                            return;
-                        }
-                    }
-                });
+                .spawn(move || server.receive_and_answer());
             if let Err(e) = spawned {
                 log::warn!("seccomp: receiver thread: {e}");
             }
         }
-        // The receivers end when the container's last task has exited (older kernels leave
-        // them waiting: the daemon ends with its container anyway).
-        match self.listener.wait_unused() {
-            Ok(()) => log::debug!("seccomp: the container's last task exited"),
-            Err(e) => log::warn!("seccomp: listener: {e}"),
+        self.receive_and_answer();
+        log::debug!("seccomp: the container's last task exited");
+    }
+
+    fn receive_and_answer(&self) {
+        loop {
+            match self.listener.receive() {
+                Ok(Some(notification)) => self.answer(notification),
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("seccomp: listener: {e}; exec mappings are no longer measured");
+                    return;
+                }
+            }
         }
     }
 
