@@ -463,7 +463,10 @@ impl Listener {
 
     /// Whether no task uses the filter any more (`EPOLLHUP` now).
     fn unused(&self) -> io::Result<bool> {
-        let mut pfd = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::empty())];
+        let mut pfd = [rustix::event::PollFd::new(
+            &self.fd,
+            rustix::event::PollFlags::empty(),
+        )];
         let zero = rustix::event::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
