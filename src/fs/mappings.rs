@@ -278,8 +278,10 @@ impl Server {
             fdinfo_flags(n.pid, fd)
         }
         .is_some_and(|f| f.intersects(rustix::fs::OFlags::RDWR | rustix::fs::OFlags::WRONLY));
+        let dev = device_of(n.pid, &file);
         self.listener.still_waiting(n.id).then_some(TaskFile {
             file,
+            dev,
             readable,
             for_write,
         })
@@ -315,7 +317,8 @@ impl Server {
         let Some(nest) = &self.watch.nest else {
             return;
         };
-        let Some(dev) = device_of(n.pid, &file.file)
+        let Some(dev) = file
+            .dev
             .filter(|d| self.watch.hooks.child_daemons().is_child_overlay(*d))
         else {
             return;
@@ -364,6 +367,7 @@ impl Server {
                 continue;
             };
             let file = TaskFile {
+                dev: device_of(n.pid, &file),
                 file,
                 readable: false,
                 for_write: false,
@@ -470,7 +474,7 @@ impl Server {
         hook: impl Fn(&File, &[u8], (u64, u64)) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let file = &task_file.file;
-        let dev = device_of(n.pid, file);
+        let dev = task_file.dev;
         if dev == Some(self.overlay_dev) {
             // The node id is the inode number; a cached one will do (no FUSE request).
             let ino =
@@ -642,6 +646,8 @@ pub fn on_parent_event(watch: &Watch, link: &ParentLink, ev: MapEvent) {
 /// A task's file as the listener holds it.
 struct TaskFile {
     file: File,
+    /// The device number of its file system ([`device_of`]).
+    dev: Option<u64>,
     /// `file` can be read (a copy of the task's descriptor, not an `O_PATH` one).
     readable: bool,
     /// The task's descriptor was opened for write (FMODE_WRITE).
