@@ -73,6 +73,8 @@ struct ExecStage {
 /// How long an exec's announcement of its interpreter holds (an exec that failed between
 /// the two opens leaves one behind; a new exec by the task replaces it).
 const EXEC_STAGE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// From this many announcements on, stale ones are dropped before a new one is added.
+const EXEC_STAGES_TIDY: usize = 256;
 
 /// The hooks of an ELF program's exec open (see [`ImaHooks::exec_hooks`]).
 const MAPPED_PROGRAM: [(Func, u32); 4] = [
@@ -245,8 +247,6 @@ impl ImaHooks {
                 &*described
             }
         };
-        // Read only if a hook needs it; an unreadable xattr is treated as absent (appraisal
-        // then fails as without one).
         self.settle_pending_releases(file_id(&meta), opened_for_write(info.flags), releases);
         let hooks = if info.exec {
             self.exec_hooks(info.pid, file, &meta)
@@ -339,7 +339,12 @@ impl ImaHooks {
         match elf::probe(file) {
             ExecFormat::Elf { interp } => {
                 if let Some(id) = interp.and_then(|p| self.resolve_in_root(&p)) {
-                    self.exec_stages.lock().insert(
+                    let mut stages = self.exec_stages.lock();
+                    // Execs that failed between the two opens leave theirs behind.
+                    if stages.len() >= EXEC_STAGES_TIDY {
+                        stages.retain(|_, s| s.at.elapsed() < EXEC_STAGE_MAX);
+                    }
+                    stages.insert(
                         pid,
                         ExecStage {
                             interp: id,
@@ -356,9 +361,7 @@ impl ImaHooks {
     /// A new exec by task `pid` begins (its `execve` reached the seccomp listener): what its
     /// last exec announced is stale.
     pub fn exec_started(&self, pid: u32) {
-        if !self.exec_stages.lock().is_empty() {
-            self.exec_stages.lock().remove(&pid);
-        }
+        self.exec_stages.lock().remove(&pid);
     }
 
     /// The identity of `path` (absolute, as a `PT_INTERP`) in the container's root.
