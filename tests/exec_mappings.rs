@@ -301,7 +301,48 @@ fn an_unprivileged_run_measures_exec_mappings() {
 struct SignedTree {
     root: tempfile::TempDir,
     keys: tempfile::TempDir,
+    signer: Signer,
+}
+
+/// A P-256 key made by `openssl` in `DIR/certs`, whose certificate the daemon is given
+/// (`--keys`), signing files with `evmctl ima_sign`.
+struct Signer {
     pem: PathBuf,
+    cert: PathBuf,
+}
+
+impl Signer {
+    /// `None` (after a skip) without evmctl and openssl.
+    fn new(test: &str, dir: &Path) -> Option<Signer> {
+        if let Some(tool) = ["evmctl", "openssl"]
+            .into_iter()
+            .find(|t| !common::have_tool(t))
+        {
+            common::skip(test, &format!("{tool} not installed"));
+            return None;
+        }
+        let certs = dir.join("certs");
+        std::fs::create_dir(&certs).expect("mkdir");
+        let pem = common::signing_key(
+            dir,
+            Some(&certs),
+            "exec",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+        );
+        Some(Signer {
+            pem,
+            cert: certs.join("exec.der"),
+        })
+    }
+
+    fn sign(&self, file: &Path) {
+        common::run_ok(
+            Command::new("evmctl")
+                .args(["ima_sign", "-a", "sha256", "--key"])
+                .arg(&self.pem)
+                .arg(file),
+        );
+    }
 }
 
 impl SignedTree {
@@ -310,33 +351,14 @@ impl SignedTree {
             common::skip(test, "needs root to write security.ima on the rootfs");
             return None;
         }
-        if let Some(tool) = ["evmctl", "openssl"]
-            .into_iter()
-            .find(|t| !common::have_tool(t))
-        {
-            common::skip(test, &format!("{tool} not installed"));
-            return None;
-        }
-        let root = dynamic_rootfs(test)?;
         let keys = tempfile::tempdir().expect("temp");
-        let certs = keys.path().join("certs");
-        std::fs::create_dir(&certs).expect("mkdir");
-        let pem = common::signing_key(
-            keys.path(),
-            Some(&certs),
-            "exec",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
-        );
-        Some(SignedTree { root, keys, pem })
+        let signer = Signer::new(test, keys.path())?;
+        let root = dynamic_rootfs(test)?;
+        Some(SignedTree { root, keys, signer })
     }
 
     fn sign(&self, inside: &str) {
-        common::run_ok(
-            Command::new("evmctl")
-                .args(["ima_sign", "-a", "sha256", "--key"])
-                .arg(&self.pem)
-                .arg(self.root.path().join(inside)),
-        );
+        self.signer.sign(&self.root.path().join(inside));
     }
 
     fn run(&self, rules: &str, script: &str) -> Output {
@@ -350,11 +372,7 @@ impl SignedTree {
                 "--appraise",
                 "enforce",
                 "--keys",
-                self.keys
-                    .path()
-                    .join("certs/exec.der")
-                    .to_str()
-                    .expect("utf-8"),
+                self.signer.cert.to_str().expect("utf-8"),
                 "--policy",
                 policy.to_str().expect("utf-8"),
             ],
@@ -753,31 +771,14 @@ fn an_exec_mapping_of_a_writably_mapped_file_is_refused() {
     if !host_python(test) {
         return;
     }
-    if let Some(tool) = ["evmctl", "openssl"]
-        .into_iter()
-        .find(|t| !common::have_tool(t))
-    {
-        common::skip(test, &format!("{tool} not installed"));
-        return;
-    }
     let dir = work_dir();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).expect("mkdir");
-    let pem = common::signing_key(
-        dir.path(),
-        Some(&certs),
-        "map",
-        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
-    );
+    let Some(signer) = Signer::new(test, dir.path()) else {
+        return;
+    };
     let code = dir.path().join("code.bin");
     std::fs::write(&code, vec![0xc3u8; 4096]).expect("write");
     std::os::unix::fs::chown(&code, Some(4242), Some(4242)).expect("chown");
-    common::run_ok(
-        Command::new("evmctl")
-            .args(["ima_sign", "-a", "sha256", "--key"])
-            .arg(&pem)
-            .arg(&code),
-    );
+    signer.sign(&code);
     let audit = dir.path().join("audit");
     let rules = policy(
         dir.path(),
@@ -805,7 +806,7 @@ fn an_exec_mapping_of_a_writably_mapped_file_is_refused() {
             "--appraise",
             "enforce",
             "--keys",
-            certs.join("map.der").to_str().expect("utf-8"),
+            signer.cert.to_str().expect("utf-8"),
             "--policy",
             rules.to_str().expect("utf-8"),
             "--audit",
