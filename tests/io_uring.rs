@@ -1,4 +1,4 @@
-//! The measuring overlay over FUSE over io_uring (`imafs serve --io-uring`, Linux 6.14+ with
+//! The measuring overlay over FUSE over io_uring (`imafs serve`'s default, Linux 6.14+ with
 //! `fuse.enable_uring`): reads made on every CPU arrive in that CPU's ring queue and are
 //! measured as through `/dev/fuse`, and the daemon stops cleanly.
 mod common;
@@ -13,6 +13,7 @@ fn reads_on_every_cpu_are_measured_through_the_ring() {
         common::skip(test, "needs root, /dev/fuse and taskset");
         return;
     }
+    let _setting = common::uring_setting_lock();
     if !common::fuse_uring_enabled() {
         common::skip(test, "FUSE over io_uring unavailable (needs Linux 6.14+)");
         return;
@@ -33,7 +34,7 @@ fn reads_on_every_cpu_are_measured_through_the_ring() {
     }
     std::fs::write(d.join("policy"), "measure func=FILE_CHECK mask=MAY_READ\n").expect("policy");
     let mut daemon = Command::new(common::imafs_bin())
-        .args(["serve", "--io-uring", "--rootfs"])
+        .args(["serve", "--rootfs"])
         .arg(d.join("rootfs"))
         .arg("--mount")
         .arg(d.join("mnt"))

@@ -234,9 +234,11 @@ fn make_rootfs(bb: &Path, root: &Path) {
     .expect("chmod");
 }
 
-/// A base port for this run's daemons (the script uses base+1 .. base+220).
+/// A base port for this run's daemons (the script uses base+1 .. base+220): below the
+/// kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default), where
+/// any outgoing connection on the host may hold a port.
 fn port_base() -> u16 {
-    20000 + (std::process::id() % 40) as u16 * 1000
+    20000 + (std::process::id() % 12) as u16 * 1000
 }
 
 /// examples/keylime/imafs-keylime with this run's environment.

@@ -51,12 +51,19 @@ pub struct OverlayTuning {
     /// small requests on virtual machines. 0 never polls.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = DEFAULT_IDLE_POLL.as_micros() as u64)]
     pub idle_poll_us: u64,
-    /// Serve the overlay through FUSE over io_uring when the kernel offers it (Linux 6.14+,
-    /// `echo 1 > /sys/module/fuse/parameters/enable_uring` as root): a worker per CPU
-    /// answers the requests made on its CPU. Otherwise, or when the kernel refuses, requests
-    /// go through `/dev/fuse` as usual.
-    #[arg(long)]
+    /// Accepted for compatibility: FUSE over io_uring is the default where the kernel offers
+    /// it (see --no-io-uring).
+    #[arg(long, hide = true)]
     pub io_uring: bool,
+    /// Serve every request through `/dev/fuse`. By default the overlay uses FUSE over
+    /// io_uring where the kernel offers it (Linux 6.14+ with
+    /// `/sys/module/fuse/parameters/enable_uring` set to Y by root): a worker per CPU,
+    /// pinned, answers the requests made on its CPU, which saves a cross-CPU wake-up per
+    /// request; elsewhere, or when the kernel or a seccomp profile refuses io_uring,
+    /// requests go through `/dev/fuse`. Costs a thread and four ring entries per possible
+    /// CPU.
+    #[arg(long, conflicts_with = "io_uring")]
+    pub no_io_uring: bool,
 }
 
 impl Default for OverlayTuning {
@@ -66,6 +73,7 @@ impl Default for OverlayTuning {
             page_cache_max: DEFAULT_PAGE_CACHE_MAX,
             idle_poll_us: DEFAULT_IDLE_POLL.as_micros() as u64,
             io_uring: false,
+            no_io_uring: false,
         }
     }
 }
@@ -81,7 +89,7 @@ impl OverlayTuning {
             entry_ttl: ttl,
             page_cache_max: self.page_cache_max,
             idle_poll: Duration::from_micros(self.idle_poll_us),
-            io_uring: self.io_uring,
+            io_uring: !self.no_io_uring,
             ..options
         }
     }

@@ -110,6 +110,9 @@ pub fn report(dir: &Path, mountinfo: &str) -> String {
                     .into(),
             ),
         }
+        if let Ok(v) = read_text(&parent.join("imafs/transport")) {
+            line(format!("  requests reach the daemon through: {}", v.trim()));
+        }
     }
 
     line(String::new());

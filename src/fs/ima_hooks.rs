@@ -163,7 +163,7 @@ impl ImaHooks {
     pub fn open(&self, info: &OpenInfo<'_>, file: &File) -> Result<(), Errno> {
         let caller = LazyCaller::new(info.pid, info.uid, info.gid);
         // Replayed in order, one at a time: no release can be pending.
-        self.open_own(info, &caller, file, None, EarlierReleases::Exact(&|| false))
+        self.open_own(info, &caller, file, None, &|| false)
             .map(|_| ())
     }
 
@@ -505,12 +505,12 @@ impl ImaHooks {
     /// kernel would see the first file closed: an open that would otherwise conflict with an
     /// open already closed (a read while the file seems open for write: ToMToU; a write
     /// while it seems open for read: open_writers) waits for the releases queued before it.
-    /// The kernel queues a close's RELEASE before `close(2)` returns (the daemon raises
-    /// `max_background`, so none waits unnumbered in the kernel's background queue), and the
-    /// `/dev/fuse` workers note each release in the kernel's order, so the wait is exact: as
-    /// long as one queued before this open is still being handled (however long: a busy
-    /// machine, a long rehash), at most [`RELEASE_SETTLE_MAX`]. Only where releases may sit
-    /// unseen in io_uring queues is the wait a guess, [`RELEASE_SETTLE`]. A conflict still
+    /// The kernel numbers and queues a close's RELEASE before `close(2)` returns (the daemon
+    /// raises `max_background`, so none waits unnumbered in the kernel's background queue),
+    /// and the workers note every request in the kernel's order, so the wait is exact: as
+    /// long as a release numbered before this open is still being handled, or (io_uring)
+    /// a request numbered before it has not been read from its CPU's queue yet (however
+    /// long: a busy machine, a long rehash), at most [`RELEASE_SETTLE_MAX`]. A conflict still
     /// there is real, and recorded.
     fn settle_pending_releases(
         &self,
@@ -532,11 +532,7 @@ impl ImaHooks {
         let start = std::time::Instant::now();
         while conflicting() {
             let waited = start.elapsed();
-            let settled = match earlier_releases {
-                EarlierReleases::Exact(releasing) => !releasing(),
-                EarlierReleases::Unknown => waited >= RELEASE_SETTLE,
-            };
-            if settled || waited >= RELEASE_SETTLE_MAX {
+            if !earlier_releases() || waited >= RELEASE_SETTLE_MAX {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(100));
@@ -602,10 +598,8 @@ fn writably_mapped((dev, ino): (u64, u64)) -> bool {
         })
 }
 
-/// How long an open served from an io_uring queue waits for the release of a conflicting
-/// open (see [`ImaHooks::settle_pending_releases`]), and how long any open waits at most
-/// while earlier releases are still being handled.
-const RELEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long an open waits at most while earlier releases are still being handled (see
+/// [`ImaHooks::settle_pending_releases`]).
 const RELEASE_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the overlay knows of an open it reports: the file's attributes and file system as it
@@ -694,7 +688,7 @@ mod engine_tests {
     /// `hooks.open_own` of an open with no release pending before it (no overlay).
     fn open_in_order(hooks: &ImaHooks, info: &OpenInfo<'_>, caller: &LazyCaller, file: &File) {
         hooks
-            .open_own(info, caller, file, None, EarlierReleases::Exact(&|| false))
+            .open_own(info, caller, file, None, &|| false)
             .expect("open");
     }
 
@@ -809,13 +803,7 @@ mod engine_tests {
         let open = |info: &OpenInfo<'_>, file: &File, releasing: &dyn Fn() -> bool| {
             let overlay = OverlayOpen { stat: &st, fs: &fs };
             hooks
-                .open_own(
-                    info,
-                    &caller(),
-                    file,
-                    Some(&overlay),
-                    EarlierReleases::Exact(releasing),
-                )
+                .open_own(info, &caller(), file, Some(&overlay), releasing)
                 .expect("open");
         };
 
@@ -824,7 +812,7 @@ mod engine_tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 // The writer's release, handled late (a busy machine).
-                std::thread::sleep(RELEASE_SETTLE * 20);
+                std::thread::sleep(std::time::Duration::from_millis(100));
                 ima.file_closed(file_id(&st), true, file_version(&st));
                 released.store(true, std::sync::atomic::Ordering::SeqCst);
             });

@@ -106,6 +106,7 @@ const KCMD_FOR_CHILDREN: u64 = 15;
 const IMAFS_DIR: u64 = 1000;
 const NEST: u64 = 1001;
 const EXEC_WATCH: u64 = 1002;
+const TRANSPORT: u64 = 1003;
 /// `ascii_runtime_measurements_<alg>` of file bank `i` is `LIST_BASE + 2i`, binary `+ 1`.
 const LIST_BASE: u64 = 16;
 
@@ -133,12 +134,15 @@ enum Node {
     /// `imafs/exec_watch`: whether the container's exec mappings and execs outside the
     /// overlay reach this namespace (`imafs status` shows it).
     ExecWatch,
+    /// `imafs/transport`: how the overlay's requests reach the daemon (`io_uring` or
+    /// `/dev/fuse`; `imafs status` shows it).
+    Transport,
 }
 
 impl Node {
     /// imafs's own files, which are not securityfs's: not measured when opened.
     fn is_extension(&self) -> bool {
-        matches!(self, Node::Nest | Node::ExecWatch)
+        matches!(self, Node::Nest | Node::ExecWatch | Node::Transport)
     }
 }
 
@@ -411,7 +415,7 @@ impl Inner {
             // others (anyone could configure the next child otherwise).
             Node::ForChildren(_) => 0o200,
             Node::Nest => 0o600,
-            Node::ExecWatch => 0o444,
+            Node::ExecWatch | Node::Transport => 0o444,
             Node::Policy => match self.ima.policy_file_state() {
                 PolicyFileState::ReadOnly => 0o400,
                 _ if self.ima.config().read_policy => 0o600,
@@ -460,6 +464,11 @@ impl Inner {
                 None => "not measured: no seccomp listener (imafs serve; an OCI hook \
                          container without a runtime listener)\n"
                     .to_owned(),
+            }
+            .into_bytes(),
+            Node::Transport => match self.nest.as_ref().and_then(|n| n.overlay()) {
+                Some(overlay) => format!("{}\n", overlay.transport()),
+                None => "no overlay\n".to_owned(),
             }
             .into_bytes(),
             Node::Dir | Node::List { .. } | Node::ForChildren(_) | Node::Nest => Vec::new(),
@@ -683,7 +692,7 @@ impl Inner {
                     reply,
                 })
             }
-            Node::ExecWatch => Ok(Handle::Text(None)),
+            Node::ExecWatch | Node::Transport => Ok(Handle::Text(None)),
             Node::Active if accmode == libc::O_RDONLY => Ok(Handle::Text(None)),
             Node::Active => Ok(Handle::ActiveWrite),
             // No read method: a read-only open works (DAC permitting), read(2) is EINVAL.
@@ -1325,6 +1334,12 @@ impl SecurityFs {
                 parent: IMAFS_DIR,
                 name: "exec_watch".into(),
                 node: Node::ExecWatch,
+            });
+            entries.push(Entry {
+                ino: TRANSPORT,
+                parent: IMAFS_DIR,
+                name: "transport".into(),
+                node: Node::Transport,
             });
         }
         SecurityFs {

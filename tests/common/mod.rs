@@ -154,13 +154,33 @@ pub fn can_run_as_nobody(test: &str) -> bool {
     true
 }
 
-/// Make the kernel offer FUSE over io_uring (`fuse.enable_uring`, Linux 6.14+): a daemon
-/// uses it only when asked (`--io-uring`), so turning it on changes nothing for the other
-/// mounts. False when this machine cannot (not root, no such parameter).
+/// Make the kernel offer FUSE over io_uring (`fuse.enable_uring`, Linux 6.14+), which
+/// imafs then uses by default: the other tests run over it too, and pass over either
+/// transport. False when this machine cannot (not root, no such parameter). A test that
+/// depends on the setting holds [`uring_setting_lock`] while it runs.
 pub fn fuse_uring_enabled() -> bool {
     let param = Path::new("/sys/module/fuse/parameters/enable_uring");
     let on = || std::fs::read_to_string(param).is_ok_and(|v| v.trim() == "Y");
     on() || (std::fs::write(param, "1").is_ok() && on())
+}
+
+/// The kernel's `fuse.enable_uring` setting is the host's: tests that depend on it, or
+/// turn it off for a while, take this lock (a `flock` shared by every test process) for as
+/// long as they run.
+pub fn uring_setting_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("imafs-tests-enable-uring.lock");
+    // Read-only when it exists: another user's run may have made it.
+    let f = std::fs::File::open(&path)
+        .or_else(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        })
+        .expect("lock file");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    f
 }
 
 /// Names of the threads of process `pid`.

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::engine::Errno;
 use crate::fs::caller::{opened_for_write, Caller, LazyCaller, OpenInfo};
 use crate::fs::ima_hooks::ImaHooks;
-use crate::fs::overlay::{EarlierReleases, OverlayStatus};
+use crate::fs::overlay::OverlayStatus;
 
 use super::{parse_caller, thread_group_of, MapEvent};
 
@@ -57,6 +57,11 @@ impl NestHost {
             registrations: Mutex::new(HashMap::new()),
             next_registration: AtomicU64::new(1),
         }
+    }
+
+    /// The namespace's measuring overlay, if it has one.
+    pub fn overlay(&self) -> Option<&OverlayStatus> {
+        self.overlay.as_ref()
     }
 
     /// An open of the control file by task `pid`: register its thread group and hand it the
@@ -226,13 +231,9 @@ impl NestHost {
         // being handled now are the ones to wait for.
         let horizon = overlay.release_horizon();
         let releasing = || overlay.releases_before(horizon);
-        let upward = self.hooks.open_as(
-            &info,
-            &caller,
-            &file,
-            None,
-            EarlierReleases::Exact(&releasing),
-        )?;
+        let upward = self
+            .hooks
+            .open_as(&info, &caller, &file, None, &releasing)?;
         let open = ForwardedOpen {
             file,
             for_write: opened_for_write(req.flags),

@@ -55,16 +55,12 @@ pub struct OpenEvent<'a> {
     pub earlier_releases: EarlierReleases<'a>,
 }
 
-/// What an open knows of the releases the kernel queued before it.
-#[derive(Clone, Copy)]
-pub enum EarlierReleases<'a> {
-    /// Each is finished or, until it is, this says one is still being handled: requests
-    /// read from `/dev/fuse`, in the kernel's order (vendor/fuser `src/in_flight.rs`), and
-    /// opens that are not the overlay's (replayed or forwarded in order).
-    Exact(&'a dyn Fn() -> bool),
-    /// Some may still wait, unseen, in another CPU's io_uring queue.
-    Unknown,
-}
+/// What an open knows of the releases the kernel queued before it: whether one may still
+/// be unhandled (read or not yet read, in the kernel's order: vendor/fuser
+/// `src/in_flight.rs`, for `/dev/fuse` and io_uring alike; opens that are not the overlay's
+/// are replayed or forwarded in order). An open that conflicts with files still open waits
+/// while this is true.
+pub type EarlierReleases<'a> = &'a dyn Fn() -> bool;
 
 impl OpenEvent<'_> {
     /// Opened for writing (`O_WRONLY` or `O_RDWR`).

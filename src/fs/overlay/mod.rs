@@ -75,7 +75,8 @@ pub struct OverlayOptions {
     pub idle_poll: Duration,
     /// Serve requests through FUSE over io_uring when the kernel offers it (Linux 6.14+ with
     /// `fuse.enable_uring=1`): one worker per CPU, pinned, answering the requests made on
-    /// its CPU (default false: `/dev/fuse` only).
+    /// its CPU (default; false: `/dev/fuse` only). Where the kernel does not offer it, or
+    /// refuses the rings, requests go through `/dev/fuse`.
     pub io_uring: bool,
     /// Descriptor cache capacity (default: min(4096, RLIMIT_NOFILE/4), after raising the soft
     /// limit to the hard one).
@@ -109,7 +110,7 @@ impl Default for OverlayOptions {
             entry_ttl: DEFAULT_CACHE_TIMEOUT,
             page_cache_max: DEFAULT_PAGE_CACHE_MAX,
             idle_poll: DEFAULT_IDLE_POLL,
-            io_uring: false,
+            io_uring: true,
             fd_cache: None,
             default_permissions: root,
             allow_other: root,
@@ -145,6 +146,10 @@ impl OverlayStatus {
     /// Whether passthrough is in use (negotiated and not switched off by a failure).
     pub fn passthrough_active(&self) -> bool {
         self.0.passthrough_active()
+    }
+    /// How requests reach the daemon: `io_uring` or `/dev/fuse`.
+    pub fn transport(&self) -> &'static str {
+        self.0.transport()
     }
     /// Number of opens served with a passthrough backing file so far.
     pub fn passthrough_opens(&self) -> u64 {

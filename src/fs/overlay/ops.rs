@@ -113,17 +113,18 @@ impl OpenIo {
     }
 }
 
-/// One open directory: a stream and the offset it is positioned at.
+/// A directory being listed for one READDIR request: a stream of the lower directory and
+/// the offset it is positioned at.
 struct OpenDir {
     node: u64,
-    stream: Mutex<(rustix::fs::Dir, u64)>,
+    stream: rustix::fs::Dir,
+    pos: u64,
 }
 
 pub struct Inner {
     pub options: OverlayOptions,
     inodes: Mutex<Inodes>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
     next_fh: AtomicU64,
     /// Passthrough negotiated at INIT and not switched off since.
     passthrough: AtomicBool,
@@ -179,6 +180,28 @@ fn attr_of(id: u64, st: &Stat) -> FileAttr {
         gid: st.st_gid,
         rdev: st.st_rdev as u32,
         blksize: st.st_blksize as u32,
+        flags: 0,
+    }
+}
+
+/// The attributes of a negative entry: node id 0, which the kernel reads as "no such name"
+/// (dir.c: fuse_lookup_name) before it looks at anything else.
+fn absent_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
         flags: 0,
     }
 }
@@ -242,7 +265,6 @@ impl Inner {
         Ok(Inner {
             inodes: Mutex::new(Inodes::new(root, st.st_dev, st.st_ino, capacity)),
             files: Mutex::new(HashMap::new()),
-            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
             lower_magic,
@@ -279,6 +301,16 @@ impl Inner {
 
     pub fn passthrough_active(&self) -> bool {
         self.passthrough.load(Ordering::Relaxed)
+    }
+
+    /// How requests reach this daemon: `io_uring` once one has come through a ring (the
+    /// kernel switches a connection to its rings when every CPU's queue is registered,
+    /// dev_uring.c: fuse_uring_do_register), else `/dev/fuse`.
+    pub fn transport(&self) -> &'static str {
+        match self.in_flight.get() {
+            Some(f) if f.ring_requests() > 0 => "io_uring",
+            _ => "/dev/fuse",
+        }
     }
 
     /// A read-only descriptor of node `id`'s lower file and its path from the overlay root,
@@ -517,10 +549,7 @@ impl Inner {
             let unique = req.unique().0;
             let in_flight = self.in_flight.get();
             let releasing = || in_flight.is_some_and(|f| f.any_before(unique));
-            let earlier_releases = match in_flight {
-                Some(f) if !f.exact() => EarlierReleases::Unknown,
-                _ => EarlierReleases::Exact(&releasing),
-            };
+            let earlier_releases: EarlierReleases<'_> = &releasing;
             let ev = OpenEvent {
                 path: &path,
                 flags,
@@ -952,24 +981,41 @@ impl Inner {
         Ok(())
     }
 
+    /// A fresh stream of directory `node`. OPENDIR is answered ENOSYS (see `opendir`), so
+    /// each READDIR opens the lower directory and seeks to the kernel's offset: the lower
+    /// file system's directory offsets (`d_off`, as `telldir` gives them) stay valid across
+    /// opens.
+    fn open_dir(&self, node: u64) -> io::Result<OpenDir> {
+        let fd = self.node_fd(node)?;
+        let dirfd = rustix::fs::openat(
+            &*fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(OpenDir {
+            node,
+            stream: rustix::fs::Dir::new(dirfd)?,
+            pos: 0,
+        })
+    }
+
     fn readdir_inner(
         &self,
-        dir: &OpenDir,
+        dir: &mut OpenDir,
         offset: u64,
         mut add: impl FnMut(&rustix::fs::DirEntry, &[u8], u64) -> bool,
     ) -> io::Result<()> {
-        let mut guard = dir.stream.lock();
-        let (stream, pos) = &mut *guard;
-        if offset != *pos {
+        if offset != dir.pos {
             if offset == 0 {
-                stream.rewind();
+                dir.stream.rewind();
             } else {
-                stream.seek(offset as i64)?;
+                dir.stream.seek(offset as i64)?;
             }
-            *pos = offset;
+            dir.pos = offset;
         }
         let mut first = true;
-        while let Some(entry) = stream.read() {
+        while let Some(entry) = dir.stream.read() {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) if first => return Err(e.into()),
@@ -979,11 +1025,9 @@ impl Inner {
             let name = entry.file_name().to_bytes();
             let next = entry.offset() as u64;
             if add(&entry, name, next) {
-                // Full: the entry just read was not sent; seek back to it next time.
-                *pos = u64::MAX;
                 return Ok(());
             }
-            *pos = next;
+            dir.pos = next;
         }
         Ok(())
     }
@@ -1047,8 +1091,23 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let r = self.0.lookup_child(parent.0, name_bytes(name));
-        self.0.entry_reply(reply, r);
+        let fs = &self.0;
+        match fs.lookup_child(parent.0, name_bytes(name)) {
+            // A name that is not there is cached as such for the entry timeout (a zero node
+            // id with a timeout; dir.c: fuse_lookup_name, fuse_lookup), as it would be for a
+            // name that is: programs probe many absent names (git: MERGE_HEAD, packed-refs,
+            // ...). A create, mkdir or rename through the mount replaces it; O_EXCL, rename
+            // targets and expiry look up afresh (fuse_dentry_revalidate).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !fs.options.entry_ttl.is_zero() => {
+                reply.entry_with_ttls(
+                    &Duration::ZERO,
+                    &fs.options.entry_ttl,
+                    &absent_attr(),
+                    Generation(0),
+                )
+            }
+            r => fs.entry_reply(reply, r),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -1366,49 +1425,29 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let r = (|| {
-            let fd = self.0.node_fd(ino.0)?;
-            let dirfd = rustix::fs::openat(
-                &*fd,
-                ".",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            Ok::<_, io::Error>(rustix::fs::Dir::new(dirfd)?)
-        })();
-        match r {
-            Ok(stream) => {
-                let fh = self.0.next_fh.fetch_add(1, Ordering::Relaxed);
-                self.0.dirs.lock().insert(
-                    fh,
-                    Arc::new(OpenDir {
-                        node: ino.0,
-                        stream: Mutex::new((stream, 0)),
-                    }),
-                );
-                // The kernel may keep directory listings in its page cache: changes made
-                // through this mount invalidate them, and a changed mtime seen on a
-                // revalidation (a change made on the lower side) drops them.
-                reply.opened(
-                    FileHandle(fh),
-                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-                );
-            }
-            Err(e) => reply.error(errno_of(&e)),
-        }
+    /// Directories are not opened: ENOSYS makes the kernel stop sending OPENDIR and
+    /// RELEASEDIR for this mount and open directories itself, with FOPEN_KEEP_CACHE |
+    /// FOPEN_CACHE_DIR (file.c: fuse_file_open, `no_opendir`). Two requests fewer per
+    /// directory opened (`git status` opens every directory of the work tree), and the
+    /// listing stays in the kernel's cache: changes made through this mount invalidate it,
+    /// and a changed mtime seen on a revalidation (a change made on the lower side) drops it
+    /// (readdir.c: fuse_readdir_cached). IMA has no hook on a directory open
+    /// (ima_main.c: process_measurement measures regular files only).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(FuseErrno::ENOSYS);
     }
 
     fn readdir(
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(FuseErrno::EBADF);
+        let mut dir = match self.0.open_dir(ino.0) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno_of(&e)),
         };
         let parent = self
             .0
@@ -1418,9 +1457,10 @@ impl Filesystem for Adapter {
             .get(&ino.0)
             .map(|n| n.parent)
             .unwrap_or(ROOT);
-        let r = self.0.readdir_inner(&dir, offset, |entry, name, next| {
+        let node = dir.node;
+        let r = self.0.readdir_inner(&mut dir, offset, |entry, name, next| {
             let id = match name {
-                b"." => dir.node,
+                b"." => node,
                 b".." => parent,
                 _ => entry.ino(),
             };
@@ -1441,20 +1481,22 @@ impl Filesystem for Adapter {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(FuseErrno::EBADF);
-        };
         let fs = &self.0;
+        let mut dir = match fs.open_dir(ino.0) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno_of(&e)),
+        };
         let dir_fd = match fs.node_fd(ino.0) {
             Ok(fd) => fd,
             Err(e) => return reply.error(errno_of(&e)),
         };
         let ttl = fs.options.attr_ttl;
-        let r = fs.readdir_inner(&dir, offset, |_entry, name, next| {
+        let node = dir.node;
+        let r = fs.readdir_inner(&mut dir, offset, |_entry, name, next| {
             if name == b"." || name == b".." {
                 // The kernel does not link dot entries; attributes are not needed.
                 let st = match sysfd::stat_fd(dir_fd.as_fd()) {
@@ -1462,11 +1504,11 @@ impl Filesystem for Adapter {
                     Err(_) => return false,
                 };
                 return reply.add(
-                    INodeNo(dir.node),
+                    INodeNo(node),
                     next,
                     OsStr::from_bytes(name),
                     &ttl,
-                    &attr_of(dir.node, &st),
+                    &attr_of(node, &st),
                     Generation(0),
                 );
             }
@@ -1496,40 +1538,26 @@ impl Filesystem for Adapter {
         }
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        self.0.dirs.lock().remove(&fh.0);
-        reply.ok();
-    }
-
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let Some(dir) = self.0.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(FuseErrno::EBADF);
-        };
-        let guard = dir.stream.lock();
-        let r = guard.0.fd().and_then(|fd| {
+        let r = self.0.open_dir(ino.0).and_then(|dir| {
+            let fd = dir.stream.fd()?;
             if datasync {
-                rustix::fs::fdatasync(fd)
+                rustix::fs::fdatasync(fd)?;
             } else {
-                rustix::fs::fsync(fd)
+                rustix::fs::fsync(fd)?;
             }
+            Ok(())
         });
         match r {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(FuseErrno::from_i32(e.raw_os_error())),
+            Err(e) => reply.error(errno_of(&e)),
         }
     }
 

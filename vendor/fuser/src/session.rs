@@ -323,8 +323,10 @@ impl<FS: Filesystem> Session<FS> {
             );
         }
         if let (Some(payload), Some(ch)) = (uring_payload, uring_channel) {
-            in_flight.serving_io_uring();
-            let queues = crate::uring::spawn_queues(payload, |qid| {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&ch.as_fd());
+            let queues = crate::uring::spawn_queues(fd, payload, |qid| {
+                // Called once every ring is made, before any queue is registered.
+                in_flight.serving_io_uring();
                 Ok(SessionEventLoop {
                     thread_name: format!("fuser-uring-{qid}"),
                     filesystem: filesystem.clone(),
@@ -332,7 +334,7 @@ impl<FS: Filesystem> Session<FS> {
                     allowed,
                     session_owner,
                     idle_poll: IdlePoll::new(std::time::Duration::ZERO, turns.clone()),
-                    in_flight: None,
+                    in_flight: Some(in_flight.clone()),
                 })
             })?;
             threads.extend(queues);
@@ -463,6 +465,7 @@ impl<FS: Filesystem> Session<FS> {
 
             if self.config.io_uring
                 && init.capabilities().contains(InitFlags::FUSE_OVER_IO_URING)
+                && crate::uring::available()
                 && config.add_capabilities(InitFlags::FUSE_OVER_IO_URING).is_ok()
             {
                 // Every ring entry holds a payload buffer of max_write: keep it modest.
@@ -566,7 +569,7 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
     pub(crate) allowed: SessionACL,
     pub(crate) session_owner: Uid,
     pub(crate) idle_poll: IdlePoll,
-    /// Where this worker records the releases it is handling (`/dev/fuse` workers only).
+    /// Where this worker notes the requests it reads and the releases it is handling.
     pub(crate) in_flight: Option<Arc<InFlight>>,
 }
 
@@ -585,18 +588,15 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 Ok(size) => Ok(RequestWithSender::new(self.ch.sender(), &buf[..size])),
                 Err(e) => Err(e),
             };
-            // A release is noted before the turn passes, so a request read after it finds
-            // it here until it is handled (see in_flight.rs).
-            let release = match &parsed {
-                Ok(Some(req)) => self
-                    .in_flight
-                    .as_ref()
-                    .filter(|_| req.request.is_release())
-                    .map(|f| (f.clone(), req.request.unique().0)),
-                _ => None,
-            };
-            if let Some((f, unique)) = &release {
-                f.begin(*unique);
+            // A request is noted before the turn passes, so a request read after a release
+            // finds it here until it is handled (see in_flight.rs).
+            let mut release = None;
+            if let (Ok(Some(req)), Some(f)) = (&parsed, &self.in_flight) {
+                let unique = req.request.unique().0;
+                f.received(unique, req.request.is_release(), false);
+                if req.request.is_release() {
+                    release = Some((f.clone(), unique));
+                }
             }
             self.idle_poll.after_read();
             match parsed {

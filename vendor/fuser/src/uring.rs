@@ -45,6 +45,7 @@ const OP_IN_OUT_SZ: usize = 128;
 /// `struct fuse_in_header` / `struct fuse_out_header`.
 const IN_HEADER_SZ: usize = 40;
 const OUT_HEADER_SZ: usize = 16;
+const FUSE_RELEASE: u32 = crate::ll::fuse_abi::fuse_opcode::FUSE_RELEASE as u32;
 /// `FUSE_MIN_READ_BUFFER`.
 const MIN_PAYLOAD: usize = 8192;
 /// Ring entries per queue: requests of one CPU in flight at once.
@@ -154,6 +155,14 @@ impl Entry {
         }
     }
 
+    /// The request's number and opcode (`struct fuse_in_header`: len, opcode, unique).
+    fn unique_and_opcode(&self) -> (u64, u32) {
+        let h = &self.header.in_out;
+        let opcode = u32::from_ne_bytes(h[4..8].try_into().unwrap_or_default());
+        let unique = u64::from_ne_bytes(h[8..16].try_into().unwrap_or_default());
+        (unique, opcode)
+    }
+
     /// The request in `/dev/fuse` layout: `fuse_in_header`, the operation's header (the
     /// kernel's first argument, in `op_in`), then the payload.
     fn request(&self) -> Result<Vec<u8>, String> {
@@ -233,24 +242,49 @@ fn pin_to(cpu: usize) {
     }
 }
 
-/// Serve queue `qid` until the connection ends.
-pub(crate) fn serve_queue<FS: Filesystem>(
+type Ring = IoUring<squeue::Entry128, cqueue::Entry>;
+
+fn new_ring() -> io::Result<Ring> {
+    IoUring::builder().build((QUEUE_DEPTH * 2) as u32)
+}
+
+/// Whether this process can make rings: io_uring may be off (`kernel.io_uring_disabled`) or
+/// refused by a seccomp profile (container runtimes' defaults). Asked before INIT requests
+/// FUSE over io_uring, because once the kernel grants it, every request waits until each
+/// CPU's queue is registered (dev.c: `fuse_block_alloc`, `fuse_uring_ready`).
+pub(crate) fn available() -> bool {
+    match new_ring() {
+        Ok(_) => true,
+        Err(e) => {
+            info!("no io_uring here ({e}): requests go through /dev/fuse");
+            false
+        }
+    }
+}
+
+/// Make the kernel drop FUSE over io_uring for the connection on `fd`: a register it
+/// refuses (a queue id past its last) clears the connection's io_uring and wakes the
+/// requests waiting for the rings, which then go through `/dev/fuse` (dev_uring.c:
+/// `fuse_uring_cmd`, `fuse_uring_register`).
+fn give_up(ring: &mut Ring, fd: i32) -> io::Result<()> {
+    let sqe = command(fd, CMD_REGISTER, u16::MAX, 0, None).user_data(u64::MAX);
+    // SAFETY: the command names no buffer (the kernel refuses the queue id first).
+    unsafe { ring.submission().push(&sqe) }.map_err(io::Error::other)?;
+    ring.submit_and_wait(1)?;
+    let res = ring.completion().next().map(|c| c.result());
+    info!("uring: the kernel switched the connection back to /dev/fuse ({res:?})");
+    Ok(())
+}
+
+/// Serve queue `qid` with `ring` until the connection ends.
+fn serve_queue<FS: Filesystem>(
     qid: u16,
+    mut ring: Ring,
     se: SessionEventLoop<FS>,
     payload_size: usize,
 ) -> io::Result<()> {
     pin_to(qid as usize);
     let fd = se.ch.as_fd().as_raw_fd();
-    let mut ring: IoUring<squeue::Entry128, cqueue::Entry> =
-        match IoUring::builder().build((QUEUE_DEPTH * 2) as u32) {
-            Ok(ring) => ring,
-            Err(e) => {
-                // io_uring disabled (kernel.io_uring_disabled, seccomp): the kernel never
-                // sees this queue registered and keeps using /dev/fuse.
-                warn!("uring queue {qid}: no io_uring ({e}); requests go through /dev/fuse");
-                return Ok(());
-            }
-        };
     // The kernel keeps pointers to these buffers for as long as the connection lives, and
     // may copy a request into one in this thread's context until the thread is gone: they
     // are never freed (QUEUE_DEPTH payloads per CPU, once per mount).
@@ -278,10 +312,22 @@ pub(crate) fn serve_queue<FS: Filesystem>(
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(e),
         }
-        let done: Vec<(usize, i32)> = ring
+        let mut done: Vec<(usize, i32)> = ring
             .completion()
             .map(|c| (c.user_data() as usize, c.result()))
             .collect();
+        // Every request of the batch is noted before any is handled, and they are handled
+        // in the kernel's order: an open waiting for an earlier release (in_flight.rs) never
+        // waits for one this worker has read and not yet handled.
+        let numbered = |i: usize| entries.get(i).map(|e| e.unique_and_opcode());
+        done.sort_by_key(|&(i, res)| (res < 0, numbered(i).map(|(u, _)| u)));
+        if let Some(f) = &se.in_flight {
+            for &(i, res) in &done {
+                if let (true, Some((unique, opcode))) = (res >= 0, numbered(i)) {
+                    f.received(unique, opcode == FUSE_RELEASE, true);
+                }
+            }
+        }
         for (i, res) in done {
             if res < 0 {
                 let err = io::Error::from_raw_os_error(-res);
@@ -324,10 +370,14 @@ pub(crate) fn serve_queue<FS: Filesystem>(
                 continue;
             };
             let commit_id = e.header.commit_id;
+            let (unique, opcode) = e.unique_and_opcode();
             match e.request() {
                 Ok(buf) => match RequestWithSender::new_ring(reply_to.clone(), &buf) {
                     Some(req) => {
                         req.dispatch(&se);
+                        if let (Some(f), FUSE_RELEASE) = (&se.in_flight, opcode) {
+                            f.end(unique);
+                        }
                         let reply = slot.take();
                         if let Err(why) = e.set_reply(&reply) {
                             error!("uring queue {qid}: cannot commit {why}");
@@ -348,19 +398,42 @@ pub(crate) fn serve_queue<FS: Filesystem>(
     }
 }
 
-/// Start one worker per queue; `make_loop` gives each its event-loop state.
+/// Start one worker per queue; `make_loop` gives each its event-loop state. Every ring is
+/// made first: if one cannot be, no queue is registered and the kernel is told to serve the
+/// connection through `/dev/fuse` (it would otherwise hold every request until all queues
+/// are registered).
 pub(crate) fn spawn_queues<FS: Filesystem>(
+    fd: i32,
     payload_size: usize,
     mut make_loop: impl FnMut(u16) -> io::Result<SessionEventLoop<FS>>,
 ) -> io::Result<Vec<std::thread::JoinHandle<io::Result<()>>>> {
+    let cpus = possible_cpus()?;
+    let mut rings = Vec::with_capacity(cpus);
+    for qid in 0..cpus {
+        match new_ring() {
+            Ok(ring) => rings.push(ring),
+            Err(e) => {
+                warn!("uring queue {qid}: no io_uring ({e}); requests go through /dev/fuse");
+                match rings.first_mut() {
+                    Some(ring) => give_up(ring, fd)?,
+                    None => {
+                        // Not one ring: the probe before INIT passed moments ago, so this is
+                        // a transient failure; retry once, or the connection stays blocked.
+                        give_up(&mut new_ring()?, fd)?;
+                    }
+                }
+                return Ok(Vec::new());
+            }
+        }
+    }
     let mut threads = Vec::new();
-    for qid in 0..possible_cpus()? {
+    for (qid, ring) in rings.into_iter().enumerate() {
         let qid = u16::try_from(qid).map_err(io::Error::other)?;
         let se = make_loop(qid)?;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("fuser-uring-{qid}"))
-                .spawn(move || serve_queue(qid, se, payload_size))?,
+                .spawn(move || serve_queue(qid, ring, se, payload_size))?,
         );
     }
     Ok(threads)
