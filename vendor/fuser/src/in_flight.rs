@@ -122,12 +122,6 @@ impl InFlight {
         self.io_uring.store(true, Ordering::SeqCst);
     }
 
-    /// Whether [`InFlight::any_before`] answers for every release queued before a request.
-    /// True for both transports; kept for callers that report it.
-    pub fn exact(&self) -> bool {
-        true
-    }
-
     /// Whether requests have come through io_uring queues (the kernel serves this session
     /// over io_uring, not `/dev/fuse`).
     pub fn ring_requests(&self) -> u64 {

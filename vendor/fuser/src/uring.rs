@@ -375,9 +375,6 @@ fn serve_queue<FS: Filesystem>(
                 Ok(buf) => match RequestWithSender::new_ring(reply_to.clone(), &buf) {
                     Some(req) => {
                         req.dispatch(&se);
-                        if let (Some(f), FUSE_RELEASE) = (&se.in_flight, opcode) {
-                            f.end(unique);
-                        }
                         let reply = slot.take();
                         if let Err(why) = e.set_reply(&reply) {
                             error!("uring queue {qid}: cannot commit {why}");
@@ -390,6 +387,10 @@ fn serve_queue<FS: Filesystem>(
                     error!("uring queue {qid}: malformed request: {why}");
                     e.set_error(libc::EIO);
                 }
+            }
+            // Handled, or answered EIO: either way no longer in flight.
+            if let (Some(f), FUSE_RELEASE) = (&se.in_flight, opcode) {
+                f.end(unique);
             }
             let sqe = command(fd, CMD_COMMIT_AND_FETCH, qid, commit_id, None).user_data(i as u64);
             // SAFETY: as for the register commands: the buffers are never freed.
@@ -429,12 +430,20 @@ pub(crate) fn spawn_queues<FS: Filesystem>(
     let mut threads = Vec::new();
     for (qid, ring) in rings.into_iter().enumerate() {
         let qid = u16::try_from(qid).map_err(io::Error::other)?;
-        let se = make_loop(qid)?;
-        threads.push(
+        let spawned = make_loop(qid).and_then(|se| {
             std::thread::Builder::new()
                 .name(format!("fuser-uring-{qid}"))
-                .spawn(move || serve_queue(qid, ring, se, payload_size))?,
-        );
+                .spawn(move || serve_queue(qid, ring, se, payload_size))
+        });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                // The queues started so far cannot make the ring ready without this one.
+                warn!("uring queue {qid}: {e}; requests go through /dev/fuse");
+                give_up(&mut new_ring()?, fd)?;
+                break;
+            }
+        }
     }
     Ok(threads)
 }
