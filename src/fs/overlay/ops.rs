@@ -113,12 +113,11 @@ impl OpenIo {
     }
 }
 
-/// A directory being listed for one READDIR request: a stream of the lower directory and
-/// the offset it is positioned at.
+/// A directory being listed for one READDIR request: its node and a fresh stream of the
+/// lower directory.
 struct OpenDir {
     node: u64,
     stream: rustix::fs::Dir,
-    pos: u64,
 }
 
 pub struct Inner {
@@ -996,7 +995,6 @@ impl Inner {
         Ok(OpenDir {
             node,
             stream: rustix::fs::Dir::new(dirfd)?,
-            pos: 0,
         })
     }
 
@@ -1006,13 +1004,9 @@ impl Inner {
         offset: u64,
         mut add: impl FnMut(&rustix::fs::DirEntry, &[u8], u64) -> bool,
     ) -> io::Result<()> {
-        if offset != dir.pos {
-            if offset == 0 {
-                dir.stream.rewind();
-            } else {
-                dir.stream.seek(offset as i64)?;
-            }
-            dir.pos = offset;
+        // A fresh stream starts at 0.
+        if offset != 0 {
+            dir.stream.seek(offset as i64)?;
         }
         let mut first = true;
         while let Some(entry) = dir.stream.read() {
@@ -1027,7 +1021,6 @@ impl Inner {
             if add(&entry, name, next) {
                 return Ok(());
             }
-            dir.pos = next;
         }
         Ok(())
     }
