@@ -432,11 +432,21 @@ fn a_tpm_that_goes_away_is_audited_and_the_list_goes_on() {
     drop(tpm);
     writeln!(events, "read /etc/hostname").unwrap();
     wait_for(" /etc/hostname\n");
-    let log = std::fs::read_to_string(&audit).unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.contains("name=\"/etc/hostname\"") && l.contains("INTEGRITY_PCR"))
-        .unwrap_or_else(|| panic!("{log}"));
+    // The record is in the list before the failed extend is audited (ima_queue.c:
+    // ima_add_template_entry adds, then extends, then audits the TPM error): wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let log = std::fs::read_to_string(&audit).unwrap_or_default();
+        let found = log
+            .lines()
+            .find(|l| l.contains("name=\"/etc/hostname\"") && l.contains("INTEGRITY_PCR"))
+            .map(str::to_owned);
+        match found {
+            Some(line) => break line,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            None => panic!("no INTEGRITY_PCR record for /etc/hostname in the audit log:\n{log}"),
+        }
+    };
     assert!(line.contains("cause=TPM_error("), "{line}");
     assert!(line.contains("res=1"), "{line}");
     // Every record is in the list and counted (the emulated banks stay authoritative).
