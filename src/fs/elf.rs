@@ -13,9 +13,9 @@ use std::os::unix::fs::FileExt;
 
 /// The kernel's limit on `PT_INTERP` (fs/binfmt_elf.c: `p_filesz > PATH_MAX`).
 const PATH_MAX: u64 = 4096;
-const PT_INTERP: u32 = 3;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
+const PT_INTERP: u64 = 3;
+const ET_EXEC: u64 = 2;
+const ET_DYN: u64 = 3;
 
 /// The loader the kernel picks for a file (`search_binary_handler`), as far as it matters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,61 +71,45 @@ fn elf(read_at: &ReadAt<'_>, head: &[u8]) -> Option<ExecFormat> {
         2 => false,
         _ => return None,
     };
-    let u16_at = |b: &[u8], o: usize| -> Option<u16> {
-        let v: [u8; 2] = b.get(o..o + 2)?.try_into().ok()?;
+    // An unsigned field of `width` bytes at offset `o`, in the file's byte order.
+    let uint = |b: &[u8], o: usize, width: usize| -> Option<u64> {
+        let bytes = b.get(o..o.checked_add(width)?)?;
+        let push = |v: u64, &x: &u8| v << 8 | u64::from(x);
         Some(if little {
-            u16::from_le_bytes(v)
+            bytes.iter().rev().fold(0, push)
         } else {
-            u16::from_be_bytes(v)
+            bytes.iter().fold(0, push)
         })
     };
-    let u32_at = |b: &[u8], o: usize| -> Option<u32> {
-        let v: [u8; 4] = b.get(o..o + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        })
-    };
-    let u64_at = |b: &[u8], o: usize| -> Option<u64> {
-        let v: [u8; 8] = b.get(o..o + 8)?.try_into().ok()?;
-        Some(if little {
-            u64::from_le_bytes(v)
-        } else {
-            u64::from_be_bytes(v)
-        })
-    };
-    let e_type = u16_at(head, 16)?;
+    let e_type = uint(head, 16, 2)?;
     if e_type != ET_EXEC && e_type != ET_DYN {
         return None;
     }
+    // e_phoff, e_phentsize, e_phnum (Elf64_Ehdr / Elf32_Ehdr).
     let (phoff, phentsize, phnum) = if class64 {
-        (u64_at(head, 32)?, u16_at(head, 54)?, u16_at(head, 56)?)
+        (uint(head, 32, 8)?, uint(head, 54, 2)?, uint(head, 56, 2)?)
     } else {
-        (
-            u64::from(u32_at(head, 28)?),
-            u16_at(head, 42)?,
-            u16_at(head, 44)?,
-        )
+        (uint(head, 28, 4)?, uint(head, 42, 2)?, uint(head, 44, 2)?)
     };
-    let entsize = usize::from(phentsize);
+    let (entsize, phnum) = (phentsize as usize, phnum as usize);
     let want = if class64 { 56 } else { 32 };
     // `elf_read_phdrs`: the entry size must be the ELF class's, the table at most 64 KiB.
-    if entsize != want || phnum == 0 || entsize * usize::from(phnum) > 65536 {
+    if entsize != want || phnum == 0 || entsize * phnum > 65536 {
         return None;
     }
-    let mut table = vec![0u8; entsize * usize::from(phnum)];
+    let mut table = vec![0u8; entsize * phnum];
     if read_at(&mut table, phoff) != table.len() {
         return None;
     }
     for ph in table.chunks_exact(entsize) {
-        if u32_at(ph, 0)? != PT_INTERP {
+        if uint(ph, 0, 4)? != PT_INTERP {
             continue;
         }
+        // p_offset, p_filesz (Elf64_Phdr / Elf32_Phdr).
         let (offset, filesz) = if class64 {
-            (u64_at(ph, 8)?, u64_at(ph, 32)?)
+            (uint(ph, 8, 8)?, uint(ph, 32, 8)?)
         } else {
-            (u64::from(u32_at(ph, 4)?), u64::from(u32_at(ph, 16)?))
+            (uint(ph, 4, 4)?, uint(ph, 16, 4)?)
         };
         // `load_elf_binary`: 2 <= p_filesz <= PATH_MAX, NUL-terminated.
         if !(2..=PATH_MAX).contains(&filesz) {
@@ -162,5 +146,52 @@ mod tests {
         let mut junk = tempfile::NamedTempFile::new().expect("temp");
         junk.write_all(b"\x7fELF\x02\x01garbage").expect("write");
         assert_eq!(probe(junk.as_file()), ExecFormat::Other);
+    }
+
+    /// A big-endian ELF of class 32 or 64 whose PT_INTERP names `interp`, laid out as
+    /// Elf32_Ehdr/Elf64_Ehdr and one program header (uapi elf.h).
+    fn big_endian_elf(class64: bool, interp: &[u8]) -> Vec<u8> {
+        let (ehsize, phentsize) = if class64 { (64, 56) } else { (52, 32) };
+        let interp_at = ehsize + phentsize;
+        let mut f = vec![0u8; interp_at];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = if class64 { 2 } else { 1 };
+        f[5] = 2; // ELFDATA2MSB
+        f[6] = 1;
+        f[16..18].copy_from_slice(&3u16.to_be_bytes()); // ET_DYN
+        let ph = ehsize;
+        let filesz = interp.len() + 1;
+        if class64 {
+            f[32..40].copy_from_slice(&(ehsize as u64).to_be_bytes());
+            f[54..56].copy_from_slice(&(phentsize as u16).to_be_bytes());
+            f[56..58].copy_from_slice(&1u16.to_be_bytes());
+            f[ph..ph + 4].copy_from_slice(&3u32.to_be_bytes());
+            f[ph + 8..ph + 16].copy_from_slice(&(interp_at as u64).to_be_bytes());
+            f[ph + 32..ph + 40].copy_from_slice(&(filesz as u64).to_be_bytes());
+        } else {
+            f[28..32].copy_from_slice(&(ehsize as u32).to_be_bytes());
+            f[42..44].copy_from_slice(&(phentsize as u16).to_be_bytes());
+            f[44..46].copy_from_slice(&1u16.to_be_bytes());
+            f[ph..ph + 4].copy_from_slice(&3u32.to_be_bytes());
+            f[ph + 4..ph + 8].copy_from_slice(&(interp_at as u32).to_be_bytes());
+            f[ph + 16..ph + 20].copy_from_slice(&(filesz as u32).to_be_bytes());
+        }
+        f.extend_from_slice(interp);
+        f.push(0);
+        f
+    }
+
+    #[test]
+    fn big_endian_and_32_bit_headers_name_their_interpreter() {
+        for class64 in [false, true] {
+            let elf = big_endian_elf(class64, b"/lib/ld.so.1");
+            assert_eq!(
+                probe_bytes(&elf),
+                ExecFormat::Elf {
+                    interp: Some(b"/lib/ld.so.1".to_vec())
+                },
+                "class64 {class64}"
+            );
+        }
     }
 }
