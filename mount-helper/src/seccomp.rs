@@ -657,27 +657,38 @@ pub enum NoListener {
     Failed(String),
 }
 
-/// The daemon's side of [`send_listener`]: the listener, or why the container has none; an
-/// error also when the container ended before it got there.
-pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, NoListener> {
+/// One message on `socket`: its text (at most `max` bytes) and the first descriptor it
+/// carried (SCM_RIGHTS; any others are closed). `what` names the message in errors.
+fn receive_text_and_fd(
+    socket: BorrowedFd<'_>,
+    max: usize,
+    what: &str,
+) -> Result<(String, Option<OwnedFd>), NoListener> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut buf = [0u8; 512];
+    let mut buf = vec![0u8; max];
     let received = rustix::net::recvmsg(
         socket,
         &mut [io::IoSliceMut::new(&mut buf)],
         &mut control,
         RecvFlags::CMSG_CLOEXEC,
     )
-    .map_err(|e| NoListener::Failed(format!("receiving the seccomp listener: {e}")))?;
+    .map_err(|e| NoListener::Failed(format!("receiving {what}: {e}")))?;
     let text = String::from_utf8_lossy(&buf[..received.bytes]).into_owned();
     let mut fd = None;
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = message {
-            fd = fds.into_iter().next();
+            fd = fd.or(fds.into_iter().next());
         }
     }
+    Ok((text, fd))
+}
+
+/// The daemon's side of [`send_listener`]: the listener, or why the container has none; an
+/// error also when the container ended before it got there.
+pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, NoListener> {
+    let (text, fd) = receive_text_and_fd(socket, 512, "the seccomp listener")?;
     match (fd, text.as_str()) {
         (Some(fd), "ok") => Ok(Listener::new(fd)),
         (_, "busy") => Err(NoListener::Outer),
@@ -693,24 +704,7 @@ pub fn receive_listener(socket: BorrowedFd<'_>) -> Result<Listener, NoListener> 
 /// listener as SCM_RIGHTS; libcontainer/seccomp: `sendContainerProcessState`). Returns the
 /// listener and the state text.
 pub fn receive_runtime_listener(socket: BorrowedFd<'_>) -> Result<(Listener, String), NoListener> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut buf = vec![0u8; 1 << 16];
-    let received = rustix::net::recvmsg(
-        socket,
-        &mut [io::IoSliceMut::new(&mut buf)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .map_err(|e| NoListener::Failed(format!("receiving the runtime's seccomp listener: {e}")))?;
-    let state = String::from_utf8_lossy(&buf[..received.bytes]).into_owned();
-    let mut fd = None;
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = message {
-            fd = fd.or(fds.into_iter().next());
-        }
-    }
+    let (state, fd) = receive_text_and_fd(socket, 1 << 16, "the runtime's seccomp listener")?;
     match fd {
         Some(fd) => Ok((Listener::new(fd), state)),
         None => Err(NoListener::Failed(
