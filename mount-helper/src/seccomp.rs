@@ -760,6 +760,32 @@ mod tests {
         assert!(merge_into_oci_profile(Some(&none), "/s").is_none());
     }
 
+    /// Linux's version as (major, minor), from uname.
+    fn kernel_version() -> (u32, u32) {
+        let uname = rustix::system::uname();
+        let release = uname.release().to_string_lossy().into_owned();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (next(), next())
+    }
+
+    #[test]
+    fn listeners_take_synchronous_wake_ups() {
+        if kernel_version() < (6, 6) {
+            eprintln!("skipped: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP needs Linux 6.6+");
+            return;
+        }
+        // A thread of its own: the filter and no_new_privs stay with it.
+        let fd = std::thread::spawn(|| {
+            rustix::thread::set_no_new_privs(true).expect("no_new_privs");
+            install()
+        })
+        .join()
+        .expect("thread")
+        .expect("install the filter");
+        sys::seccomp_notif_sync_wake_up(fd.as_fd()).expect("SECCOMP_IOCTL_NOTIF_SET_FLAGS");
+    }
+
     #[test]
     fn every_jump_stays_inside_the_program() {
         let prog = program();

@@ -127,22 +127,28 @@ pub fn seccomp_install_listener(program: &[libc::sock_filter]) -> io::Result<Own
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// A seccomp listener ioctl whose argument points at `arg`, read or written in place.
+/// Callers pass the request's own argument type (include/uapi/linux/seccomp.h).
+fn listener_ioctl<T>(
+    listener: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    arg: &mut T,
+) -> io::Result<()> {
+    // SAFETY: `arg` is a live, exclusively borrowed value of the type `request` reads or
+    // writes (one struct or u64, no further), per the callers below.
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), request, arg as *mut T) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `SECCOMP_IOCTL_NOTIF_RECV`: wait for the next notification of `listener`.
 pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> {
     // SAFETY: seccomp_notif is plain data for which all-zero is valid; the kernel requires
     // the buffer zeroed.
     let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-    // SAFETY: the ioctl writes one seccomp_notif into the buffer we own.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_RECV,
-            &mut notif as *mut libc::seccomp_notif,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    listener_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif)?;
     Ok(notif)
 }
 
@@ -164,48 +170,31 @@ pub fn seccomp_notif_send(
             0
         },
     };
-    // SAFETY: the ioctl reads one seccomp_notif_resp from the buffer we own.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            &mut resp as *mut libc::seccomp_notif_resp,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    listener_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp)
 }
 
 /// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether the task of notification `id` is still waiting
 /// for the answer (so what was read of it belongs to that call).
 pub fn seccomp_notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
-    // SAFETY: the ioctl reads one u64 from a variable we own.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
-            &id as *const u64,
-        )
-    };
-    r == 0
+    let mut id = id;
+    listener_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id).is_ok()
 }
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6+):
 /// the kernel wakes the receiver, and later the task, on the current CPU
 /// (kernel/seccomp.c: `seccomp_do_user_notification`, `seccomp_notify_send`), so a call's
-/// round trip is two switches on one CPU instead of two cross-CPU wake-ups.
+/// round trip is two switches on one CPU instead of two cross-CPU wake-ups. The flags are
+/// the ioctl's argument itself, not a pointer to them (`seccomp_notify_set_flags(filter,
+/// arg)`).
 pub fn seccomp_notif_sync_wake_up(listener: BorrowedFd<'_>) -> io::Result<()> {
     /// include/uapi/linux/seccomp.h
-    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
-    let flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
-    // SAFETY: the ioctl reads one u64 from a variable we own.
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+    // SAFETY: the argument is a plain integer; the kernel reads nothing through it.
     let r = unsafe {
         libc::ioctl(
             listener.as_raw_fd(),
             libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-            &flags as *const u64,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
         )
     };
     if r < 0 {
