@@ -307,7 +307,7 @@ impl Inner {
     /// dev_uring.c: fuse_uring_do_register), else `/dev/fuse`.
     pub fn transport(&self) -> &'static str {
         match self.in_flight.get() {
-            Some(f) if f.ring_requests() > 0 => "io_uring",
+            Some(f) if f.ring_served() => "io_uring",
             _ => "/dev/fuse",
         }
     }

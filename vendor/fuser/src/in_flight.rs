@@ -25,7 +25,7 @@
 //!   [`GAP_SKIP`].
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,8 @@ pub struct InFlight {
     state: Mutex<State>,
     /// The session also serves requests from io_uring queues.
     io_uring: AtomicBool,
-    /// Requests read from io_uring queues so far.
-    ring_requests: AtomicU64,
+    /// A request has been read from an io_uring queue.
+    ring_served: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -124,15 +124,16 @@ impl InFlight {
 
     /// Whether requests have come through io_uring queues (the kernel serves this session
     /// over io_uring, not `/dev/fuse`).
-    pub fn ring_requests(&self) -> u64 {
-        self.ring_requests.load(Ordering::Relaxed)
+    pub fn ring_served(&self) -> bool {
+        self.ring_served.load(Ordering::Relaxed)
     }
 
     /// A request was read (from a ring when `from_ring`, else `/dev/fuse`): noted before it
     /// is handled, and for `/dev/fuse` before the worker passes its turn to read.
     pub(crate) fn received(&self, unique: u64, release: bool, from_ring: bool) {
-        if from_ring {
-            self.ring_requests.fetch_add(1, Ordering::Relaxed);
+        // Written once: the workers of every CPU read it without contending for the line.
+        if from_ring && !self.ring_served.load(Ordering::Relaxed) {
+            self.ring_served.store(true, Ordering::Relaxed);
         }
         let ring = self.io_uring.load(Ordering::Relaxed);
         // Interrupts carry their request's number with the low bit set.
